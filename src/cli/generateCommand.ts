@@ -1,0 +1,99 @@
+import { readFileSync } from "node:fs";
+import { LlamaCppTarget } from "../backends/llamaCpp.js";
+import { speculativeStream, type GenerationResult } from "../decode/speculativeDecode.js";
+import type { GenerationStats } from "../decode/stats.js";
+import { SpecdecError } from "../errors.js";
+import { createDrafter, parseMethod } from "../methods.js";
+
+export interface GenerateCliOptions {
+  model: string;
+  draftModel?: string;
+  method?: string;
+  prompt?: string;
+  promptFile?: string;
+  maxTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  seed: number;
+  draftMax: number;
+  ngramMax: number;
+  ngramMin: number;
+  contextSize?: number;
+  threads: number;
+  stop?: string[];
+  json?: boolean;
+}
+
+export async function runGenerate(o: GenerateCliOptions): Promise<void> {
+  const method = parseMethod(o.method ?? (o.draftModel ? "draft" : "prompt-lookup"));
+  if (o.draftModel && method !== "draft") throw new SpecdecError(`--draft-model is only used by --method draft (got --method ${method})`);
+  if (o.ngramMin > o.ngramMax) throw new SpecdecError(`--ngram-min ${o.ngramMin} is larger than --ngram-max ${o.ngramMax}`);
+  const prompt = readPrompt(o);
+
+  const target = await LlamaCppTarget.load(o.model, { contextSize: o.contextSize, threads: o.threads });
+  const drafter = await createDrafter({
+    method,
+    targetPath: o.model,
+    draftModelPath: o.draftModel,
+    draftBackend: { contextSize: o.contextSize, threads: o.threads },
+    promptLookup: { maxNgram: o.ngramMax, minNgram: o.ngramMin },
+  });
+
+  // Ctrl-C ends the generation cleanly: what was produced is printed with its statistics.
+  const abort = new AbortController();
+  const onSigint = () => abort.abort();
+  process.once("SIGINT", onSigint);
+  try {
+    const stream = speculativeStream(target, drafter, {
+      prompt,
+      maxTokens: o.maxTokens,
+      draftMax: o.draftMax,
+      sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP, seed: o.seed },
+      stop: o.stop,
+      signal: abort.signal,
+    });
+    let result: GenerationResult;
+    while (true) {
+      const r = await stream.next();
+      if (r.done) {
+        result = r.value;
+        break;
+      }
+      if (!o.json && r.value.text) process.stdout.write(r.value.text);
+    }
+    if (o.json) {
+      process.stdout.write(JSON.stringify({ method, text: result.text, tokens: result.tokens, stopReason: result.stopReason, stats: result.stats }) + "\n");
+    } else {
+      process.stdout.write("\n");
+      process.stderr.write(summaryLine(method, result.stats, result.stopReason) + "\n");
+    }
+  } finally {
+    process.off("SIGINT", onSigint);
+    await drafter.dispose?.();
+    await target.dispose();
+  }
+}
+
+function readPrompt(o: GenerateCliOptions): string {
+  if (o.prompt !== undefined && o.promptFile !== undefined) throw new SpecdecError("give either --prompt or --prompt-file, not both");
+  if (o.prompt !== undefined) return o.prompt;
+  if (o.promptFile === undefined) throw new SpecdecError("no prompt: give --prompt TEXT or --prompt-file FILE");
+  try {
+    return readFileSync(o.promptFile, "utf8");
+  } catch (e) {
+    throw new SpecdecError(`cannot read prompt file ${o.promptFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+export function summaryLine(method: string, s: GenerationStats, stopReason: string): string {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const byPos = s.acceptanceByPosition.slice(0, 8).map((p) => pct(p.rate)).join(" ");
+  const draftShare = s.decodeMs > 0 ? s.draftMs / s.decodeMs : 0;
+  return (
+    `[specdec] method=${method} tokens=${s.generatedTokens} target-calls=${s.targetCalls} tau=${s.tau.toFixed(3)} ` +
+    `drafted=${s.draftedTokens} accepted=${s.acceptedTokens} (${pct(s.acceptanceRate)}; by position ${byPos || "-"}) ` +
+    `${s.tokensPerSecond.toFixed(1)} tok/s, time draft ${pct(draftShare)} / verify ${pct(1 - draftShare)}, prefill ${s.prefillMs.toFixed(1)} ms, stop=${stopReason}`
+  );
+}

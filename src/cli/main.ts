@@ -1,0 +1,50 @@
+import { Command, Option } from "commander";
+import { DEFAULT_DRAFT_MAX, DEFAULT_MAX_TOKENS } from "../decode/speculativeDecode.js";
+import { SpecdecError } from "../errors.js";
+import { METHODS } from "../methods.js";
+import { runGenerate } from "./generateCommand.js";
+import { collect, integer, real } from "./options.js";
+
+function program(): Command {
+  const cli = new Command("specdec")
+    .description("Speculative decoding for GGUF models: the same output as plain decoding, in fewer target passes.")
+    .configureOutput({ outputError: (s, write) => write(s.startsWith("error:") ? `specdec: ${s}` : s) });
+
+  cli
+    .command("generate")
+    .description("generate text from a prompt, drafting guesses and verifying them losslessly")
+    .requiredOption("--model <file>", "target model (GGUF)")
+    .option("--draft-model <file>", "helper model for --method draft (same vocabulary as the target)")
+    .addOption(new Option("--method <name>", "how guesses are made; default: draft with --draft-model, else prompt-lookup").choices(METHODS))
+    .option("--prompt <text>", "the prompt")
+    .option("--prompt-file <file>", "read the prompt from a file")
+    .option("--max-tokens <n>", "most tokens to generate", integer(1, 1_000_000), DEFAULT_MAX_TOKENS)
+    .option("--temperature <t>", "0 = greedy (identical tokens to plain decoding); > 0 samples (identical distribution)", real(0, 100), 0)
+    .option("--top-k <k>", "keep the k most probable tokens (0 = off)", integer(0), 0)
+    .option("--top-p <p>", "nucleus sampling mass (1 = off)", real(0, 1, { minExclusive: true }), 1)
+    .option("--min-p <p>", "drop tokens below p × the top probability (0 = off)", real(0, 0.999999), 0)
+    .option("--seed <s>", "random seed for sampling and for the blind drafter", integer(0, 2 ** 32 - 1), 0)
+    .option("--draft-max <k>", "most tokens drafted per step", integer(0, 256), DEFAULT_DRAFT_MAX)
+    .option("--ngram-max <n>", "prompt lookup: longest n-gram matched", integer(1, 64), 3)
+    .option("--ngram-min <n>", "prompt lookup: shortest n-gram matched", integer(1, 64), 1)
+    .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
+    .option("--threads <n>", "CPU threads for llama.cpp (1 is fastest for small models on small machines)", integer(1, 1024), 1)
+    .option("--stop <text>", "stop before this string (repeatable)", collect)
+    .option("--json", "print one JSON object {text, tokens, stats} instead of streaming text")
+    .action(runGenerate);
+  return cli;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let code = 0;
+  try {
+    await program().parseAsync(argv);
+  } catch (e) {
+    code = 1;
+    if (e instanceof SpecdecError) process.stderr.write(`specdec: error: ${e.message}\n`);
+    else if (process.env.SPECDEC_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
+    else process.stderr.write(`specdec: internal error: ${String((e as Error)?.message ?? e).split("\n")[0]} (set SPECDEC_DEBUG=1 for details)\n`);
+  }
+  // llama.cpp's worker threads would keep the process alive: exit explicitly once output is flushed.
+  process.stdout.write("", () => process.exit(code));
+}

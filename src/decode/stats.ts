@@ -1,0 +1,65 @@
+/** Numbers every run reports. Times in milliseconds. */
+export interface GenerationStats {
+  promptTokens: number;
+  generatedTokens: number;
+  /** Target forward passes while generating (the prompt's prefill not counted). */
+  targetCalls: number;
+  draftedTokens: number;
+  acceptedTokens: number;
+  /** Mean tokens produced per target call: generatedTokens / targetCalls. Plain decoding = 1. */
+  tau: number;
+  /** acceptedTokens / draftedTokens (0 when nothing was drafted). */
+  acceptanceRate: number;
+  /** For draft position i: how often a token was drafted there, and accepted. */
+  acceptanceByPosition: { drafted: number; accepted: number; rate: number }[];
+  /** generatedTokens per second of decoding (prefill excluded). */
+  tokensPerSecond: number;
+  prefillMs: number;
+  draftMs: number;
+  /** Target passes plus verification. */
+  verifyMs: number;
+  decodeMs: number;
+}
+
+/** Accumulates a run's counters; `finish` derives the ratios. */
+export class StatsRecorder {
+  promptTokens = 0;
+  generatedTokens = 0;
+  targetCalls = 0;
+  draftedTokens = 0;
+  acceptedTokens = 0;
+  prefillMs = 0;
+  draftMs = 0;
+  verifyMs = 0;
+  private perPosition: { drafted: number; accepted: number }[] = [];
+
+  recordStep(drafted: number, accepted: number): void {
+    this.targetCalls++;
+    this.draftedTokens += drafted;
+    this.acceptedTokens += accepted;
+    for (let i = 0; i < drafted; i++) {
+      this.perPosition[i] ??= { drafted: 0, accepted: 0 };
+      this.perPosition[i].drafted++;
+      if (i < accepted) this.perPosition[i].accepted++;
+    }
+  }
+
+  finish(): GenerationStats {
+    const decodeMs = this.draftMs + this.verifyMs;
+    return {
+      promptTokens: this.promptTokens,
+      generatedTokens: this.generatedTokens,
+      targetCalls: this.targetCalls,
+      draftedTokens: this.draftedTokens,
+      acceptedTokens: this.acceptedTokens,
+      tau: this.targetCalls > 0 ? this.generatedTokens / this.targetCalls : 0,
+      acceptanceRate: this.draftedTokens > 0 ? this.acceptedTokens / this.draftedTokens : 0,
+      acceptanceByPosition: this.perPosition.map((p) => ({ ...p, rate: p.accepted / p.drafted })),
+      tokensPerSecond: decodeMs > 0 ? (this.generatedTokens * 1000) / decodeMs : 0,
+      prefillMs: this.prefillMs,
+      draftMs: this.draftMs,
+      verifyMs: this.verifyMs,
+      decodeMs,
+    };
+  }
+}

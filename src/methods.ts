@@ -1,0 +1,45 @@
+// Method names → drafters. The place the CLI and the benchmarks agree on what a method is.
+
+import { checkSameVocabulary, inspectModelFile, LlamaCppTarget, type LlamaCppOptions } from "./backends/llamaCpp.js";
+import type { Drafter } from "./drafter.js";
+import { BlindDrafter } from "./drafters/blindDrafter.js";
+import { DraftModelDrafter } from "./drafters/draftModel.js";
+import { NoDrafter } from "./drafters/noDrafter.js";
+import { PromptLookupDrafter, type PromptLookupOptions } from "./drafters/promptLookup.js";
+import { SpecdecError } from "./errors.js";
+
+export const METHODS = ["none", "blind", "prompt-lookup", "draft"] as const;
+export type Method = (typeof METHODS)[number];
+
+export function parseMethod(name: string): Method {
+  if ((METHODS as readonly string[]).includes(name)) return name as Method;
+  throw new SpecdecError(`unknown method '${name}' (choose one of: ${METHODS.join(", ")})`);
+}
+
+export interface DrafterConfig {
+  method: Method;
+  /** The target's model file (its vocabulary is checked against the draft model's). */
+  targetPath?: string;
+  /** Helper model for method `draft`. */
+  draftModelPath?: string;
+  /** Backend options for the helper model. */
+  draftBackend?: LlamaCppOptions;
+  promptLookup?: PromptLookupOptions;
+}
+
+export async function createDrafter(config: DrafterConfig): Promise<Drafter> {
+  switch (config.method) {
+    case "none":
+      return new NoDrafter();
+    case "blind":
+      return new BlindDrafter();
+    case "prompt-lookup":
+      return new PromptLookupDrafter(config.promptLookup);
+    case "draft": {
+      if (!config.draftModelPath) throw new SpecdecError("method 'draft' needs a helper model: --draft-model FILE.gguf");
+      const draftInfo = inspectModelFile(config.draftModelPath);
+      if (config.targetPath) checkSameVocabulary(inspectModelFile(config.targetPath).vocab, draftInfo.vocab, config.draftModelPath);
+      return new DraftModelDrafter(await LlamaCppTarget.load(config.draftModelPath, config.draftBackend));
+    }
+  }
+}

@@ -1,0 +1,40 @@
+import type { Distribution, Token } from "./types.js";
+
+/**
+ * The model being accelerated. It owns a KV cache that holds a prefix of the sequence;
+ * `evaluate` appends to it, `truncate` rolls it back (a rejected guess is forgotten by moving
+ * the end of the cache, nothing is recomputed).
+ */
+export interface Target {
+  /** Vocabulary size: the length of every distribution. */
+  readonly vocabSize: number;
+  /** Maximum number of tokens the cache holds. */
+  readonly contextSize: number;
+  /** Tokens that end generation (end of sequence / turn). */
+  readonly eogTokens: ReadonlySet<Token>;
+  /** Number of tokens now in the cache. */
+  readonly length: number;
+
+  /** Text to tokens; `addBos` follows the model's own rule when undefined. */
+  tokenize(text: string, addBos?: boolean): Token[];
+  /** Tokens to text. `previous` gives context (e.g. for a leading-space rule); its text is not included. */
+  detokenize(tokens: readonly Token[], previous?: readonly Token[]): string;
+
+  /**
+   * Append `tokens` to the cache in one forward pass and return the next-token distribution
+   * (raw, temperature 1, before any sampling settings) after each appended position, or only
+   * after the last one with `{ outputs: "last" }`, or none with `{ outputs: "none" }`.
+   */
+  evaluate(tokens: readonly Token[], options?: EvaluateOptions): Promise<Distribution[]>;
+  /** Drop everything from position `length` on. */
+  truncate(length: number): Promise<void>;
+  /** Drop the whole cache. */
+  reset(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+export interface EvaluateOptions {
+  /** Which positions get a distribution. Default "all". */
+  outputs?: "all" | "last" | "none";
+  signal?: AbortSignal;
+}

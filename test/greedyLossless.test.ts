@@ -1,0 +1,124 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { LlamaCppTarget } from "../src/backends/llamaCpp.js";
+import { generate, type GenerationResult } from "../src/decode/speculativeDecode.js";
+import { createDrafter, METHODS, type Method } from "../src/methods.js";
+import { sharedFile } from "../src/sharedData.js";
+import type { Token } from "../src/types.js";
+
+const MODEL = sharedFile("models", "stories260K.gguf");
+const PROMPTS = [
+  "Once upon a time",
+  "Tom and his dog went to the park. They played with a ball.",
+  "Lily liked to draw. One day she drew a big red sun. Her mom said",
+  'Once upon a time, there was a little boy named Ben. Ben had a toy car. He loved his car.\n\nOnce upon a time, there was a little boy named Ben.',
+];
+const MAX_TOKENS = 160;
+// llama.cpp's batched and one-token passes may round differently; a flip of the argmax is
+// only acceptable where the two best tokens were this close (probability difference).
+const NEAR_TIE = 2e-3;
+
+let target: LlamaCppTarget;
+const reference = new Map<string, GenerationResult>();
+
+before(async () => {
+  target = await LlamaCppTarget.load(MODEL);
+  const none = await createDrafter({ method: "none" });
+  for (const prompt of PROMPTS) reference.set(prompt, await generate(target, none, { prompt, maxTokens: MAX_TOKENS }));
+});
+after(async () => target?.dispose());
+
+/** Top-2 probability gap of the target at generated position `at`, computed one token at a time. */
+async function top2GapAt(prompt: string, tokens: readonly Token[], at: number): Promise<number> {
+  const seq = [...target.tokenize(prompt), ...tokens.slice(0, at)];
+  await target.reset();
+  let d!: Float32Array;
+  for (const t of seq) [d] = await target.evaluate([t]);
+  const sorted = [...d].sort((a, b) => b - a);
+  return sorted[0] - sorted[1];
+}
+
+test("plain decoding reference runs to the token budget", () => {
+  for (const [prompt, r] of reference) {
+    assert.ok(r.tokens.length === MAX_TOKENS || r.stopReason === "eog", `${JSON.stringify(prompt)}: ${r.tokens.length} tokens, stop ${r.stopReason}`);
+    assert.equal(r.stats.tau, 1);
+  }
+});
+
+for (const method of METHODS.filter((m): m is Exclude<Method, "none"> => m !== "none")) {
+  test(`greedy ${method} gives the tokens of plain decoding (differences only at near-ties)`, async (t) => {
+    const drafter = await createDrafter({ method, targetPath: MODEL, draftModelPath: MODEL });
+    let differing = 0;
+    try {
+      for (const prompt of PROMPTS) {
+        const want = reference.get(prompt)!;
+        const got = await generate(target, drafter, { prompt, maxTokens: MAX_TOKENS, draftMax: 6 });
+        if (got.tokens.join() === want.tokens.join()) continue;
+        differing++;
+        let at = 0;
+        while (got.tokens[at] === want.tokens[at]) at++;
+        const gap = await top2GapAt(prompt, want.tokens, at);
+        t.diagnostic(`${method}: first difference at token ${at}, top-2 gap ${gap}`);
+        assert.ok(gap < NEAR_TIE, `${method} on ${JSON.stringify(prompt)} differs at token ${at} where the target's top-2 gap is ${gap} (not a near-tie)`);
+      }
+    } finally {
+      await drafter.dispose?.();
+    }
+    t.diagnostic(`${method}: ${differing} of ${PROMPTS.length} outputs differ from plain decoding`);
+    assert.ok(differing <= 1, `${method}: ${differing} of ${PROMPTS.length} outputs differ — near-ties must be rare`);
+  });
+}
+
+test("draft = target at temperature 0: nearly every guess accepted, tau close to k + 1", async () => {
+  const drafter = await createDrafter({ method: "draft", targetPath: MODEL, draftModelPath: MODEL });
+  try {
+    const k = 4;
+    const r = await generate(target, drafter, { prompt: PROMPTS[1], maxTokens: 150, draftMax: k });
+    assert.equal(r.tokens.join(), (await generate(target, await createDrafter({ method: "none" }), { prompt: PROMPTS[1], maxTokens: 150 })).tokens.join());
+    assert.ok(r.stats.acceptanceRate > 0.95, `acceptance ${r.stats.acceptanceRate}`);
+    assert.ok(r.stats.tau > 0.9 * (k + 1), `tau ${r.stats.tau} for k = ${k}`);
+  } finally {
+    await drafter.dispose?.();
+  }
+});
+
+test("blind guessing: (nearly) nothing accepted, output still equal", async () => {
+  const drafter = await createDrafter({ method: "blind" });
+  const r = await generate(target, drafter, { prompt: PROMPTS[0], maxTokens: MAX_TOKENS, draftMax: 4 });
+  assert.equal(r.tokens.join(), reference.get(PROMPTS[0])!.tokens.join());
+  assert.ok(r.stats.draftedTokens > 100, `blind drafted ${r.stats.draftedTokens}`);
+  assert.ok(r.stats.acceptanceRate < 0.1, `blind acceptance ${r.stats.acceptanceRate}`);
+  assert.ok(r.stats.tau < 1.15, `blind tau ${r.stats.tau}`);
+});
+
+test("prompt lookup on a prompt that repeats a passage reaches tau > 1", async () => {
+  const drafter = await createDrafter({ method: "prompt-lookup" });
+  const r = await generate(target, drafter, { prompt: PROMPTS[3], maxTokens: MAX_TOKENS });
+  assert.ok(r.stats.tau > 1.1, `tau ${r.stats.tau}`);
+  assert.ok(r.stats.acceptanceByPosition[0].rate > 0.2, `first-position acceptance ${r.stats.acceptanceByPosition[0].rate}`);
+});
+
+test("sampling at temperature 0.8 with a draft model is reproducible under a seed", async () => {
+  const drafter = await createDrafter({ method: "draft", targetPath: MODEL, draftModelPath: MODEL });
+  try {
+    const run = (seed: number) => generate(target, drafter, { prompt: PROMPTS[0], maxTokens: 64, sampling: { temperature: 0.8, seed } });
+    const a = await run(11);
+    const b = await run(11);
+    const c = await run(12);
+    assert.equal(a.tokens.join(), b.tokens.join());
+    assert.notEqual(a.tokens.join(), c.tokens.join());
+    // Draft = target: q = p, so every guess is accepted (up to float rounding).
+    assert.ok(a.stats.acceptanceRate > 0.9, `acceptance ${a.stats.acceptanceRate}`);
+  } finally {
+    await drafter.dispose?.();
+  }
+});
+
+test("streamed text equals the detokenized tokens and stop strings cut the text", async () => {
+  const r = reference.get(PROMPTS[0])!;
+  assert.equal(r.text, target.detokenize(r.tokens, target.tokenize(PROMPTS[0])));
+  const stop = r.text.slice(40, 46);
+  const s = await generate(target, await createDrafter({ method: "prompt-lookup" }), { prompt: PROMPTS[0], maxTokens: MAX_TOKENS, stop: [stop] });
+  assert.equal(s.stopReason, "stop");
+  assert.equal(s.text, r.text.slice(0, r.text.indexOf(stop)));
+});
