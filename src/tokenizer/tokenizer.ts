@@ -1,0 +1,101 @@
+// loadTokenizer: the tokenizer of a GGUF model, built from its tokenizer.ggml.* metadata.
+
+import { SpecdecError } from "../errors.js";
+import type { GgufFile } from "../gguf/reader.js";
+import { BpeTokenizer } from "./bpe.js";
+import { cleanSpaces, decodeOptions, joinPieces, pieceBytes } from "./detokenize.js";
+import { preTokenizerFlags } from "./preTokenizers.js";
+import { splitSpecial } from "./specialTokens.js";
+import { spmTokenize } from "./spm.js";
+import type { DetokenizeOptions, TokenizeOptions, Tokenizer } from "./types.js";
+import { readVocab, type Vocab } from "./vocab.js";
+
+export function loadTokenizer(gguf: GgufFile): Tokenizer {
+  const vocab = readVocab(gguf, preTokenizerFlags);
+  return new GgufTokenizer(vocab);
+}
+
+const utf8Decoder = new TextDecoder("utf-8");
+
+class GgufTokenizer implements Tokenizer {
+  readonly model: string;
+  readonly pre: string;
+  readonly vocabSize: number;
+  readonly bos: number;
+  readonly eos: number;
+  readonly eogTokens: ReadonlySet<number>;
+  readonly addBos: boolean;
+  readonly addEos: boolean;
+  readonly addSpacePrefix: boolean;
+  private readonly bpe?: BpeTokenizer;
+  private readonly cleansSpaces: boolean;
+  // Pieces with special=true, built on first use (a big vocabulary has 150k+ tokens).
+  private readonly pieces: (Uint8Array | undefined)[];
+
+  constructor(private readonly vocab: Vocab) {
+    this.model = vocab.model;
+    this.pre = vocab.pre;
+    this.vocabSize = vocab.texts.length;
+    this.bos = vocab.bos;
+    this.eos = vocab.eos;
+    this.eogTokens = vocab.eog;
+    this.addBos = vocab.addBos;
+    this.addEos = vocab.addEos;
+    this.addSpacePrefix = vocab.addSpacePrefix;
+    if (vocab.kind === "bpe") this.bpe = new BpeTokenizer(vocab);
+    this.cleansSpaces = vocab.kind === "bpe" && preTokenizerFlags(vocab.pre).cleanSpaces;
+    this.pieces = new Array(this.vocabSize);
+  }
+
+  tokenize(text: string, options: TokenizeOptions = {}): number[] {
+    const { vocab } = this;
+    const addSpecial = options.addSpecial ?? false;
+    const out: number[] = [];
+    if (addSpecial && vocab.addBos) {
+      if (vocab.bos < 0) throw new SpecdecError("the model asks for a BOS token but has none");
+      out.push(vocab.bos);
+    }
+    // SentencePiece adds a space before text that starts the prompt or follows a special token.
+    let afterSpecial = true;
+    for (const f of splitSpecial(vocab, text, options.parseSpecial ?? false)) {
+      if (typeof f === "number") {
+        out.push(f);
+        afterSpecial = true;
+      } else if (this.bpe) {
+        this.bpe.tokenize(f, out);
+      } else {
+        const spaced = vocab.addSpacePrefix && afterSpecial ? " " + f : f;
+        spmTokenize(vocab, spaced.replaceAll(" ", "▁"), out);
+        afterSpecial = false;
+      }
+    }
+    if (addSpecial && vocab.addEos) {
+      if (vocab.eos < 0) throw new SpecdecError("the model asks for an EOS token but has none");
+      out.push(vocab.eos);
+    }
+    return out;
+  }
+
+  tokenText(token: number): string {
+    this.check(token);
+    return this.vocab.texts[token];
+  }
+
+  tokenPieceBytes(token: number, special = true): Uint8Array {
+    this.check(token);
+    if (!special) return pieceBytes(this.vocab, token, false);
+    return (this.pieces[token] ??= pieceBytes(this.vocab, token, true));
+  }
+
+  detokenize(tokens: readonly number[], options?: DetokenizeOptions): string {
+    const o = decodeOptions(options, this.cleansSpaces);
+    for (const t of tokens) this.check(t);
+    const piece = (t: number) => this.tokenPieceBytes(t, o.unparseSpecial);
+    const text = utf8Decoder.decode(joinPieces(this.vocab, piece, tokens, o.removeSpecial));
+    return o.cleanSpaces ? cleanSpaces(text) : text;
+  }
+
+  private check(token: number): void {
+    if (!Number.isInteger(token) || token < 0 || token >= this.vocabSize) throw new SpecdecError(`token id ${token} is outside the vocabulary (0..${this.vocabSize - 1})`);
+  }
+}
