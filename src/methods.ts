@@ -1,6 +1,7 @@
 // Method names → drafters. The place the CLI and the benchmarks agree on what a method is.
 
-import { checkSameVocabulary, inspectModelFile, LlamaCppTarget, type LlamaCppOptions } from "./backends/llamaCpp.js";
+import { checkSameVocabulary, inspectModelFile } from "./backends/llamaCpp.js";
+import { loadTarget, type Backend, type TargetOptions } from "./backends/loadTarget.js";
 import type { Drafter } from "./drafter.js";
 import { BlindDrafter } from "./drafters/blindDrafter.js";
 import { DraftModelDrafter } from "./drafters/draftModel.js";
@@ -22,8 +23,9 @@ export interface DrafterConfig {
   targetPath?: string;
   /** Helper model for method `draft`. */
   draftModelPath?: string;
-  /** Backend options for the helper model. */
-  draftBackend?: LlamaCppOptions;
+  /** Backend of the helper model (default llama.cpp) and its options. */
+  draftBackend?: Backend;
+  draftOptions?: TargetOptions;
   promptLookup?: PromptLookupOptions;
 }
 
@@ -39,7 +41,7 @@ export async function createDrafter(config: DrafterConfig): Promise<Drafter> {
       if (!config.draftModelPath) throw new SpecdecError("method 'draft' needs a helper model: --draft-model FILE.gguf");
       const draftInfo = inspectModelFile(config.draftModelPath);
       if (config.targetPath) checkSameVocabulary(inspectModelFile(config.targetPath).vocab, draftInfo.vocab, config.draftModelPath);
-      return new DraftModelDrafter(await LlamaCppTarget.load(config.draftModelPath, config.draftBackend));
+      return new DraftModelDrafter(await loadTarget(config.draftBackend ?? "llama.cpp", config.draftModelPath, config.draftOptions));
     }
   }
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { LlamaCppTarget } from "../backends/llamaCpp.js";
+import { loadTarget, type Backend } from "../backends/loadTarget.js";
 import { speculativeStream, type GenerationResult } from "../decode/speculativeDecode.js";
 import type { GenerationStats } from "../decode/stats.js";
 import { SpecdecError } from "../errors.js";
@@ -7,6 +7,7 @@ import { createDrafter, parseMethod } from "../methods.js";
 
 export interface GenerateCliOptions {
   model: string;
+  backend: Backend;
   draftModel?: string;
   method?: string;
   prompt?: string;
@@ -32,12 +33,13 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   if (o.ngramMin > o.ngramMax) throw new SpecdecError(`--ngram-min ${o.ngramMin} is larger than --ngram-max ${o.ngramMax}`);
   const prompt = readPrompt(o);
 
-  const target = await LlamaCppTarget.load(o.model, { contextSize: o.contextSize, threads: o.threads });
+  const target = await loadTarget(o.backend, o.model, { contextSize: o.contextSize, threads: o.threads });
   const drafter = await createDrafter({
     method,
     targetPath: o.model,
     draftModelPath: o.draftModel,
-    draftBackend: { contextSize: o.contextSize, threads: o.threads },
+    draftBackend: o.backend,
+    draftOptions: { contextSize: o.contextSize, threads: o.threads },
     promptLookup: { maxNgram: o.ngramMax, minNgram: o.ngramMin },
   });
 

@@ -2,6 +2,7 @@ import { Command, Option } from "commander";
 import { DEFAULT_DRAFT_MAX, DEFAULT_MAX_TOKENS } from "../decode/speculativeDecode.js";
 import { SpecdecError } from "../errors.js";
 import { METHODS } from "../methods.js";
+import { BACKENDS } from "../backends/loadTarget.js";
 import { runGenerate } from "./generateCommand.js";
 import { collect, integer, real } from "./options.js";
 
@@ -14,6 +15,7 @@ function program(): Command {
     .command("generate")
     .description("generate text from a prompt, drafting guesses and verifying them losslessly")
     .requiredOption("--model <file>", "target model (GGUF)")
+    .addOption(new Option("--backend <name>", "inference backend: llama.cpp (node-llama-cpp) or builtin (specdec's own engine)").choices(BACKENDS).default("llama.cpp"))
     .option("--draft-model <file>", "helper model for --method draft (same vocabulary as the target)")
     .addOption(new Option("--method <name>", "how guesses are made; default: draft with --draft-model, else prompt-lookup").choices(METHODS))
     .option("--prompt <text>", "the prompt")

@@ -1,0 +1,108 @@
+// Target backend on specdec's own TypeScript engine: GGUF weights in their storage type,
+// batch-invariant kernels (a k-token pass gives bit-identical logits to k one-token passes),
+// tree attention masks and hidden states.
+
+import { SpecdecError } from "../errors.js";
+import { openGguf } from "../gguf/reader.js";
+import { readHParams, type HParams } from "../engine/hparams.js";
+import { loadLlamaWeights } from "../engine/llamaWeights.js";
+import { Transformer } from "../engine/transformer.js";
+import { loadTokenizer, type Tokenizer } from "../tokenizer/index.js";
+import type { EvaluateOptions, Target } from "../target.js";
+import type { Distribution, Token } from "../types.js";
+
+export interface BuiltinOptions {
+  /** Context size in tokens. Default: the model's training context, at most 4096. */
+  contextSize?: number;
+  /** Most tokens per forward pass; longer inputs are split. Default 64. */
+  maxBatch?: number;
+}
+
+export class BuiltinTarget implements Target {
+  readonly vocabSize: number;
+  readonly contextSize: number;
+  readonly eogTokens: ReadonlySet<Token>;
+
+  private constructor(
+    readonly path: string,
+    readonly hparams: HParams,
+    readonly tokenizer: Tokenizer,
+    readonly engine: Transformer,
+  ) {
+    this.vocabSize = hparams.vocabSize;
+    this.contextSize = engine.contextSize;
+    this.eogTokens = tokenizer.eogTokens as ReadonlySet<Token>;
+  }
+
+  static async load(path: string, options: BuiltinOptions = {}): Promise<BuiltinTarget> {
+    const f = openGguf(path);
+    try {
+      const hp = readHParams(f);
+      const tokenizer = loadTokenizer(f);
+      if (tokenizer.vocabSize !== hp.vocabSize) throw new SpecdecError(`${path}: tokenizer has ${tokenizer.vocabSize} tokens but the model ${hp.vocabSize}`);
+      const contextSize = options.contextSize ?? Math.min(hp.contextLength, 4096);
+      const engine = new Transformer(hp, loadLlamaWeights(f, hp), contextSize, options.maxBatch ?? 64);
+      return new BuiltinTarget(path, hp, tokenizer, engine);
+    } finally {
+      f.close(); // weights were read into memory of their own
+    }
+  }
+
+  get length(): number {
+    return this.engine.length;
+  }
+
+  tokenize(text: string, addBos?: boolean): Token[] {
+    const ids = this.tokenizer.tokenize(text, { addSpecial: false });
+    if ((addBos ?? this.tokenizer.addBos) && this.tokenizer.bos >= 0) ids.unshift(this.tokenizer.bos);
+    return ids as Token[];
+  }
+
+  detokenize(tokens: readonly Token[], previous?: readonly Token[]): string {
+    const opts = { removeSpecial: true, cleanSpaces: false };
+    if (!previous || previous.length === 0) return this.tokenizer.detokenize(tokens, opts);
+    // The text tokens add after `previous` (leading-space rules depend on what came before).
+    const before = this.tokenizer.detokenize(previous, opts);
+    const all = this.tokenizer.detokenize([...previous, ...tokens], opts);
+    return all.startsWith(before) ? all.slice(before.length) : this.tokenizer.detokenize(tokens, opts);
+  }
+
+  async evaluate(tokens: readonly Token[], options: EvaluateOptions = {}): Promise<Distribution[]> {
+    const outputs = options.outputs ?? "all";
+    if (this.length + tokens.length > this.contextSize)
+      throw new SpecdecError(`context full: ${this.length} + ${tokens.length} tokens exceed the context size ${this.contextSize}`);
+    const dists: Distribution[] = [];
+    const V = this.vocabSize;
+    for (let from = 0; from < tokens.length; from += this.engine.maxBatch) {
+      options.signal?.throwIfAborted();
+      const chunk = tokens.slice(from, from + this.engine.maxBatch);
+      const lastChunk = from + chunk.length === tokens.length;
+      const want = outputs === "all" ? "all" : outputs === "last" && lastChunk ? "last" : "none";
+      const { logits } = this.engine.forward(chunk, { logits: want });
+      for (let o = 0; o < logits.length; o += V) dists.push(softmax(logits, o, V));
+    }
+    return dists;
+  }
+
+  async truncate(length: number): Promise<void> {
+    if (length < this.engine.length) this.engine.truncate(length);
+  }
+
+  async reset(): Promise<void> {
+    this.engine.truncate(0);
+  }
+
+  async dispose(): Promise<void> {}
+}
+
+/** softmax(logits[off, off + n)) as a new distribution. */
+export function softmax(logits: Float32Array, off: number, n: number): Distribution {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (logits[off + i] > max) max = logits[off + i];
+  const out = new Float32Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += out[i] = Math.exp(logits[off + i] - max);
+  const inv = 1 / sum;
+  for (let i = 0; i < n; i++) out[i] *= inv;
+  return out;
+}
