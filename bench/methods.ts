@@ -103,7 +103,7 @@ for (const group of groups) {
   console.log(`\n### ${group} prompts`);
   if (opts.sweep) {
     const rows: Row[] = [none];
-    for (const draftMax of [2, 4, 8, 16]) for (const maxNgram of [1, 2, 3, 4]) for (const minNgram of [1, 2]) {
+    for (const draftMax of [2, 4, 8]) for (const maxNgram of [2, 3, 4]) for (const minNgram of [1, 2]) {
       if (minNgram > maxNgram) continue;
       rows.push(await runConfig(`prompt-lookup k=${draftMax} n=${minNgram}..${maxNgram}`, "prompt-lookup", group, ps, referenceTokens, { draftMax, maxNgram, minNgram }));
     }

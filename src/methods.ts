@@ -12,6 +12,13 @@ import { SpecdecError } from "./errors.js";
 export const METHODS = ["none", "blind", "prompt-lookup", "draft"] as const;
 export type Method = (typeof METHODS)[number];
 
+/**
+ * Draft length per method when none is given, chosen by measurement on the llama.cpp backend
+ * (`npm run bench -- --sweep`, docs/measurements.md): there each drafted position costs
+ * about a quarter of a one-token pass, so short drafts win unless guesses are very reliable.
+ */
+export const METHOD_DRAFT_MAX: Record<Method, number> = { none: 0, blind: 2, "prompt-lookup": 2, draft: 8 };
+
 export function parseMethod(name: string): Method {
   if ((METHODS as readonly string[]).includes(name)) return name as Method;
   throw new SpecdecError(`unknown method '${name}' (choose one of: ${METHODS.join(", ")})`);

@@ -3,7 +3,7 @@ import { loadTarget, type Backend } from "../backends/loadTarget.js";
 import { speculativeStream, type GenerationResult } from "../decode/speculativeDecode.js";
 import type { GenerationStats } from "../decode/stats.js";
 import { SpecdecError } from "../errors.js";
-import { createDrafter, parseMethod } from "../methods.js";
+import { createDrafter, METHOD_DRAFT_MAX, parseMethod } from "../methods.js";
 
 export interface GenerateCliOptions {
   model: string;
@@ -18,7 +18,7 @@ export interface GenerateCliOptions {
   topP: number;
   minP: number;
   seed: number;
-  draftMax: number;
+  draftMax?: number;
   ngramMax: number;
   ngramMin: number;
   contextSize?: number;
@@ -51,7 +51,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     const stream = speculativeStream(target, drafter, {
       prompt,
       maxTokens: o.maxTokens,
-      draftMax: o.draftMax,
+      draftMax: o.draftMax ?? METHOD_DRAFT_MAX[method],
       sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP, seed: o.seed },
       stop: o.stop,
       signal: abort.signal,

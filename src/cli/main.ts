@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import { DEFAULT_DRAFT_MAX, DEFAULT_MAX_TOKENS } from "../decode/speculativeDecode.js";
+import { DEFAULT_MAX_TOKENS } from "../decode/speculativeDecode.js";
 import { SpecdecError } from "../errors.js";
 import { METHODS } from "../methods.js";
 import { BACKENDS } from "../backends/loadTarget.js";
@@ -26,9 +26,9 @@ function program(): Command {
     .option("--top-p <p>", "nucleus sampling mass (1 = off)", real(0, 1, { minExclusive: true }), 1)
     .option("--min-p <p>", "drop tokens below p × the top probability (0 = off)", real(0, 0.999999), 0)
     .option("--seed <s>", "random seed for sampling and for the blind drafter", integer(0, 2 ** 32 - 1), 0)
-    .option("--draft-max <k>", "most tokens drafted per step", integer(0, 256), DEFAULT_DRAFT_MAX)
+    .option("--draft-max <k>", "most tokens drafted per step (default: prompt-lookup 2, blind 2, draft 8)", integer(0, 256))
     .option("--ngram-max <n>", "prompt lookup: longest n-gram matched", integer(1, 64), 3)
-    .option("--ngram-min <n>", "prompt lookup: shortest n-gram matched", integer(1, 64), 1)
+    .option("--ngram-min <n>", "prompt lookup: shortest n-gram matched", integer(1, 64), 2)
     .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
     .option("--threads <n>", "CPU threads for llama.cpp (1 is fastest for small models on small machines)", integer(1, 1024), 1)
     .option("--stop <text>", "stop before this string (repeatable)", collect)
