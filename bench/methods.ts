@@ -8,7 +8,7 @@ import { Command } from "commander";
 import { getLlama, InputLookupTokenPredictor, DraftSequenceTokenPredictor, LlamaLogLevel, type Token as LlamaToken, type TokenPredictor } from "node-llama-cpp";
 import { LlamaCppTarget } from "../src/backends/llamaCpp.js";
 import { generate, type GenerationResult } from "../src/decode/speculativeDecode.js";
-import { createDrafter, type Method } from "../src/methods.js";
+import { createDrafter, METHOD_DRAFT_MAX, type Method } from "../src/methods.js";
 import { sharedFile } from "../src/sharedData.js";
 import { benchPrompts, type BenchPrompt } from "./prompts.js";
 
@@ -17,10 +17,11 @@ const opts = new Command("bench")
   .option("--prompts <n>", "prompts per group", (v) => parseInt(v, 10), 4)
   .option("--max-tokens <n>", "tokens per generation", (v) => parseInt(v, 10), 128)
   .option("--repeats <n>", "timed repeats (median kept)", (v) => parseInt(v, 10), 3)
-  .option("--draft-max <n>", "draft length", (v) => parseInt(v, 10), 8)
+  .option("--draft-max <n>", "draft length (default: each method's own, as in the CLI)", (v) => parseInt(v, 10))
   .option("--sweep", "sweep prompt-lookup settings instead")
+  .option("--prompt <text>", "one prompt of your own instead of the TinyStories sets")
   .parse()
-  .opts<{ model: string; prompts: number; maxTokens: number; repeats: number; draftMax: number; sweep?: boolean }>();
+  .opts<{ model: string; prompts: number; maxTokens: number; repeats: number; draftMax?: number; sweep?: boolean; prompt?: string }>();
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (x: number, d = 2) => x.toFixed(d);
@@ -28,8 +29,8 @@ const fmt = (x: number, d = 2) => x.toFixed(d);
 interface Row { label: string; group: string; tau: number; tps: number; draftShare: number; byPos: number[]; equal: boolean }
 
 const target = await LlamaCppTarget.load(opts.model);
-const prompts = benchPrompts(opts.prompts);
-const groups = ["repeat", "free"] as const;
+const prompts: BenchPrompt[] = opts.prompt ? [{ name: "custom", group: "repeat", text: opts.prompt }] : benchPrompts(opts.prompts);
+const groups = opts.prompt ? (["repeat"] as const) : (["repeat", "free"] as const);
 
 /** Run one configuration over a prompt group: summed tokens and calls, median-of-repeats time. */
 async function runConfig(label: string, method: Method, group: string, ps: BenchPrompt[], reference: Map<string, number[]> | undefined, extra: { draftMax?: number; maxNgram?: number; minNgram?: number } = {}): Promise<Row> {
@@ -40,7 +41,7 @@ async function runConfig(label: string, method: Method, group: string, ps: Bench
     const times: number[] = [];
     let last!: GenerationResult;
     for (let r = 0; r < opts.repeats; r++) {
-      last = await generate(target, drafter, { prompt: p.text, maxTokens: opts.maxTokens, draftMax: extra.draftMax ?? opts.draftMax });
+      last = await generate(target, drafter, { prompt: p.text, maxTokens: opts.maxTokens, draftMax: extra.draftMax ?? opts.draftMax ?? METHOD_DRAFT_MAX[method] });
       times.push(last.stats.decodeMs);
     }
     const s = last.stats;
@@ -68,6 +69,8 @@ async function runNodeLlamaCpp(label: string, group: string, ps: BenchPrompt[], 
     for (let r = 0; r < opts.repeats; r++) {
       await seq.clearHistory();
       const promptTokens = target.tokenize(p.text) as unknown as LlamaToken[];
+      // What LlamaCompletion does: the predictor looks up n-grams of the input it is given.
+      predictor?.updateInputTokens?.(promptTokens.slice());
       await seq.evaluateWithoutGeneratingNewTokens(promptTokens.slice(0, -1));
       out = [];
       const t0 = performance.now();
@@ -96,11 +99,11 @@ function printRows(rows: Row[], baseline: number) {
   for (const r of rows) console.log(`| ${r.label} | ${fmt(r.tau)} | ${r.byPos.slice(0, 8).map((x) => fmt(x)).join(" ") || "-"} | ${fmt(r.tps, 0)} | ${fmt(r.tps / baseline)}x | ${fmt(100 * r.draftShare, 1)}% | ${r.equal ? "yes" : "NO"} |`);
 }
 
-console.log(`model ${opts.model}; ${opts.prompts} prompts per group, ${opts.maxTokens} tokens each, median of ${opts.repeats} repeats; greedy; node ${process.version}`);
+console.log(`model ${opts.model}; ${opts.prompt ? "one prompt" : `${opts.prompts} prompts per group`}, ${opts.maxTokens} tokens each, median of ${opts.repeats} repeats; greedy; node ${process.version}`);
 for (const group of groups) {
   const ps = prompts.filter((p) => p.group === group);
   const none = await runConfig("none", "none", group, ps, undefined);
-  console.log(`\n### ${group} prompts`);
+  console.log(`\n### ${opts.prompt ? "your prompt" : `${group} prompts`}`);
   if (opts.sweep) {
     const rows: Row[] = [none];
     for (const draftMax of [2, 4, 8]) for (const maxNgram of [2, 3, 4]) for (const minNgram of [1, 2]) {
@@ -119,6 +122,12 @@ for (const group of groups) {
   const nl = [
     await runNodeLlamaCpp("plain", group, ps),
     await runNodeLlamaCpp("InputLookupTokenPredictor", group, ps, async () => new InputLookupTokenPredictor()),
+    await runNodeLlamaCpp("DraftSequenceTokenPredictor (helper = target itself)", group, ps, async () => {
+      const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+      const draft = await llama.loadModel({ modelPath: opts.model });
+      const draftCtx = await draft.createContext({ contextSize: target.contextSize, sequences: 1, threads: 1 });
+      return new DraftSequenceTokenPredictor(draftCtx.getSequence(), { maxTokens: METHOD_DRAFT_MAX.draft });
+    }),
   ];
   for (const r of nl) console.log(`| ${r.label} | ${fmt(r.tps, 0)} | ${fmt(r.tps / none.tps)}x | ${r.equal ? "yes" : "NO"} | ${r.predictions.validated} / ${r.predictions.refuted} |`);
 }
