@@ -1,5 +1,6 @@
 import type { Distribution, Rng, Token } from "./types.js";
 import type { SamplingSettings } from "./sampling/samplingSettings.js";
+import type { DraftTree } from "./draftTree.js";
 
 /** A guess of the next tokens. */
 export interface Draft {
@@ -29,15 +30,36 @@ export interface DraftOutcome {
 }
 
 /**
- * Proposes tokens for the target to check. Lifecycle: `begin` once per generation,
- * then `propose` / `observe` alternately, then `dispose` when the drafter is no longer used.
+ * The lifecycle every drafter shares: `begin` once per generation, then a proposal and
+ * `observe` alternately, then `dispose` when the drafter is no longer used.
  */
-export interface Drafter {
+interface DrafterLifecycle {
   readonly name: string;
   begin(start: DrafterStart): Promise<void>;
-  /** Guess up to `maxTokens` tokens that follow `context` (the prompt plus everything committed). */
-  propose(context: readonly Token[], maxTokens: number, signal?: AbortSignal): Promise<Draft>;
   /** Feedback after verification; a stateful drafter rolls its own cache back here. */
   observe(outcome: DraftOutcome): Promise<void> | void;
   dispose?(): Promise<void>;
+}
+
+/** Proposes a chain of tokens for the target to check. */
+export interface Drafter extends DrafterLifecycle {
+  /** Guess up to `maxTokens` tokens that follow `context` (the prompt plus everything committed). */
+  propose(context: readonly Token[], maxTokens: number, signal?: AbortSignal): Promise<Draft>;
+}
+
+/** Limits on a proposed tree: its node count, and how deep a path may go. */
+export interface TreeBudget {
+  readonly maxNodes: number;
+  readonly maxDepth: number;
+}
+
+/** Proposes a tree of guesses (several candidates per position), verified in one pass. */
+export interface TreeDrafter extends DrafterLifecycle {
+  proposeTree(context: readonly Token[], budget: TreeBudget, signal?: AbortSignal): Promise<DraftTree>;
+}
+
+export type AnyDrafter = Drafter | TreeDrafter;
+
+export function isTreeDrafter(d: AnyDrafter): d is TreeDrafter {
+  return typeof (d as Partial<TreeDrafter>).proposeTree === "function";
 }

@@ -2,11 +2,12 @@
 
 import { checkSameVocabulary, inspectModelFile } from "./backends/llamaCpp.js";
 import { loadTarget, type Backend, type TargetOptions } from "./backends/loadTarget.js";
-import type { Drafter } from "./drafter.js";
+import type { AnyDrafter } from "./drafter.js";
 import { BlindDrafter } from "./drafters/blindDrafter.js";
 import { DraftModelDrafter } from "./drafters/draftModel.js";
 import { NoDrafter } from "./drafters/noDrafter.js";
 import { PromptLookupDrafter, type PromptLookupOptions } from "./drafters/promptLookup.js";
+import { PromptLookupTreeDrafter } from "./drafters/promptLookupTree.js";
 import { SpecdecError } from "./errors.js";
 
 export const METHODS = ["none", "blind", "prompt-lookup", "draft"] as const;
@@ -34,16 +35,23 @@ export interface DrafterConfig {
   draftBackend?: Backend;
   draftOptions?: TargetOptions;
   promptLookup?: PromptLookupOptions;
+  /** Prompt lookup: continuations merged into a tree (> 1 needs a tree-capable backend). Default 1. */
+  candidates?: number;
 }
 
-export async function createDrafter(config: DrafterConfig): Promise<Drafter> {
+/** Whether a configuration drafts trees (and so needs a backend with tree attention). */
+export function draftsTrees(config: Pick<DrafterConfig, "method" | "candidates">): boolean {
+  return config.method === "prompt-lookup" && (config.candidates ?? 1) > 1;
+}
+
+export async function createDrafter(config: DrafterConfig): Promise<AnyDrafter> {
   switch (config.method) {
     case "none":
       return new NoDrafter();
     case "blind":
       return new BlindDrafter();
     case "prompt-lookup":
-      return new PromptLookupDrafter(config.promptLookup);
+      return draftsTrees(config) ? new PromptLookupTreeDrafter({ ...config.promptLookup, candidates: config.candidates }) : new PromptLookupDrafter(config.promptLookup);
     case "draft": {
       if (!config.draftModelPath) throw new SpecdecError("method 'draft' needs a helper model: --draft-model FILE.gguf");
       const draftInfo = inspectModelFile(config.draftModelPath);

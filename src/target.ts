@@ -38,3 +38,27 @@ export interface EvaluateOptions {
   outputs?: "all" | "last" | "none";
   signal?: AbortSignal;
 }
+
+/**
+ * A target that verifies a whole tree of guesses in one pass (tree attention mask) and can
+ * keep just the accepted branch in its cache. The built-in engine is one; llama.cpp through
+ * node-llama-cpp is not (one sequence per cache, no custom masks).
+ */
+export interface TreeTarget extends Target {
+  /** Most tokens one tree pass takes. */
+  readonly maxBatch: number;
+  /** Width of the final hidden state (after the output norm). */
+  readonly hiddenSize: number;
+  /**
+   * Append a tree in one pass: parents[i] = -1 attaches token i to the cache's last token,
+   * otherwise to an earlier token of this pass. Returns the raw next-token distribution after
+   * every token, and with `hidden` the final hidden states, (tokens, hiddenSize).
+   */
+  evaluateTree(tokens: readonly Token[], parents: readonly number[], options?: { hidden?: boolean; signal?: AbortSignal }): Promise<{ dists: Distribution[]; hidden?: Float32Array }>;
+  /** Keep only tokens `from + indices[i]` of the last pass (ascending), moved to `from + i`. */
+  keep(from: number, indices: readonly number[]): Promise<void>;
+}
+
+export function isTreeTarget(t: Target): t is TreeTarget {
+  return typeof (t as Partial<TreeTarget>).evaluateTree === "function";
+}

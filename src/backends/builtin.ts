@@ -8,7 +8,7 @@ import { readHParams, type HParams } from "../engine/hparams.js";
 import { loadLlamaWeights } from "../engine/llamaWeights.js";
 import { Transformer } from "../engine/transformer.js";
 import { loadTokenizer, type Tokenizer } from "../tokenizer/index.js";
-import type { EvaluateOptions, Target } from "../target.js";
+import type { EvaluateOptions, TreeTarget } from "../target.js";
 import type { Distribution, Token } from "../types.js";
 
 export interface BuiltinOptions {
@@ -18,10 +18,12 @@ export interface BuiltinOptions {
   maxBatch?: number;
 }
 
-export class BuiltinTarget implements Target {
+export class BuiltinTarget implements TreeTarget {
   readonly vocabSize: number;
   readonly contextSize: number;
   readonly eogTokens: ReadonlySet<Token>;
+  readonly maxBatch: number;
+  readonly hiddenSize: number;
 
   private constructor(
     readonly path: string,
@@ -32,6 +34,8 @@ export class BuiltinTarget implements Target {
     this.vocabSize = hparams.vocabSize;
     this.contextSize = engine.contextSize;
     this.eogTokens = tokenizer.eogTokens as ReadonlySet<Token>;
+    this.maxBatch = engine.maxBatch;
+    this.hiddenSize = hparams.dim;
   }
 
   static async load(path: string, options: BuiltinOptions = {}): Promise<BuiltinTarget> {
@@ -82,6 +86,22 @@ export class BuiltinTarget implements Target {
       for (let o = 0; o < logits.length; o += V) dists.push(softmax(logits, o, V));
     }
     return dists;
+  }
+
+  async evaluateTree(tokens: readonly Token[], parents: readonly number[], options: { hidden?: boolean; signal?: AbortSignal } = {}): Promise<{ dists: Distribution[]; hidden?: Float32Array }> {
+    options.signal?.throwIfAborted();
+    if (tokens.length > this.maxBatch) throw new SpecdecError(`a tree of ${tokens.length} tokens exceeds the engine's batch of ${this.maxBatch}`);
+    if (this.length + tokens.length > this.contextSize)
+      throw new SpecdecError(`context full: ${this.length} + ${tokens.length} tokens exceed the context size ${this.contextSize}`);
+    const V = this.vocabSize;
+    const { logits, hidden } = this.engine.forward(tokens, { parents, logits: "all", hidden: options.hidden });
+    const dists: Distribution[] = [];
+    for (let o = 0; o < logits.length; o += V) dists.push(softmax(logits, o, V));
+    return options.hidden ? { dists, hidden: Float32Array.from(hidden) } : { dists };
+  }
+
+  async keep(from: number, indices: readonly number[]): Promise<void> {
+    this.engine.keep(from, indices);
   }
 
   async truncate(length: number): Promise<void> {

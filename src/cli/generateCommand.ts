@@ -3,7 +3,7 @@ import { loadTarget, type Backend } from "../backends/loadTarget.js";
 import { speculativeStream, type GenerationResult } from "../decode/speculativeDecode.js";
 import type { GenerationStats } from "../decode/stats.js";
 import { SpecdecError } from "../errors.js";
-import { createDrafter, METHOD_DRAFT_MAX, parseMethod } from "../methods.js";
+import { createDrafter, draftsTrees, METHOD_DRAFT_MAX, parseMethod } from "../methods.js";
 
 export interface GenerateCliOptions {
   model: string;
@@ -21,6 +21,8 @@ export interface GenerateCliOptions {
   draftMax?: number;
   ngramMax: number;
   ngramMin: number;
+  candidates: number;
+  treeNodes?: number;
   contextSize?: number;
   threads: number;
   stop?: string[];
@@ -31,6 +33,8 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   const method = parseMethod(o.method ?? (o.draftModel ? "draft" : "prompt-lookup"));
   if (o.draftModel && method !== "draft") throw new SpecdecError(`--draft-model is only used by --method draft (got --method ${method})`);
   if (o.ngramMin > o.ngramMax) throw new SpecdecError(`--ngram-min ${o.ngramMin} is larger than --ngram-max ${o.ngramMax}`);
+  if (draftsTrees({ method, candidates: o.candidates }) && o.backend !== "builtin")
+    throw new SpecdecError(`--candidates ${o.candidates} drafts a tree of guesses, which needs tree attention: use --backend builtin (llama.cpp through node-llama-cpp has no custom attention masks)`);
   const prompt = readPrompt(o);
 
   const target = await loadTarget(o.backend, o.model, { contextSize: o.contextSize, threads: o.threads });
@@ -41,6 +45,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     draftBackend: o.backend,
     draftOptions: { contextSize: o.contextSize, threads: o.threads },
     promptLookup: { maxNgram: o.ngramMax, minNgram: o.ngramMin },
+    candidates: o.candidates,
   });
 
   // Ctrl-C ends the generation cleanly: what was produced is printed with its statistics.
@@ -52,6 +57,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
       prompt,
       maxTokens: o.maxTokens,
       draftMax: o.draftMax ?? METHOD_DRAFT_MAX[method],
+      treeNodes: o.treeNodes,
       sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP, seed: o.seed },
       stop: o.stop,
       signal: abort.signal,

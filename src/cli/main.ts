@@ -29,6 +29,8 @@ function program(): Command {
     .option("--draft-max <k>", "most tokens drafted per step (default: prompt-lookup 2, blind 2, draft 8)", integer(0, 256))
     .option("--ngram-max <n>", "prompt lookup: longest n-gram matched", integer(1, 64), 3)
     .option("--ngram-min <n>", "prompt lookup: shortest n-gram matched", integer(1, 64), 2)
+    .option("--candidates <c>", "prompt lookup: merge the continuations of up to c matches into a tree verified in one pass (c > 1 needs --backend builtin)", integer(1, 64), 1)
+    .option("--tree-nodes <n>", "tree methods: most guesses per tree (default 24, at most the engine's batch - 1)", integer(1, 1024))
     .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
     .option("--threads <n>", "CPU threads for llama.cpp (1 is fastest for small models on small machines)", integer(1, 1024), 1)
     .option("--stop <text>", "stop before this string (repeatable)", collect)

@@ -10,7 +10,7 @@ export interface GenerationStats {
   tau: number;
   /** acceptedTokens / draftedTokens (0 when nothing was drafted). */
   acceptanceRate: number;
-  /** For draft position i: how often a token was drafted there, and accepted. */
+  /** For draft position i: how often a guess was drafted there (any branch of a tree), and accepted. */
   acceptanceByPosition: { drafted: number; accepted: number; rate: number }[];
   /** generatedTokens per second of decoding (prefill excluded). */
   tokensPerSecond: number;
@@ -33,11 +33,12 @@ export class StatsRecorder {
   verifyMs = 0;
   private perPosition: { drafted: number; accepted: number }[] = [];
 
-  recordStep(drafted: number, accepted: number): void {
+  /** One target pass that checked `drafted` guesses (tree nodes) reaching `depth` positions ahead. */
+  recordStep(drafted: number, depth: number, accepted: number): void {
     this.targetCalls++;
     this.draftedTokens += drafted;
     this.acceptedTokens += accepted;
-    for (let i = 0; i < drafted; i++) {
+    for (let i = 0; i < depth; i++) {
       this.perPosition[i] ??= { drafted: 0, accepted: 0 };
       this.perPosition[i].drafted++;
       if (i < accepted) this.perPosition[i].accepted++;

@@ -1,5 +1,6 @@
 import type { Draft, Drafter, DrafterStart, DraftOutcome } from "../drafter.js";
 import type { Token } from "../types.js";
+import { NgramIndex } from "./ngramIndex.js";
 
 export interface PromptLookupOptions {
   /** Longest n-gram matched against the end of the context. Default 3. */
@@ -12,62 +13,43 @@ export interface PromptLookupOptions {
   minNgram?: number;
 }
 
+export function resolvePromptLookup(options: PromptLookupOptions): Required<PromptLookupOptions> {
+  const maxNgram = options.maxNgram ?? 3;
+  const minNgram = options.minNgram ?? 2;
+  if (!(Number.isInteger(minNgram) && minNgram >= 1 && Number.isInteger(maxNgram) && maxNgram >= minNgram))
+    throw new RangeError(`prompt lookup needs integers 1 <= minNgram <= maxNgram, got ${minNgram}..${maxNgram}`);
+  return { maxNgram, minNgram };
+}
+
 /**
  * Method `prompt-lookup`: if the last n tokens of the context occurred before (in the prompt
  * or in the text generated so far), guess that what followed them then follows them now.
  * Longest match first, from maxNgram down to minNgram; the most recent occurrence wins.
- *
- * The index maps each n-gram to the position right after its latest occurrence, and grows by
- * the committed tokens only, so a lookup costs O(maxNgram) — it never scans the context.
  */
 export class PromptLookupDrafter implements Drafter {
   readonly name = "prompt-lookup";
   readonly maxNgram: number;
   readonly minNgram: number;
-  private readonly index: Map<string, number>[] = []; // per n: n-gram key → position after it
-  private indexed = 0; // context positions whose preceding n-grams are in the index
+  private index!: NgramIndex;
 
   constructor(options: PromptLookupOptions = {}) {
-    this.maxNgram = options.maxNgram ?? 3;
-    this.minNgram = options.minNgram ?? 2;
-    if (!(Number.isInteger(this.minNgram) && this.minNgram >= 1 && Number.isInteger(this.maxNgram) && this.maxNgram >= this.minNgram))
-      throw new RangeError(`prompt lookup needs integers 1 <= minNgram <= maxNgram, got ${this.minNgram}..${this.maxNgram}`);
+    ({ maxNgram: this.maxNgram, minNgram: this.minNgram } = resolvePromptLookup(options));
   }
 
   async begin(_start: DrafterStart): Promise<void> {
-    this.index.length = 0;
-    for (let n = 0; n <= this.maxNgram; n++) this.index.push(new Map());
-    this.indexed = 0;
+    this.index = new NgramIndex(this.maxNgram, 1);
   }
 
   async propose(context: readonly Token[], maxTokens: number): Promise<Draft> {
-    this.extendIndex(context);
-    const end = context.length;
-    for (let n = Math.min(this.maxNgram, end - 1); n >= this.minNgram; n--) {
-      const start = this.index[n].get(key(context, end - n, end));
+    this.index.extend(context);
+    for (let n = this.maxNgram; n >= this.minNgram; n--) {
+      const [start] = this.index.continuations(context, n);
       if (start === undefined) continue;
       // Copy what followed the earlier occurrence; it may run into the suffix itself (repeats).
-      const tokens: Token[] = [];
-      for (let i = start; i < end && tokens.length < maxTokens; i++) tokens.push(context[i]);
-      return { tokens };
+      return { tokens: context.slice(start, Math.min(context.length, start + maxTokens)) };
     }
     return { tokens: [] };
   }
 
   observe(_outcome: DraftOutcome): void {}
-
-  // Register, for every new position j, the n-grams ending right before j (continuation starts at j).
-  // Position end itself is not registered: the current suffix must not match itself.
-  private extendIndex(context: readonly Token[]): void {
-    for (let j = Math.max(this.indexed, 1); j < context.length; j++) {
-      for (let n = 1; n <= this.maxNgram && n <= j; n++) this.index[n].set(key(context, j - n, j), j);
-    }
-    this.indexed = Math.max(this.indexed, context.length);
-  }
-}
-
-function key(tokens: readonly Token[], from: number, to: number): string {
-  let s = "" + tokens[from];
-  for (let i = from + 1; i < to; i++) s += "," + tokens[i];
-  return s;
 }

@@ -1,0 +1,185 @@
+import { type DraftTree, treeChildren, validateTree } from "../draftTree.js";
+import { SpecdecError } from "../errors.js";
+import { argmax, sample, sampleFrom } from "../sampling/shapeDistribution.js";
+import type { Distribution, Rng, Token } from "../types.js";
+
+/**
+ * The outcome of checking a draft tree against the target.
+ *  - path: the accepted nodes, root level → deepest, each a child of the one before (may be empty);
+ *    their tokens are committed in that order;
+ *  - token: the one token the target contributes itself after the path;
+ *  - kind: "recovered" when the last node of the path (or the root, for an empty path) had
+ *    children and all of them were rejected — the token replaces them; "bonus" when it had
+ *    none (a leaf was accepted, or the tree is empty) — nothing was rejected there.
+ */
+export interface TreeVerdict {
+  readonly path: number[];
+  readonly token: Token;
+  readonly kind: "recovered" | "bonus";
+}
+
+export interface TreeVerifier {
+  readonly name: string;
+  /**
+   * @param tree the drafter's guesses (validated here: a malformed tree throws a `SpecdecError`)
+   * @param pRoot the target's shaped distribution after the last committed token (it predicts
+   *        the root-level nodes)
+   * @param pAfter one per node: pAfter[i] is the target's shaped distribution after node i's
+   *        path (it predicts node i's children, or the bonus token when i is a leaf)
+   * @param rng random source (unused by greedy verification)
+   */
+  verify(tree: DraftTree, pRoot: Distribution, pAfter: readonly Distribution[], rng: Rng): TreeVerdict;
+}
+
+function checkShapes(tree: DraftTree, pRoot: Distribution, pAfter: readonly Distribution[]) {
+  validateTree(tree, pRoot.length);
+  if (pAfter.length !== tree.tokens.length) throw new SpecdecError(`tree verification: ${tree.tokens.length} nodes but ${pAfter.length} target distributions after them`);
+}
+
+/**
+ * Temperature 0: the longest path whose every token is the target's argmax after the path
+ * before it (lowest token id on a tie); the token is the argmax after that path. The committed
+ * tokens are exactly plain greedy decoding's. At each step only children carrying the argmax
+ * token can match; when several siblings carry it (duplicates), the one with the longest
+ * matching continuation wins, the first in index order on a tie.
+ */
+export class GreedyTreeVerifier implements TreeVerifier {
+  readonly name = "greedy-tree";
+
+  verify(tree: DraftTree, pRoot: Distribution, pAfter: readonly Distribution[]): TreeVerdict {
+    checkShapes(tree, pRoot, pAfter);
+    const { roots, children } = treeChildren(tree);
+    // Longest matching path below a node whose target distribution is p (reversed: deepest first).
+    const longest = (kids: readonly number[], p: Distribution): { rev: number[]; kind: TreeVerdict["kind"]; token: Token } => {
+      const best = argmax(p);
+      if (kids.length === 0) return { rev: [], kind: "bonus", token: best };
+      let found: { rev: number[]; kind: TreeVerdict["kind"]; token: Token } | undefined;
+      for (const c of kids) {
+        if (tree.tokens[c] !== best) continue;
+        const below = longest(children[c], pAfter[c]);
+        if (!found || below.rev.length + 1 > found.rev.length) {
+          below.rev.push(c);
+          found = below;
+        }
+      }
+      return found ?? { rev: [], kind: "recovered", token: best };
+    };
+    const r = longest(roots, pRoot);
+    return { path: r.rev.reverse(), token: r.token, kind: r.kind };
+  }
+}
+
+/**
+ * Lossless multi-draft speculative sampling over a tree (SpecInfer's multi-step speculative
+ * sampling, Miao et al. 2024; "recursive rejection sampling", Yang et al. 2024 / Jeon et al. 2024).
+ *
+ * Start at the root with p = the target's distribution there. At a node, try its children
+ * x_1, x_2, ... in index order, child i with its recorded drafter distribution q_i:
+ *  - accepted: x_i is kept with probability min(1, p(x_i) / q_i(x_i)); verification moves to
+ *    that child with p = the target's distribution after it (fresh, not residualised);
+ *  - on rejection, p ← norm(max(0, p - q_i)) and the next child is tried against that p;
+ *  - recovered: when every child is rejected, a token is drawn from the final residual p;
+ *  - bonus: when an accepted node has no children, one more token is drawn from p after it.
+ * A child without q was proposed deterministically: q_i is one-hot, so it is kept with
+ * probability p(x_i) (under the current, possibly residualised p) and on rejection p ← p with
+ * x_i removed, renormalised. Duplicate siblings follow the same rule: a second deterministic
+ * copy of a rejected token has p = 0 and is always rejected (leaving p unchanged); with q
+ * a rejected token had p(x) < q(x), so a copy sampled from the same q has residual p = 0 and is
+ * always rejected too. Either way a duplicate's subtree is never reached: drafters should merge
+ * duplicate siblings (a trie) rather than spend tree slots on them.
+ *
+ * Exactness. The committed tokens are distributed exactly as if sampled from the target one at
+ * a time when, for every node, each child's recorded q_i is the distribution that child's token
+ * was drawn from *given the path to it and the tokens of its earlier siblings* (and of nothing
+ * the verifier decides). Proof sketch, by induction over the siblings from last to first: given
+ * the earlier siblings, x_i ~ q_i, so child i is kept with token x with probability
+ * min(p, q_i)(x), and rejected with probability Σ max(0, p - q_i), after which the rest (later
+ * siblings, or the recovered draw) yields norm(max(0, p - q_i)) by induction — and that
+ * residual does not depend on the value of x_i. The sum is p. Below an accepted child the same
+ * argument applies with that child's own p. This covers the trees our drafters produce:
+ *  (i)  deterministic children (top-k candidates, prompt-lookup continuations, Medusa/EAGLE trees
+ *       with greedy candidate selection): q_i is one-hot at a token fixed by the context;
+ *  (ii) children sampled i.i.d. (with replacement) from one q: every q_i = q;
+ * and also mixtures of the two (e.g. the drafter's argmax plus samples drawn independently of
+ * it), siblings sampled independently from different q_i, and sampling without replacement
+ * *when q_i records the renormalised leftover* (q with the earlier siblings' tokens removed).
+ * It is NOT exact — and nothing here can detect it — when the recorded q is not the conditional
+ * one: siblings drawn without replacement (or de-duplicated) but all recorded with the original
+ * q; a sampled subtree that depends on tokens in another branch; top-k "candidates" of a q
+ * recorded as if sampled from q. Such trees must be passed without q only if their tokens are
+ * truly fixed by the context, otherwise with the conditional q.
+ */
+export class TreeRejectionSampler implements TreeVerifier {
+  readonly name = "tree-rejection-sampling";
+  // (vocab) scratch: the current residual, unnormalised (its sum is tracked), and the next one.
+  private cur = new Float64Array(0);
+  private nxt = new Float64Array(0);
+
+  verify(tree: DraftTree, pRoot: Distribution, pAfter: readonly Distribution[], rng: Rng): TreeVerdict {
+    checkShapes(tree, pRoot, pAfter);
+    if (this.cur.length !== pRoot.length) {
+      this.cur = new Float64Array(pRoot.length);
+      this.nxt = new Float64Array(pRoot.length);
+    }
+    const { roots, children } = treeChildren(tree);
+    const path: number[] = [];
+    let p = pRoot;
+    let kids = roots;
+    for (;;) {
+      if (kids.length === 0) return { path, token: sample(p, rng), kind: "bonus" };
+      const next = this.tryChildren(tree, kids, p, rng);
+      if (next < 0) return { path, token: sampleFrom(this.cur, rng.next()), kind: "recovered" };
+      path.push(next);
+      p = pAfter[next];
+      kids = children[next];
+    }
+  }
+
+  /** The accepted child, or -1 with the final residual left in `this.cur`. */
+  private tryChildren(tree: DraftTree, kids: readonly number[], p: Distribution, rng: Rng): number {
+    let residual = false; // false: the current p is `p` itself (nothing rejected yet)
+    let sum = 1;
+    for (const c of kids) {
+      const x = tree.tokens[c];
+      const q = tree.q?.[c];
+      const qx = q ? q[x] : 1;
+      const px = residual ? this.cur[x] / sum : p[x];
+      // Keep x with probability min(1, p(x)/q(x)); u·q < p avoids dividing by zero.
+      if (rng.next() * qx < px) return c;
+      if (!residual) {
+        const r = this.cur;
+        sum = 0;
+        for (let j = 0; j < p.length; j++) sum += r[j] = p[j];
+        residual = true;
+      }
+      sum = q ? this.subtract(q, sum) : this.remove(x, sum);
+    }
+    return -1;
+  }
+
+  /** cur ← max(0, cur/sum - q); returns the new sum. */
+  private subtract(q: Distribution, sum: number): number {
+    const r = this.cur;
+    const out = this.nxt;
+    const inv = 1 / sum;
+    let s = 0;
+    for (let j = 0; j < r.length; j++) {
+      const d = r[j] * inv - q[j];
+      s += out[j] = d > 0 ? d : 0;
+    }
+    // p == q up to rounding: rejection had probability ~0 and leaves no residual; keep p as it is.
+    if (!(s > 0)) return sum;
+    this.nxt = r;
+    this.cur = out;
+    return s;
+  }
+
+  /** cur(x) ← 0 (one-hot q); returns the new sum. */
+  private remove(x: number, sum: number): number {
+    const s = sum - this.cur[x];
+    // p was one-hot at x up to rounding: rejection had probability ~0; keep p as it is.
+    if (!(s > 1e-12 * sum)) return sum;
+    this.cur[x] = 0;
+    return s;
+  }
+}

@@ -1,0 +1,77 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { BuiltinTarget } from "../src/backends/builtin.js";
+import { LlamaCppTarget } from "../src/backends/llamaCpp.js";
+import { generate } from "../src/decode/speculativeDecode.js";
+import { PromptLookupTreeDrafter } from "../src/drafters/promptLookupTree.js";
+import { createDrafter } from "../src/methods.js";
+import { SeededRng } from "../src/sampling/rng.js";
+import { resolveSampling } from "../src/sampling/samplingSettings.js";
+import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
+import { asTokens } from "../src/types.js";
+
+const MODEL = sharedFile("models", "stories260K.gguf");
+const PROMPTS = [
+  "Once upon a time",
+  "Tom and his dog went to the park. They played with a ball. Tom threw the ball and the dog ran.\n\nTom and his dog went to the park.",
+  'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. Lily\'s mom said, "Be careful, Lily!"\n\nOnce upon a time, there was a little girl named Lily.',
+];
+
+let target: BuiltinTarget;
+before(async () => {
+  target = await BuiltinTarget.load(MODEL);
+});
+after(async () => target?.dispose());
+
+test("tree prompt lookup merges the continuations of several matches, shared prefixes once", async () => {
+  const d = new PromptLookupTreeDrafter({ maxNgram: 2, minNgram: 1, candidates: 4 });
+  await d.begin({ prompt: [], sampling: resolveSampling(), rng: new SeededRng(0) });
+  // "5 6" is followed by 7 8, by 7 9 and by 1 2: one tree 7→{8, 9}, 1→2.
+  const ctx = asTokens([5, 6, 7, 8, 0, 5, 6, 7, 9, 0, 5, 6, 1, 2, 0, 5, 6]);
+  const tree = await d.proposeTree(ctx, { maxNodes: 10, maxDepth: 2 });
+  assert.deepEqual(tree.tokens, [1, 2, 7, 9, 8]);
+  assert.deepEqual(tree.parents, [-1, 0, -1, 2, 2]);
+  const small = await d.proposeTree(ctx, { maxNodes: 3, maxDepth: 1 });
+  assert.deepEqual(small.tokens, [1, 7]);
+});
+
+test("tree prompt lookup at temperature 0 gives exactly the plain greedy tokens (builtin engine)", async () => {
+  const none = await createDrafter({ method: "none" });
+  let treeCalls = 0, chainCalls = 0;
+  for (const prompt of PROMPTS) {
+    const want = await generate(target, none, { prompt, maxTokens: 128 });
+    for (const candidates of [2, 4, 8]) {
+      const drafter = await createDrafter({ method: "prompt-lookup", candidates });
+      const got = await generate(target, drafter, { prompt, maxTokens: 128, draftMax: 6 });
+      assert.deepEqual(got.tokens, want.tokens, `candidates ${candidates} on ${JSON.stringify(prompt)}`);
+      if (candidates === 8) treeCalls += got.stats.targetCalls;
+    }
+    const chain = await generate(target, await createDrafter({ method: "prompt-lookup" }), { prompt, maxTokens: 128, draftMax: 6 });
+    chainCalls += chain.stats.targetCalls;
+  }
+  // More candidates per position can only help a greedy walk down the tree.
+  assert.ok(treeCalls <= chainCalls, `tree needed ${treeCalls} target passes, the chain ${chainCalls}`);
+});
+
+test("tree prompt lookup when sampling: reproducible under a seed", async () => {
+  const drafter = await createDrafter({ method: "prompt-lookup", candidates: 4 });
+  const run = (seed: number) => generate(target, drafter, { prompt: PROMPTS[1], maxTokens: 64, draftMax: 4, sampling: { temperature: 0.8, seed } });
+  const a = await run(5), b = await run(5), c = await run(6);
+  assert.deepEqual(a.tokens, b.tokens);
+  assert.notDeepEqual(a.tokens, c.tokens);
+});
+
+test("a tree method on the llama.cpp backend is a clear error (library and CLI)", async () => {
+  const llama = await LlamaCppTarget.load(MODEL);
+  try {
+    await assert.rejects(generate(llama, await createDrafter({ method: "prompt-lookup", candidates: 4 }), { prompt: "Once", maxTokens: 4 }), /--backend builtin/);
+  } finally {
+    await llama.dispose();
+  }
+  const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--model", MODEL, "--candidates", "4", "--prompt", "hi"], { encoding: "utf8" });
+  assert.notEqual(r.status, 0);
+  assert.equal(r.stderr.trim().split("\n").length, 1);
+  assert.match(r.stderr, /needs tree attention.*--backend builtin/);
+});
