@@ -11,8 +11,8 @@ export const ROOT = -1;
  * A tree of guesses, flattened in topological order (every parent before its children), the
  * same layout the engine's tree attention mask takes (`parents` there has the same meaning).
  *
- * Siblings are ordered: a verifier tries a node's children in index order, so put the most
- * likely guess first.
+ * Siblings are ordered: a verifier tries a node's children in index order. Put the most likely
+ * deterministic guess first; sampled siblings must stay in the order they were drawn.
  */
 export interface DraftTree {
   readonly tokens: readonly Token[];

@@ -27,6 +27,12 @@ export interface DraftOutcome {
   readonly accepted: number;
   /** The tokens committed this step: the accepted draft prefix plus the target's own token. */
   readonly committed: readonly Token[];
+  /**
+   * For drafters that ask for it (`needsHidden`) on a tree target: the target's final hidden
+   * state (after the output norm) at the last verified position — the one whose prediction is
+   * the target's own token of this step. (hiddenSize)
+   */
+  readonly hidden?: Float32Array;
 }
 
 /**
@@ -55,6 +61,8 @@ export interface TreeBudget {
 
 /** Proposes a tree of guesses (several candidates per position), verified in one pass. */
 export interface TreeDrafter extends DrafterLifecycle {
+  /** Ask the loop for the target's hidden states (Medusa heads read them). */
+  readonly needsHidden?: boolean;
   proposeTree(context: readonly Token[], budget: TreeBudget, signal?: AbortSignal): Promise<DraftTree>;
 }
 

@@ -9,8 +9,13 @@ import { NoDrafter } from "./drafters/noDrafter.js";
 import { PromptLookupDrafter, type PromptLookupOptions } from "./drafters/promptLookup.js";
 import { PromptLookupTreeDrafter } from "./drafters/promptLookupTree.js";
 import { SpecdecError } from "./errors.js";
+import { BuiltinTarget } from "./backends/builtin.js";
+import { MedusaDrafter } from "./drafters/medusa.js";
+import { MedusaHeads } from "./medusa/medusaHeads.js";
+import type { TreeChoices } from "./draftTree.js";
+import type { Target } from "./target.js";
 
-export const METHODS = ["none", "blind", "prompt-lookup", "draft"] as const;
+export const METHODS = ["none", "blind", "prompt-lookup", "draft", "medusa"] as const;
 export type Method = (typeof METHODS)[number];
 
 /**
@@ -18,7 +23,7 @@ export type Method = (typeof METHODS)[number];
  * (`npm run bench -- --sweep`, docs/measurements.md): there each drafted position costs
  * about a quarter of a one-token pass, so short drafts win unless guesses are very reliable.
  */
-export const METHOD_DRAFT_MAX: Record<Method, number> = { none: 0, blind: 2, "prompt-lookup": 2, draft: 8 };
+export const METHOD_DRAFT_MAX: Record<Method, number> = { none: 0, blind: 2, "prompt-lookup": 2, draft: 8, medusa: 8 };
 
 export function parseMethod(name: string): Method {
   if ((METHODS as readonly string[]).includes(name)) return name as Method;
@@ -37,11 +42,16 @@ export interface DrafterConfig {
   promptLookup?: PromptLookupOptions;
   /** Prompt lookup: continuations merged into a tree (> 1 needs a tree-capable backend). Default 1. */
   candidates?: number;
+  /** Method `medusa`: the heads file, and the target they are for (the built-in engine). */
+  medusaPath?: string;
+  target?: Target;
+  /** Tree shape for methods with static trees (Medusa), e.g. parsed from "0;1;0,0". */
+  treeChoices?: TreeChoices;
 }
 
 /** Whether a configuration drafts trees (and so needs a backend with tree attention). */
 export function draftsTrees(config: Pick<DrafterConfig, "method" | "candidates">): boolean {
-  return config.method === "prompt-lookup" && (config.candidates ?? 1) > 1;
+  return config.method === "medusa" || (config.method === "prompt-lookup" && (config.candidates ?? 1) > 1);
 }
 
 export async function createDrafter(config: DrafterConfig): Promise<AnyDrafter> {
@@ -57,6 +67,13 @@ export async function createDrafter(config: DrafterConfig): Promise<AnyDrafter> 
       const draftInfo = inspectModelFile(config.draftModelPath);
       if (config.targetPath) checkSameVocabulary(inspectModelFile(config.targetPath).vocab, draftInfo.vocab, config.draftModelPath);
       return new DraftModelDrafter(await loadTarget(config.draftBackend ?? "llama.cpp", config.draftModelPath, config.draftOptions));
+    }
+    case "medusa": {
+      if (!config.medusaPath) throw new SpecdecError("method 'medusa' needs its heads: --medusa HEADS.gguf");
+      if (!(config.target instanceof BuiltinTarget)) throw new SpecdecError("method 'medusa' reads the target's hidden states: it needs --backend builtin");
+      const t = config.target;
+      const heads = MedusaHeads.load(config.medusaPath, { hiddenSize: t.hiddenSize, vocabSize: t.vocabSize, vocabFingerprint: t.vocabFingerprint, outputMatrix: t.outputMatrix });
+      return new MedusaDrafter(heads, config.treeChoices);
     }
   }
 }

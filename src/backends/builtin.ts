@@ -5,7 +5,9 @@
 import { SpecdecError } from "../errors.js";
 import { openGguf } from "../gguf/reader.js";
 import { readHParams, type HParams } from "../engine/hparams.js";
-import { loadLlamaWeights } from "../engine/llamaWeights.js";
+import { loadLlamaWeights, type LlamaWeights } from "../engine/llamaWeights.js";
+import type { Matrix } from "../engine/matrix.js";
+import { createHash } from "node:crypto";
 import { Transformer } from "../engine/transformer.js";
 import { loadTokenizer, type Tokenizer } from "../tokenizer/index.js";
 import type { EvaluateOptions, TreeTarget } from "../target.js";
@@ -29,6 +31,7 @@ export class BuiltinTarget implements TreeTarget {
     readonly path: string,
     readonly hparams: HParams,
     readonly tokenizer: Tokenizer,
+    private readonly weights: LlamaWeights,
     readonly engine: Transformer,
   ) {
     this.vocabSize = hparams.vocabSize;
@@ -45,12 +48,24 @@ export class BuiltinTarget implements TreeTarget {
       const tokenizer = loadTokenizer(f);
       if (tokenizer.vocabSize !== hp.vocabSize) throw new SpecdecError(`${path}: tokenizer has ${tokenizer.vocabSize} tokens but the model ${hp.vocabSize}`);
       const contextSize = options.contextSize ?? Math.min(hp.contextLength, 4096);
-      const engine = new Transformer(hp, loadLlamaWeights(f, hp), contextSize, options.maxBatch ?? 64);
-      return new BuiltinTarget(path, hp, tokenizer, engine);
+      const weights = loadLlamaWeights(f, hp);
+      const engine = new Transformer(hp, weights, contextSize, options.maxBatch ?? 64);
+      return new BuiltinTarget(path, hp, tokenizer, weights, engine);
     } finally {
       f.close(); // weights were read into memory of their own
     }
   }
+
+  /** The output (vocabulary) projection, (vocab, dim): Medusa heads may share it. */
+  get outputMatrix(): Matrix {
+    return this.weights.output;
+  }
+
+  /** A fingerprint of the vocabulary (sha256 of the token texts), to tie helper files to this model. */
+  get vocabFingerprint(): string {
+    return (this.fingerprint ??= vocabFingerprint(Array.from({ length: this.vocabSize }, (_, i) => this.tokenizer.tokenText(i))));
+  }
+  private fingerprint?: string;
 
   get length(): number {
     return this.engine.length;
@@ -125,4 +140,11 @@ export function softmax(logits: Float32Array, off: number, n: number): Distribut
   const inv = 1 / sum;
   for (let i = 0; i < n; i++) out[i] *= inv;
   return out;
+}
+
+/** sha256 over the token texts, each followed by a NUL byte. */
+export function vocabFingerprint(tokens: readonly string[]): string {
+  const h = createHash("sha256");
+  for (const t of tokens) h.update(t).update("\0");
+  return h.digest("hex");
 }

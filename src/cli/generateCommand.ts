@@ -3,6 +3,12 @@ import { loadTarget, type Backend } from "../backends/loadTarget.js";
 import { speculativeStream, type GenerationResult } from "../decode/speculativeDecode.js";
 import type { GenerationStats } from "../decode/stats.js";
 import { SpecdecError } from "../errors.js";
+import { parseTreeChoices } from "../draftTree.js";
+import type { Verifier } from "../verifier.js";
+import { GreedyVerifier } from "../verify/greedyVerifier.js";
+import { RejectionSampler } from "../verify/rejectionSampler.js";
+import { GreedyTreeVerifier, TreeRejectionSampler, type TreeVerifier } from "../verify/treeVerifier.js";
+import { TypicalAcceptanceVerifier } from "../verify/typicalAcceptance.js";
 import { createDrafter, draftsTrees, METHOD_DRAFT_MAX, parseMethod } from "../methods.js";
 
 export interface GenerateCliOptions {
@@ -23,6 +29,9 @@ export interface GenerateCliOptions {
   ngramMin: number;
   candidates: number;
   treeNodes?: number;
+  medusa?: string;
+  tree?: string;
+  acceptance?: "greedy" | "sample" | "typical";
   contextSize?: number;
   threads: number;
   stop?: string[];
@@ -33,8 +42,12 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   const method = parseMethod(o.method ?? (o.draftModel ? "draft" : "prompt-lookup"));
   if (o.draftModel && method !== "draft") throw new SpecdecError(`--draft-model is only used by --method draft (got --method ${method})`);
   if (o.ngramMin > o.ngramMax) throw new SpecdecError(`--ngram-min ${o.ngramMin} is larger than --ngram-max ${o.ngramMax}`);
-  if (draftsTrees({ method, candidates: o.candidates }) && o.backend !== "builtin")
-    throw new SpecdecError(`--candidates ${o.candidates} drafts a tree of guesses, which needs tree attention: use --backend builtin (llama.cpp through node-llama-cpp has no custom attention masks)`);
+  const trees = draftsTrees({ method, candidates: o.candidates });
+  if (trees && o.backend !== "builtin")
+    throw new SpecdecError(`${method === "medusa" ? "--method medusa" : `--candidates ${o.candidates}`} drafts a tree of guesses, which needs tree attention: use --backend builtin (llama.cpp through node-llama-cpp has no custom attention masks)`);
+  if (o.medusa && method !== "medusa") throw new SpecdecError(`--medusa is only used by --method medusa (got --method ${method})`);
+  if (o.acceptance === "typical" && !trees) throw new SpecdecError("--acceptance typical applies to tree methods (medusa, prompt-lookup with --candidates > 1)");
+  const treeChoices = o.tree === undefined ? undefined : parseTreeChoices(o.tree);
   const prompt = readPrompt(o);
 
   const target = await loadTarget(o.backend, o.model, { contextSize: o.contextSize, threads: o.threads });
@@ -46,6 +59,9 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     draftOptions: { contextSize: o.contextSize, threads: o.threads },
     promptLookup: { maxNgram: o.ngramMax, minNgram: o.ngramMin },
     candidates: o.candidates,
+    medusaPath: o.medusa,
+    target,
+    treeChoices,
   });
 
   // Ctrl-C ends the generation cleanly: what was produced is printed with its statistics.
@@ -58,6 +74,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
       maxTokens: o.maxTokens,
       draftMax: o.draftMax ?? METHOD_DRAFT_MAX[method],
       treeNodes: o.treeNodes,
+      ...verifiers(o.acceptance),
       sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP, seed: o.seed },
       stop: o.stop,
       signal: abort.signal,
@@ -81,6 +98,20 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     process.off("SIGINT", onSigint);
     await drafter.dispose?.();
     await target.dispose();
+  }
+}
+
+/** The verifiers an --acceptance rule asks for; none = the default for the temperature. */
+function verifiers(rule: GenerateCliOptions["acceptance"]): { verifier?: Verifier; treeVerifier?: TreeVerifier } {
+  switch (rule) {
+    case "greedy":
+      return { verifier: new GreedyVerifier(), treeVerifier: new GreedyTreeVerifier() };
+    case "sample":
+      return { verifier: new RejectionSampler(), treeVerifier: new TreeRejectionSampler() };
+    case "typical":
+      return { treeVerifier: new TypicalAcceptanceVerifier() };
+    default:
+      return {};
   }
 }
 

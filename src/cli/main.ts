@@ -29,6 +29,11 @@ function program(): Command {
     .option("--draft-max <k>", "most tokens drafted per step (default: prompt-lookup 2, blind 2, draft 8)", integer(0, 256))
     .option("--ngram-max <n>", "prompt lookup: longest n-gram matched", integer(1, 64), 3)
     .option("--ngram-min <n>", "prompt lookup: shortest n-gram matched", integer(1, 64), 2)
+    .option("--medusa <file>", "Medusa heads (GGUF) for --method medusa (needs --backend builtin)")
+    .option("--tree <shape>", "tree shape for Medusa, as ranks per depth: e.g. \"0;1;2;0,0;0,1;1,0;0,0,0\" (Medusa's medusa_choices)")
+    .addOption(
+      new Option("--acceptance <rule>", "greedy: guesses must equal the target's argmax; sample: lossless rejection sampling; typical: Medusa's typical acceptance — LOSSY, output no longer follows the target (tree methods only). Default: greedy at temperature 0, else sample").choices(["greedy", "sample", "typical"]),
+    )
     .option("--candidates <c>", "prompt lookup: merge the continuations of up to c matches into a tree verified in one pass (c > 1 needs --backend builtin)", integer(1, 64), 1)
     .option("--tree-nodes <n>", "tree methods: most guesses per tree (default 24, at most the engine's batch - 1)", integer(1, 1024))
     .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))

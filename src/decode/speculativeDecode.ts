@@ -103,7 +103,7 @@ export async function* speculativeStream(target: Target, drafter: AnyDrafter, op
       // Draft, one target pass, verify, roll back: the step yields the accepted guesses plus one
       // token of the target's own, so guesses never go deeper than the budget allows.
       const s = await step(context, Math.min(draftMax, remaining - 1, room - 1), signal, stats);
-      await drafter.observe({ contextLength: context.length, accepted: s.accepted, committed: s.committed });
+      await drafter.observe({ contextLength: context.length, accepted: s.accepted, committed: s.committed, hidden: s.hidden });
       stats.verifyMs += performance.now() - s.verifyStart;
       stats.recordStep(s.drafted, s.depth, s.accepted);
 
@@ -138,6 +138,7 @@ interface StepResult {
   drafted: number; // guesses checked (tree nodes)
   depth: number; // deepest guess (= drafted for a chain)
   verifyStart: number; // when drafting ended
+  hidden?: Float32Array; // (hiddenSize) the target's state at the last verified position, when asked for
 }
 
 type Step = (context: readonly Token[], maxDepth: number, signal: AbortSignal | undefined, stats: StatsRecorder) => Promise<StepResult>;
@@ -183,7 +184,7 @@ function treeStep(target: Target, drafter: TreeDrafter, sampling: SamplingSettin
 
     // 2. One pass over [last, ...tree]: the last committed token is the tree's root slot.
     const parents = [-1, ...tree.parents.map((p) => (p < 0 ? 0 : p + 1))];
-    const { dists } = await target.evaluateTree([context[context.length - 1], ...tree.tokens], parents, { signal });
+    const { dists, hidden } = await target.evaluateTree([context[context.length - 1], ...tree.tokens], parents, { signal, hidden: drafter.needsHidden });
     const p = dists.map((d) => shapeDistribution(d, sampling, d));
 
     // 3. Verify: the accepted branch plus one token of the target's own.
@@ -192,7 +193,10 @@ function treeStep(target: Target, drafter: TreeDrafter, sampling: SamplingSettin
     // 4. Keep the root slot and the accepted branch in the cache; drop the other branches.
     await target.keep(context.length - 1, [0, ...verdict.path.map((i) => i + 1)]);
     const committed = [...pathTokens(tree, verdict.path), verdict.token];
-    return { committed, accepted: verdict.path.length, drafted: tree.tokens.length, depth: Math.max(0, ...depths), verifyStart };
+    // The state at the last verified slot: the deepest accepted node, or the root slot.
+    const slot = verdict.path.length > 0 ? verdict.path[verdict.path.length - 1] + 1 : 0;
+    const h = hidden?.slice(slot * target.hiddenSize, (slot + 1) * target.hiddenSize);
+    return { committed, accepted: verdict.path.length, drafted: tree.tokens.length, depth: Math.max(0, ...depths), verifyStart, hidden: h };
   };
 }
 

@@ -85,8 +85,10 @@ export class GreedyTreeVerifier implements TreeVerifier {
  * x_i removed, renormalised. Duplicate siblings follow the same rule: a second deterministic
  * copy of a rejected token has p = 0 and is always rejected (leaving p unchanged); with q
  * a rejected token had p(x) < q(x), so a copy sampled from the same q has residual p = 0 and is
- * always rejected too. Either way a duplicate's subtree is never reached: drafters should merge
- * duplicate siblings (a trie) rather than spend tree slots on them.
+ * always rejected too. Either way a duplicate's subtree is never reached. Deterministic
+ * duplicates can simply be merged by the drafter (the tree stays a function of the context);
+ * sampled siblings must be passed as drawn — dropping, re-drawing or reordering them changes
+ * the law of the later siblings, which is then no longer their recorded q.
  *
  * Exactness. The committed tokens are distributed exactly as if sampled from the target one at
  * a time when, for every node, each child's recorded q_i is the distribution that child's token
@@ -103,11 +105,12 @@ export class GreedyTreeVerifier implements TreeVerifier {
  * and also mixtures of the two (e.g. the drafter's argmax plus samples drawn independently of
  * it), siblings sampled independently from different q_i, and sampling without replacement
  * *when q_i records the renormalised leftover* (q with the earlier siblings' tokens removed).
- * It is NOT exact — and nothing here can detect it — when the recorded q is not the conditional
- * one: siblings drawn without replacement (or de-duplicated) but all recorded with the original
- * q; a sampled subtree that depends on tokens in another branch; top-k "candidates" of a q
- * recorded as if sampled from q. Such trees must be passed without q only if their tokens are
- * truly fixed by the context, otherwise with the conditional q.
+ * It is NOT exact — and nothing here can detect it — when a recorded q is not that conditional
+ * law: siblings drawn without replacement (or re-drawn on a duplicate) but all recorded with
+ * the original q; i.i.d. samples sorted (say, most probable first) or de-duplicated after
+ * drawing; a sibling whose draw depends on a later sibling; top-k candidates of a q recorded as
+ * if sampled from q. Pass a tree without q only if its tokens are fixed by the context (a
+ * deterministic function of it), otherwise with each sibling's conditional q, in draw order.
  */
 export class TreeRejectionSampler implements TreeVerifier {
   readonly name = "tree-rejection-sampling";
