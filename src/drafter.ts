@@ -33,6 +33,11 @@ export interface DraftOutcome {
    * the target's own token of this step. (hiddenSize)
    */
   readonly hidden?: Float32Array;
+  /**
+   * For drafters that ask for it (`needsPredictions`) on a tree step: the target's most likely
+   * token after each node of the tree just verified (look-ahead decoding's Jacobi update).
+   */
+  readonly predictions?: readonly Token[];
 }
 
 /**
@@ -63,6 +68,8 @@ export interface TreeBudget {
 export interface TreeDrafter extends DrafterLifecycle {
   /** Ask the loop for the target's hidden states (Medusa heads read them). */
   readonly needsHidden?: boolean;
+  /** Ask the loop for the target's argmax after every tree node. */
+  readonly needsPredictions?: boolean;
   proposeTree(context: readonly Token[], budget: TreeBudget, signal?: AbortSignal): Promise<DraftTree>;
 }
 

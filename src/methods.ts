@@ -11,11 +11,12 @@ import { PromptLookupTreeDrafter } from "./drafters/promptLookupTree.js";
 import { SpecdecError } from "./errors.js";
 import { BuiltinTarget } from "./backends/builtin.js";
 import { MedusaDrafter } from "./drafters/medusa.js";
+import { LookaheadDrafter, type LookaheadOptions } from "./drafters/lookahead.js";
 import { MedusaHeads } from "./medusa/medusaHeads.js";
 import type { TreeChoices } from "./draftTree.js";
 import type { Target } from "./target.js";
 
-export const METHODS = ["none", "blind", "prompt-lookup", "draft", "medusa"] as const;
+export const METHODS = ["none", "blind", "prompt-lookup", "draft", "medusa", "lookahead"] as const;
 export type Method = (typeof METHODS)[number];
 
 /**
@@ -23,7 +24,7 @@ export type Method = (typeof METHODS)[number];
  * (`npm run bench -- --sweep`, docs/measurements.md): there each drafted position costs
  * about a quarter of a one-token pass, so short drafts win unless guesses are very reliable.
  */
-export const METHOD_DRAFT_MAX: Record<Method, number> = { none: 0, blind: 2, "prompt-lookup": 2, draft: 8, medusa: 8 };
+export const METHOD_DRAFT_MAX: Record<Method, number> = { none: 0, blind: 2, "prompt-lookup": 2, draft: 8, medusa: 8, lookahead: 8 };
 
 export function parseMethod(name: string): Method {
   if ((METHODS as readonly string[]).includes(name)) return name as Method;
@@ -45,13 +46,15 @@ export interface DrafterConfig {
   /** Method `medusa`: the heads file, and the target they are for (the built-in engine). */
   medusaPath?: string;
   target?: Target;
+  /** Method `lookahead`: window, n-gram size, verification set. */
+  lookahead?: LookaheadOptions;
   /** Tree shape for methods with static trees (Medusa), e.g. parsed from "0;1;0,0". */
   treeChoices?: TreeChoices;
 }
 
 /** Whether a configuration drafts trees (and so needs a backend with tree attention). */
 export function draftsTrees(config: Pick<DrafterConfig, "method" | "candidates">): boolean {
-  return config.method === "medusa" || (config.method === "prompt-lookup" && (config.candidates ?? 1) > 1);
+  return config.method === "medusa" || config.method === "lookahead" || (config.method === "prompt-lookup" && (config.candidates ?? 1) > 1);
 }
 
 export async function createDrafter(config: DrafterConfig): Promise<AnyDrafter> {
@@ -68,6 +71,8 @@ export async function createDrafter(config: DrafterConfig): Promise<AnyDrafter> 
       if (config.targetPath) checkSameVocabulary(inspectModelFile(config.targetPath).vocab, draftInfo.vocab, config.draftModelPath);
       return new DraftModelDrafter(await loadTarget(config.draftBackend ?? "llama.cpp", config.draftModelPath, config.draftOptions));
     }
+    case "lookahead":
+      return new LookaheadDrafter(config.lookahead);
     case "medusa": {
       if (!config.medusaPath) throw new SpecdecError("method 'medusa' needs its heads: --medusa HEADS.gguf");
       if (!(config.target instanceof BuiltinTarget)) throw new SpecdecError("method 'medusa' reads the target's hidden states: it needs --backend builtin");

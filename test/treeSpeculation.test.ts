@@ -75,3 +75,38 @@ test("a tree method on the llama.cpp backend is a clear error (library and CLI)"
   assert.equal(r.stderr.trim().split("\n").length, 1);
   assert.match(r.stderr, /needs tree attention.*--backend builtin/);
 });
+
+test("look-ahead decoding at temperature 0 gives exactly the plain greedy tokens, W,N,G settings", async () => {
+  const none = await createDrafter({ method: "none" });
+  for (const prompt of PROMPTS) {
+    const want = await generate(target, none, { prompt, maxTokens: 128 });
+    for (const lookahead of [{ window: 5, ngram: 3, verify: 5 }, { window: 3, ngram: 2, verify: 3 }, { window: 4, ngram: 4, verify: 2 }]) {
+      const got = await generate(target, await createDrafter({ method: "lookahead", lookahead }), { prompt, maxTokens: 128 });
+      assert.deepEqual(got.tokens, want.tokens, `${JSON.stringify(lookahead)} on ${JSON.stringify(prompt)}`);
+    }
+  }
+});
+
+test("look-ahead decoding on text that repeats a paragraph reaches tau > 1.3", async (t) => {
+  const r = await generate(target, await createDrafter({ method: "lookahead" }), { prompt: PROMPTS[2], maxTokens: 128 });
+  t.diagnostic(`lookahead 5,3,5 on a repeated paragraph: tau ${r.stats.tau.toFixed(3)}`);
+  assert.ok(r.stats.tau > 1.3, `tau ${r.stats.tau}`);
+  // Without the prompt's n-grams the pool starts empty: the Jacobi window alone must still find some.
+  const cold = await generate(target, await createDrafter({ method: "lookahead", lookahead: { seedFromPrompt: false } }), { prompt: PROMPTS[0], maxTokens: 128 });
+  assert.ok(cold.stats.acceptedTokens > 0, "the Jacobi window never produced an accepted guess");
+});
+
+test("look-ahead decoding when sampling: reproducible under a seed", async () => {
+  const run = async (seed: number) => generate(target, await createDrafter({ method: "lookahead" }), { prompt: PROMPTS[1], maxTokens: 48, sampling: { temperature: 0.8, seed } });
+  const a = await run(2), b = await run(2);
+  assert.deepEqual(a.tokens, b.tokens);
+});
+
+test("bad --lookahead values are one-line errors", () => {
+  for (const [value, pattern] of [["5,3", /three integers/], ["5,1,2", /2 <= N/], ["a,b,c", /three integers/]] as const) {
+    const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--backend", "builtin", "--model", MODEL, "--method", "lookahead", "--lookahead", value, "--prompt", "hi"], { encoding: "utf8" });
+    assert.notEqual(r.status, 0);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, pattern);
+  }
+});

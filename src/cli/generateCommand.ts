@@ -4,6 +4,7 @@ import { speculativeStream, type GenerationResult } from "../decode/speculativeD
 import type { GenerationStats } from "../decode/stats.js";
 import { SpecdecError } from "../errors.js";
 import { parseTreeChoices } from "../draftTree.js";
+import { parseLookahead } from "../drafters/lookahead.js";
 import type { Verifier } from "../verifier.js";
 import { GreedyVerifier } from "../verify/greedyVerifier.js";
 import { RejectionSampler } from "../verify/rejectionSampler.js";
@@ -30,6 +31,7 @@ export interface GenerateCliOptions {
   candidates: number;
   treeNodes?: number;
   medusa?: string;
+  lookahead?: string;
   tree?: string;
   acceptance?: "greedy" | "sample" | "typical";
   contextSize?: number;
@@ -44,10 +46,12 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   if (o.ngramMin > o.ngramMax) throw new SpecdecError(`--ngram-min ${o.ngramMin} is larger than --ngram-max ${o.ngramMax}`);
   const trees = draftsTrees({ method, candidates: o.candidates });
   if (trees && o.backend !== "builtin")
-    throw new SpecdecError(`${method === "medusa" ? "--method medusa" : `--candidates ${o.candidates}`} drafts a tree of guesses, which needs tree attention: use --backend builtin (llama.cpp through node-llama-cpp has no custom attention masks)`);
+    throw new SpecdecError(`${method === "prompt-lookup" ? `--candidates ${o.candidates}` : `--method ${method}`} drafts a tree of guesses, which needs tree attention: use --backend builtin (llama.cpp through node-llama-cpp has no custom attention masks)`);
   if (o.medusa && method !== "medusa") throw new SpecdecError(`--medusa is only used by --method medusa (got --method ${method})`);
   if (o.acceptance === "typical" && !trees) throw new SpecdecError("--acceptance typical applies to tree methods (medusa, prompt-lookup with --candidates > 1)");
   const treeChoices = o.tree === undefined ? undefined : parseTreeChoices(o.tree);
+  if (o.lookahead !== undefined && method !== "lookahead") throw new SpecdecError(`--lookahead is only used by --method lookahead (got --method ${method})`);
+  const lookahead = o.lookahead === undefined ? undefined : parseLookahead(o.lookahead);
   const prompt = readPrompt(o);
 
   const target = await loadTarget(o.backend, o.model, { contextSize: o.contextSize, threads: o.threads });
@@ -60,6 +64,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     promptLookup: { maxNgram: o.ngramMax, minNgram: o.ngramMin },
     candidates: o.candidates,
     medusaPath: o.medusa,
+    lookahead,
     target,
     treeChoices,
   });

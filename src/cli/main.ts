@@ -34,6 +34,7 @@ function program(): Command {
     .addOption(
       new Option("--acceptance <rule>", "greedy: guesses must equal the target's argmax; sample: lossless rejection sampling; typical: Medusa's typical acceptance — LOSSY, output no longer follows the target (tree methods only). Default: greedy at temperature 0, else sample").choices(["greedy", "sample", "typical"]),
     )
+    .option("--lookahead <W,N,G>", "look-ahead decoding: Jacobi window W, n-gram size N, verification set G (default 5,3,5; needs --backend builtin)")
     .option("--candidates <c>", "prompt lookup: merge the continuations of up to c matches into a tree verified in one pass (c > 1 needs --backend builtin)", integer(1, 64), 1)
     .option("--tree-nodes <n>", "tree methods: most guesses per tree (default 24, at most the engine's batch - 1)", integer(1, 1024))
     .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))

@@ -5,7 +5,7 @@ import { nodeDepths, pathTokens, validateTree } from "../draftTree.js";
 import { SpecdecError } from "../errors.js";
 import { SeededRng } from "../sampling/rng.js";
 import { isGreedy, resolveSampling, type SamplingSettings } from "../sampling/samplingSettings.js";
-import { shapeDistribution } from "../sampling/shapeDistribution.js";
+import { argmax, shapeDistribution } from "../sampling/shapeDistribution.js";
 import { isTreeTarget, type Target } from "../target.js";
 import type { Rng, Token } from "../types.js";
 import type { Verifier } from "../verifier.js";
@@ -103,7 +103,7 @@ export async function* speculativeStream(target: Target, drafter: AnyDrafter, op
       // Draft, one target pass, verify, roll back: the step yields the accepted guesses plus one
       // token of the target's own, so guesses never go deeper than the budget allows.
       const s = await step(context, Math.min(draftMax, remaining - 1, room - 1), signal, stats);
-      await drafter.observe({ contextLength: context.length, accepted: s.accepted, committed: s.committed, hidden: s.hidden });
+      await drafter.observe({ contextLength: context.length, accepted: s.accepted, committed: s.committed, hidden: s.hidden, predictions: s.predictions });
       stats.verifyMs += performance.now() - s.verifyStart;
       stats.recordStep(s.drafted, s.depth, s.accepted);
 
@@ -139,6 +139,7 @@ interface StepResult {
   depth: number; // deepest guess (= drafted for a chain)
   verifyStart: number; // when drafting ended
   hidden?: Float32Array; // (hiddenSize) the target's state at the last verified position, when asked for
+  predictions?: Token[]; // the target's argmax after each tree node, when asked for
 }
 
 type Step = (context: readonly Token[], maxDepth: number, signal: AbortSignal | undefined, stats: StatsRecorder) => Promise<StepResult>;
@@ -196,7 +197,8 @@ function treeStep(target: Target, drafter: TreeDrafter, sampling: SamplingSettin
     // The state at the last verified slot: the deepest accepted node, or the root slot.
     const slot = verdict.path.length > 0 ? verdict.path[verdict.path.length - 1] + 1 : 0;
     const h = hidden?.slice(slot * target.hiddenSize, (slot + 1) * target.hiddenSize);
-    return { committed, accepted: verdict.path.length, drafted: tree.tokens.length, depth: Math.max(0, ...depths), verifyStart, hidden: h };
+    const predictions = drafter.needsPredictions ? p.slice(1).map((d) => argmax(d)) : undefined;
+    return { committed, accepted: verdict.path.length, drafted: tree.tokens.length, depth: Math.max(0, ...depths), verifyStart, hidden: h, predictions };
   };
 }
 
