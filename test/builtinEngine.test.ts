@@ -99,7 +99,7 @@ test("builtin engine: every method's greedy tokens equal plain decoding exactly"
   const none = await createDrafter({ method: "none" });
   for (const prompt of prompts) {
     const want = await generate(target, none, { prompt, maxTokens: 128 });
-    for (const method of METHODS) {
+    for (const method of METHODS.filter((m) => m !== "medusa")) { // medusa needs heads: test/medusa.test.ts
       const drafter = await createDrafter({ method, targetPath: MODEL, draftModelPath: MODEL, draftBackend: "builtin" });
       const got = await generate(target, drafter, { prompt, maxTokens: 128, draftMax: 4 });
       assert.deepEqual(got.tokens, want.tokens, `${method} on ${JSON.stringify(prompt)}`);

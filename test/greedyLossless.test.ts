@@ -2,7 +2,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { LlamaCppTarget } from "../src/backends/llamaCpp.js";
 import { generate, type GenerationResult } from "../src/decode/speculativeDecode.js";
-import { createDrafter, METHODS, type Method } from "../src/methods.js";
+import { createDrafter, type Method } from "../src/methods.js";
 import { sharedFile } from "../src/sharedData.js";
 import type { Token } from "../src/types.js";
 
@@ -45,7 +45,8 @@ test("plain decoding reference runs to the token budget", () => {
   }
 });
 
-for (const method of METHODS.filter((m): m is Exclude<Method, "none"> => m !== "none")) {
+// The chain methods: tree methods need the built-in engine (test/treeSpeculation.test.ts, test/medusa.test.ts).
+for (const method of ["blind", "prompt-lookup", "draft"] as const satisfies readonly Method[]) {
   test(`greedy ${method} gives the tokens of plain decoding (differences only at near-ties)`, async (t) => {
     const drafter = await createDrafter({ method, targetPath: MODEL, draftModelPath: MODEL });
     let differing = 0;
@@ -121,4 +122,16 @@ test("streamed text equals the detokenized tokens and stop strings cut the text"
   const s = await generate(target, await createDrafter({ method: "prompt-lookup" }), { prompt: PROMPTS[0], maxTokens: MAX_TOKENS, stop: [stop] });
   assert.equal(s.stopReason, "stop");
   assert.equal(s.text, r.text.slice(0, r.text.indexOf(stop)));
+});
+
+test("the llama.cpp backend reports the full next-token distribution (no hidden top-k / top-p)", async () => {
+  await target.reset();
+  const [d] = await target.evaluate(target.tokenize("Once upon a time"), { outputs: "last" });
+  let nonzero = 0, sum = 0;
+  for (const v of d) {
+    if (v > 0) nonzero++;
+    sum += v;
+  }
+  assert.ok(nonzero > 400, `only ${nonzero} of ${d.length} tokens have probability`);
+  assert.ok(Math.abs(sum - 1) < 1e-3, `sum ${sum}`);
 });

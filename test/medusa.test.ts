@@ -8,7 +8,8 @@ import { BuiltinTarget } from "../src/backends/builtin.js";
 import { generate } from "../src/decode/speculativeDecode.js";
 import { chainChoices } from "../src/draftTree.js";
 import { createDrafter } from "../src/methods.js";
-import { saveMedusaHeads, type MedusaHeadWeights } from "../src/medusa/medusaHeads.js";
+import { saveMedusaHeads } from "../src/medusa/medusaHeads.js";
+import { fitMedusaHeads } from "../src/medusa/fitHeads.js";
 import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
 import type { Token } from "../src/types.js";
 
@@ -21,58 +22,17 @@ let target: BuiltinTarget;
 let reference: Token[];
 let headsPath: string;
 
-/**
- * Heads with known weights: the residual blocks are zero (SiLU(0) = 0, so h passes through)
- * and head k's projection is fitted — a multiclass perceptron — so that it maps the target's
- * hidden state at each position of a known greedy sequence to the token k + 2 positions later
- * (k = 0-based; the token right after is the target's own).
- */
-function fitHeads(seq: readonly Token[], hidden: Float32Array, from: number): MedusaHeadWeights[] {
-  const dim = target.hiddenSize, V = target.vocabSize;
-  return Array.from({ length: K }, (_, k) => {
-    const proj = new Float32Array(V * dim);
-    const examples: [number, number][] = [];
-    for (let p = from; p + 2 + k < seq.length; p++) examples.push([p, seq[p + 2 + k]]);
-    for (let epoch = 0; epoch < 300; epoch++) {
-      let errors = 0;
-      for (const [p, y] of examples) {
-        const h = hidden.subarray(p * dim, (p + 1) * dim);
-        let best = 0, bestScore = -Infinity;
-        for (let v = 0; v < V; v++) {
-          let s = 0;
-          for (let i = 0; i < dim; i++) s += proj[v * dim + i] * h[i];
-          if (s > bestScore) [best, bestScore] = [v, s];
-        }
-        if (best === y) continue;
-        errors++;
-        for (let i = 0; i < dim; i++) {
-          proj[y * dim + i] += h[i];
-          proj[best * dim + i] -= h[i];
-        }
-      }
-      if (errors === 0) break;
-      if (epoch === 299) throw new Error(`head ${k}: the perceptron did not separate the sequence (${errors} errors)`);
-    }
-    return { res: new Float32Array(dim * dim), bias: new Float32Array(dim), proj };
-  });
-}
-
 before(async () => {
   target = await BuiltinTarget.load(MODEL);
   const plain = await generate(target, await createDrafter({ method: "none" }), { prompt: PROMPT, maxTokens: LENGTH });
   reference = plain.tokens;
-  // Hidden states of the whole sequence, (length, dim), from the same engine.
+  // Heads with known weights: projections fitted so head k maps the hidden state at each
+  // position of the reference to the token k + 2 positions later.
   const prompt = target.tokenize(PROMPT);
-  const seq = [...prompt, ...reference];
-  const e = target.engine;
-  e.truncate(0);
-  const hidden = new Float32Array(seq.length * target.hiddenSize);
-  for (let from = 0; from < seq.length; from += e.maxBatch) {
-    const chunk = seq.slice(from, from + e.maxBatch);
-    hidden.set(e.forward(chunk, { logits: "none", hidden: true }).hidden, from * target.hiddenSize);
-  }
+  const { heads, accuracy } = fitMedusaHeads(target, [{ seq: [...prompt, ...reference], from: prompt.length - 1 }], K);
+  assert.deepEqual(accuracy, new Array(K).fill(1), `the fitted heads must know the sequence: ${accuracy.join(", ")}`);
   headsPath = join(tmp, "heads.gguf");
-  saveMedusaHeads(headsPath, fitHeads(seq, hidden, prompt.length - 1), { hiddenSize: target.hiddenSize, vocabSize: target.vocabSize, vocabFingerprint: target.vocabFingerprint, name: "stories260K" });
+  saveMedusaHeads(headsPath, heads, { hiddenSize: target.hiddenSize, vocabSize: target.vocabSize, vocabFingerprint: target.vocabFingerprint, name: "stories260K" });
 });
 after(async () => target?.dispose());
 

@@ -5,21 +5,8 @@ import { GgmlType } from "../src/gguf/ggmlTypes.js";
 import {
   F16_TO_F32, bf16ToF32, dequantizeRow, dotRow, f32ToBf16, f32ToF16, matMul, matVec, quantizeRow, rowByteLength, SUPPORTED_TYPES,
 } from "../src/engine/quant/index.js";
+import { BLOCK, gaussian, NAMES, rng } from "./support/quantFixtures.js";
 
-// Deterministic pseudo-random numbers (LCG) and normal deviates.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s + 0.5) / 2 ** 32;
-  };
-}
-function gaussian(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r())) * Math.cos(2 * Math.PI * r());
-}
-
-const NAMES: Record<number, string> = { 0: "F32", 1: "F16", 30: "BF16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K" };
-const BLOCK: Record<number, number> = { 0: 1, 1: 1, 30: 1, 2: 32, 3: 32, 6: 32, 7: 32, 8: 32, 12: 256, 13: 256, 14: 256 };
 
 /**
  * Quantize -> dequantize error bounds: max |x - deq(q(x))| over a block, as a fraction of the

@@ -121,7 +121,9 @@ export class LlamaCppTarget implements Target {
     options.signal?.throwIfAborted();
     if (this.length + tokens.length > this.contextSize)
       throw new SpecdecError(`context full: ${this.length} + ${tokens.length} tokens exceed the context size ${this.contextSize}`);
-    const want = { generateNext: { probabilities: true, options: { temperature: 1 } } } as const;
+    // The full distribution: node-llama-cpp would otherwise apply its default top-k 40 and
+    // top-p 0.95 before reporting probabilities. Sampling settings are ours to apply.
+    const want = { generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } } as const;
     const items = tokens.map((t, i) => (outputs === "all" || (outputs === "last" && i === tokens.length - 1) ? ([t as unknown as LlamaToken, want] as const) : (t as unknown as LlamaToken)));
     const results = await this.sequence.controlledEvaluate(items as never);
     const dists: Distribution[] = [];

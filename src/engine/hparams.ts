@@ -68,5 +68,10 @@ export function readHParams(f: GgufFile): HParams {
     throw new SpecdecError(`${f.path}: inconsistent attention shape (dim ${dim}, ${nHeads} heads, ${nKvHeads} KV heads, rope dims ${hp.ropeDim})`);
   if (scalingType && scalingType !== "linear" && scalingType !== "none")
     throw new SpecdecError(`${f.path}: rope scaling '${scalingType}' is not supported by the built-in engine`);
+  // NaN, infinite or negative values would silently turn every output into NaN.
+  if (!(hp.ropeBase > 0 && Number.isFinite(hp.ropeBase))) throw new SpecdecError(`${f.path}: ${a}.rope.freq_base must be a positive number, got ${hp.ropeBase}`);
+  if (!(hp.normEps >= 0 && Number.isFinite(hp.normEps))) throw new SpecdecError(`${f.path}: ${a}.attention.layer_norm_rms_epsilon must be a non-negative number, got ${hp.normEps}`);
+  if (scalingType === "linear" && !(scalingFactor >= 0 && Number.isFinite(scalingFactor))) // 0 means none, as in llama.cpp
+    throw new SpecdecError(`${f.path}: ${a}.rope.scaling.factor must be a positive number, got ${scalingFactor}`);
   return hp;
 }

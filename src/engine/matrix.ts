@@ -1,7 +1,11 @@
 // A weight matrix as the forward pass sees it: (rows, cols), row r producing output r,
 // kept in the file's storage type (f32, f16, or quantized blocks) — never expanded to f32.
+// matMul runs on the WebAssembly SIMD kernels (quant/wasm/) when this Node has them, with the
+// weights copied once into WASM memory; otherwise on the JS kernels (quant/kernels.ts). The
+// choice is made per matrix at load, so every pass of a model uses the same accumulation order.
 
 import { dequantizeRow, matMul } from "./quant/index.js";
+import { WasmMatrix } from "./quant/wasm/index.js";
 
 export interface Matrix {
   readonly rows: number;
@@ -18,6 +22,7 @@ export interface Matrix {
 /** A matrix stored as ggml lays it out: `rows` rows of `cols` elements of `type`. */
 export class GgmlMatrix implements Matrix {
   private readonly rowBytes: number;
+  private readonly wasm: WasmMatrix | undefined;
 
   constructor(
     readonly type: number,
@@ -26,10 +31,17 @@ export class GgmlMatrix implements Matrix {
     readonly cols: number,
   ) {
     this.rowBytes = data.byteLength / rows;
+    this.wasm = WasmMatrix.from(type, data, rows, cols, this.rowBytes);
+  }
+
+  /** Which kernels multiply this matrix. */
+  get kernel(): "wasm" | "js" {
+    return this.wasm ? "wasm" : "js";
   }
 
   matMul(x: Float32Array, batch: number, out: Float32Array): void {
-    matMul(this.type, this.data, this.rows, this.cols, x, batch, out);
+    if (this.wasm) this.wasm.matMul(x, batch, out);
+    else matMul(this.type, this.data, this.rows, this.cols, x, batch, out);
   }
 
   readRow(r: number, out: Float32Array, offset: number): void {

@@ -6,10 +6,15 @@
 // Batch invariance: every per-token computation (matrix rows, attention over the visible keys
 // in slot order, norms) is done in the same order whether the token comes alone or in a batch,
 // so a k-token pass gives bit-identical logits to k one-token passes.
+//
+// Attention runs on the WASM SIMD kernel (quant/wasm/kernels.ts, `attend`) when available, with
+// the KV cache, q and the attention output in a fixed WASM memory of this engine; otherwise on
+// the JS loop below. Either way one engine always uses the same code for every token.
 
 import { SpecdecError } from "../errors.js";
 import type { HParams } from "./hparams.js";
 import type { LlamaWeights } from "./llamaWeights.js";
+import { attentionMemory, type AttendFn } from "./quant/wasm/index.js";
 
 export interface ForwardOptions {
   /**
@@ -51,10 +56,15 @@ export class Transformer {
   private readonly hb: Float32Array; // (maxBatch, hiddenDim)
   private readonly hb2: Float32Array; // (maxBatch, hiddenDim)
   private readonly att: Float32Array; // (contextSize) attention scores of one head of one token
-  private readonly visible: Int32Array; // (contextSize) cache slots one token attends to, ascending
+  private readonly visible: Int32Array; // (maxBatch, contextSize) cache slots each batch token attends to, ascending
+  private readonly visibleCount: Int32Array; // (maxBatch)
   private readonly logitsBuf: Float32Array; // (maxBatch, vocab)
   private readonly ropeFreq: Float64Array; // (ropeDim / 2) rotation frequency of each pair
   private readonly batchParents: Int32Array; // (maxBatch)
+  // The WASM attention kernel, when available: the KV cache, q, xb, att and visible then live
+  // in its memory, at these byte offsets.
+  private readonly wasmAttend: AttendFn | undefined;
+  private readonly at = { key: 0, value: 0, q: 0, xb: 0, att: 0, visible: 0 };
 
   constructor(
     readonly hp: HParams,
@@ -68,19 +78,31 @@ export class Transformer {
     const B = this.maxBatch;
     const kvBytes = 2 * nLayers * contextSize * kvDim * 4;
     if (kvBytes > 8 * 2 ** 30) throw new SpecdecError(`a ${contextSize}-token KV cache would take ${(kvBytes / 2 ** 30).toFixed(1)} GiB: choose a smaller context size`);
-    this.keyCache = new Float32Array(nLayers * contextSize * kvDim);
-    this.valueCache = new Float32Array(nLayers * contextSize * kvDim);
+    // Buffers the attention kernel reads and writes, in WASM memory when it is there.
+    const sizes = { key: nLayers * contextSize * kvDim, value: nLayers * contextSize * kvDim, q: B * dim, xb: B * dim, att: contextSize, visible: B * contextSize };
+    let bytes = 0;
+    for (const [name, n] of Object.entries(sizes) as [keyof typeof sizes, number][]) {
+      this.at[name] = bytes;
+      bytes += (4 * n + 15) & ~15;
+    }
+    const wasm = hp.headDim % 4 === 0 ? attentionMemory(bytes) : undefined;
+    this.wasmAttend = wasm?.attend;
+    const buffer = wasm?.buffer;
+    const f32 = (name: keyof typeof sizes) => (buffer ? new Float32Array(buffer, this.at[name], sizes[name]) : new Float32Array(sizes[name]));
+    this.keyCache = f32("key");
+    this.valueCache = f32("value");
+    this.q = f32("q");
+    this.xb = f32("xb");
+    this.att = f32("att");
+    this.visible = buffer ? new Int32Array(buffer, this.at.visible, sizes.visible) : new Int32Array(sizes.visible);
+    this.visibleCount = new Int32Array(B);
     this.positions = new Int32Array(contextSize);
     this.x = new Float32Array(B * dim);
-    this.xb = new Float32Array(B * dim);
     this.xb2 = new Float32Array(B * dim);
-    this.q = new Float32Array(B * dim);
     this.k = new Float32Array(B * kvDim);
     this.v = new Float32Array(B * kvDim);
     this.hb = new Float32Array(B * hiddenDim);
     this.hb2 = new Float32Array(B * hiddenDim);
-    this.att = new Float32Array(contextSize);
-    this.visible = new Int32Array(contextSize);
     this.logitsBuf = new Float32Array(B * vocabSize);
     this.batchParents = new Int32Array(B);
     this.ropeFreq = new Float64Array(hp.ropeDim / 2);
@@ -102,6 +124,17 @@ export class Transformer {
       if (!Number.isInteger(p) || p < -1 || p >= t) throw new SpecdecError(`tree parent of token ${t} must be -1 or an earlier batch index, got ${p}`);
       parents[t] = p;
       this.positions[start + t] = p < 0 ? start : this.positions[start + p] + 1;
+    }
+    // Visible slots of each token in ascending order: the whole cache before the pass, then its ancestors.
+    for (let t = 0; t < T; t++) {
+      const vis = this.visible, o = t * this.contextSize;
+      let n = 0;
+      for (let s = 0; s < start; s++) vis[o + n++] = s;
+      let chain = 0;
+      for (let a = t; a >= 0; a = parents[a]) chain++;
+      let idx = n + chain;
+      for (let a = t; a >= 0; a = parents[a]) vis[o + --idx] = start + a;
+      this.visibleCount[t] = n + chain;
     }
 
     // Embedding lookup: x (T, dim).
@@ -130,7 +163,7 @@ export class Transformer {
         this.keyCache.set(this.k.subarray(t * kvDim, (t + 1) * kvDim), layerOff + (start + t) * kvDim);
         this.valueCache.set(this.v.subarray(t * kvDim, (t + 1) * kvDim), layerOff + (start + t) * kvDim);
       }
-      for (let t = 0; t < T; t++) this.attend(t, start, layerOff); // → xb (T, dim)
+      for (let t = 0; t < T; t++) this.attend(t, layerOff); // → xb (T, dim)
       L.wo.matMul(this.xb, T, this.xb2);
       addRows(this.x, this.xb2, T * dim);
 
@@ -206,28 +239,25 @@ export class Transformer {
     }
   }
 
-  // Multi-head attention of batch token t over the cache and its ancestors in the batch → xb[t].
-  private attend(t: number, start: number, layerOff: number): void {
+  // Multi-head attention of batch token t over its visible cache slots → xb[t].
+  private attend(t: number, layerOff: number): void {
     const { nHeads, nKvHeads, headDim, kvDim, dim } = this.hp;
-    // Visible slots in ascending order: the whole cache before the pass, then the token's ancestors.
-    const vis = this.visible;
-    let n = 0;
-    for (let s = 0; s < start; s++) vis[n++] = s;
-    let chain = 0;
-    for (let a = t; a >= 0; a = this.batchParents[a]) chain++;
-    let idx = n + chain;
-    for (let a = t; a >= 0; a = this.batchParents[a]) vis[--idx] = start + a;
-    n += chain;
-
     const scale = 1 / Math.sqrt(headDim);
     const group = nHeads / nKvHeads;
-    const att = this.att, q = this.q, kc = this.keyCache, vc = this.valueCache, out = this.xb;
+    const n = this.visibleCount[t], vo = t * this.contextSize;
+    if (this.wasmAttend) {
+      const at = this.at;
+      this.wasmAttend(at.q + 4 * t * dim, at.key + 4 * layerOff, at.value + 4 * layerOff, at.visible + 4 * vo, n, nHeads, group, headDim, 4 * kvDim, scale, at.att, at.xb + 4 * t * dim);
+      return;
+    }
+    // The JS reference of the same computation (f64 scores, sum and weights).
+    const vis = this.visible, att = this.att, q = this.q, kc = this.keyCache, vc = this.valueCache, out = this.xb;
     for (let h = 0; h < nHeads; h++) {
       const qo = t * dim + h * headDim;
       const kvo = layerOff + Math.floor(h / group) * headDim;
       let max = -Infinity;
       for (let j = 0; j < n; j++) {
-        const ko = kvo + vis[j] * kvDim;
+        const ko = kvo + vis[vo + j] * kvDim;
         let s = 0;
         for (let i = 0; i < headDim; i++) s += q[qo + i] * kc[ko + i];
         s *= scale;
@@ -245,8 +275,8 @@ export class Transformer {
       for (let i = 0; i < headDim; i++) out[oo + i] = 0;
       for (let j = 0; j < n; j++) {
         const a = att[j] * inv;
-        const vo = kvo + vis[j] * kvDim;
-        for (let i = 0; i < headDim; i++) out[oo + i] += a * vc[vo + i];
+        const vOff = kvo + vis[vo + j] * kvDim;
+        for (let i = 0; i < headDim; i++) out[oo + i] += a * vc[vOff + i];
       }
     }
   }

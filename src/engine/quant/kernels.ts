@@ -8,6 +8,10 @@
 // notes in floats.ts, blocks32.ts, kquants.ts), so verifying k tokens at once gives the same
 // bits as k one-token passes. matMul decodes each weight block once and applies it to the
 // whole batch, which is what makes a k-token pass cheaper than k one-token passes.
+//
+// These JS kernels are the reference and the fallback. The engine's matrices (matrix.ts) run
+// on the WebAssembly SIMD kernels in wasm/ when Node has them: same weights, a different
+// (f32x4-lane) accumulation order documented in wasm/kernels.ts, equally batch-invariant.
 
 import { SpecdecError } from "../../errors.js";
 import { GgmlType, ggmlTypeInfo } from "../../gguf/ggmlTypes.js";

@@ -1,0 +1,89 @@
+// npm run bench:trees [-- --model FILE --prompts N --max-tokens N --repeats N]
+// Chain and tree methods on the built-in engine (batch-invariant, tree attention), against
+// plain decoding on the same engine in the same process: tau, acceptance by depth, tokens/s.
+// Medusa runs with oracle heads fitted to the benchmark's own greedy outputs (what the method
+// does when its heads are right; heads trained on a corpus are separate work).
+
+import { Command } from "commander";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BuiltinTarget } from "../src/backends/builtin.js";
+import { generate, type GenerateOptions } from "../src/decode/speculativeDecode.js";
+import { chainChoices } from "../src/draftTree.js";
+import { fitMedusaHeads } from "../src/medusa/fitHeads.js";
+import { saveMedusaHeads } from "../src/medusa/medusaHeads.js";
+import { createDrafter, type DrafterConfig } from "../src/methods.js";
+import { sharedFile } from "../src/sharedData.js";
+import type { Token } from "../src/types.js";
+import { benchPrompts, type BenchPrompt } from "./prompts.js";
+
+const opts = new Command("bench-trees")
+  .option("--model <file>", "target GGUF", sharedFile("models", "stories260K.gguf"))
+  .option("--prompts <n>", "prompts per group", (v) => parseInt(v, 10), 4)
+  .option("--max-tokens <n>", "tokens per generation", (v) => parseInt(v, 10), 128)
+  .option("--repeats <n>", "timed repeats (median kept)", (v) => parseInt(v, 10), 3)
+  .parse()
+  .opts<{ model: string; prompts: number; maxTokens: number; repeats: number }>();
+
+const target = await BuiltinTarget.load(opts.model);
+const prompts = benchPrompts(opts.prompts);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+// Plain greedy outputs: the reference every method must reproduce, and the heads' training set.
+const reference = new Map<string, Token[]>();
+const none = await createDrafter({ method: "none" });
+for (const p of prompts) reference.set(p.name, (await generate(target, none, { prompt: p.text, maxTokens: opts.maxTokens })).tokens);
+const K = 4;
+const fit = fitMedusaHeads(target, prompts.map((p) => {
+  const prompt = target.tokenize(p.text);
+  return { seq: [...prompt, ...reference.get(p.name)!], from: prompt.length - 1 };
+}), K);
+const headsPath = join(mkdtempSync(join(tmpdir(), "specdec-bench-")), "heads.gguf");
+saveMedusaHeads(headsPath, fit.heads, { hiddenSize: target.hiddenSize, vocabSize: target.vocabSize, vocabFingerprint: target.vocabFingerprint });
+
+interface Config { label: string; drafter: DrafterConfig; run: Partial<GenerateOptions> }
+const configs: Config[] = [
+  { label: "none", drafter: { method: "none" }, run: {} },
+  { label: "prompt-lookup chain k=2", drafter: { method: "prompt-lookup" }, run: { draftMax: 2 } },
+  { label: "prompt-lookup chain k=6", drafter: { method: "prompt-lookup" }, run: { draftMax: 6 } },
+  { label: "prompt-lookup tree c=4 k=6", drafter: { method: "prompt-lookup", candidates: 4 }, run: { draftMax: 6 } },
+  { label: "lookahead W,N,G=3,2,3", drafter: { method: "lookahead", lookahead: { window: 3, ngram: 2, verify: 3 } }, run: {} },
+  { label: "lookahead W,N,G=5,3,5", drafter: { method: "lookahead", lookahead: { window: 5, ngram: 3, verify: 5 } }, run: {} },
+  { label: "lookahead W,N,G=7,4,5 (40 nodes)", drafter: { method: "lookahead", lookahead: { window: 7, ngram: 4, verify: 5 } }, run: { treeNodes: 40 } },
+  { label: `medusa (oracle heads) chain K=${K}`, drafter: { method: "medusa", medusaPath: headsPath, target, treeChoices: chainChoices(K) }, run: { draftMax: K } },
+  { label: "medusa (oracle heads) default tree", drafter: { method: "medusa", medusaPath: headsPath, target }, run: { draftMax: K } },
+];
+
+console.log(`built-in engine, ${opts.model}; ${opts.prompts} prompts per group, ${opts.maxTokens} tokens each, median of ${opts.repeats}; greedy; node ${process.version}`);
+console.log(`Medusa oracle heads: K = ${K}, training accuracy per head ${fit.accuracy.map((a) => a.toFixed(3)).join(" ")}`);
+for (const group of ["repeat", "free"] as const) {
+  const ps = prompts.filter((p) => p.group === group);
+  console.log(`\n### ${group} prompts\n| method | tau | accept by depth (1..6) | nodes / pass | tok/s | speedup vs none | same tokens as none |\n|---|---|---|---|---|---|---|`);
+  let baseline = 0;
+  for (const c of configs) {
+    const row = await measure(c, ps);
+    if (c.drafter.method === "none") baseline = row.tps;
+    console.log(`| ${c.label} | ${row.tau.toFixed(2)} | ${row.byDepth.slice(0, 6).map((x) => x.toFixed(2)).join(" ") || "-"} | ${row.nodes.toFixed(1)} | ${row.tps.toFixed(0)} | ${(row.tps / baseline).toFixed(2)}x | ${row.equal ? "yes" : "NO"} |`);
+  }
+}
+process.exit(0);
+
+async function measure(c: Config, ps: BenchPrompt[]) {
+  const drafter = await createDrafter(c.drafter);
+  let tokens = 0, calls = 0, drafted = 0, ms = 0, equal = true;
+  const depth: { d: number; a: number }[] = [];
+  for (const p of ps) {
+    const times: number[] = [];
+    for (let r = 0; r < opts.repeats; r++) {
+      const res = await generate(target, drafter, { prompt: p.text, maxTokens: opts.maxTokens, ...c.run });
+      times.push(res.stats.decodeMs);
+      if (r > 0) continue;
+      tokens += res.stats.generatedTokens; calls += res.stats.targetCalls; drafted += res.stats.draftedTokens;
+      equal &&= res.tokens.join() === reference.get(p.name)!.join();
+      res.stats.acceptanceByPosition.forEach((x, i) => { depth[i] ??= { d: 0, a: 0 }; depth[i].d += x.drafted; depth[i].a += x.accepted; });
+    }
+    ms += median(times);
+  }
+  return { tau: tokens / calls, nodes: drafted / calls, tps: (tokens * 1000) / ms, equal, byDepth: depth.map((x) => x.a / x.d) };
+}
