@@ -36,6 +36,12 @@ export interface Target {
 export interface EvaluateOptions {
   /** Which positions get a distribution. Default "all". */
   outputs?: "all" | "last" | "none";
+  /**
+   * Greedy decoding needs only the most likely token: return one-hot distributions at the
+   * argmax (cheaper on llama.cpp, where reading a full distribution costs a native call and a
+   * vocabulary-sized map per position). Default false.
+   */
+  argmaxOnly?: boolean;
   signal?: AbortSignal;
 }
 

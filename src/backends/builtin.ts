@@ -98,7 +98,7 @@ export class BuiltinTarget implements TreeTarget {
       const lastChunk = from + chunk.length === tokens.length;
       const want = outputs === "all" ? "all" : outputs === "last" && lastChunk ? "last" : "none";
       const { logits } = this.engine.forward(chunk, { logits: want });
-      for (let o = 0; o < logits.length; o += V) dists.push(softmax(logits, o, V));
+      for (let o = 0; o < logits.length; o += V) dists.push(options.argmaxOnly ? oneHotArgmax(logits, o, V) : softmax(logits, o, V));
     }
     return dists;
   }
@@ -128,6 +128,15 @@ export class BuiltinTarget implements TreeTarget {
   }
 
   async dispose(): Promise<void> {}
+}
+
+/** The one-hot distribution at the largest of logits[off, off + n) (lowest index on a tie). */
+function oneHotArgmax(logits: Float32Array, off: number, n: number): Distribution {
+  let best = 0;
+  for (let i = 1; i < n; i++) if (logits[off + i] > logits[off + best]) best = i;
+  const out = new Float32Array(n);
+  out[best] = 1;
+  return out;
 }
 
 /** softmax(logits[off, off + n)) as a new distribution. */

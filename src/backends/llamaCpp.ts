@@ -123,12 +123,21 @@ export class LlamaCppTarget implements Target {
       throw new SpecdecError(`context full: ${this.length} + ${tokens.length} tokens exceed the context size ${this.contextSize}`);
     // The full distribution: node-llama-cpp would otherwise apply its default top-k 40 and
     // top-p 0.95 before reporting probabilities. Sampling settings are ours to apply.
-    const want = { generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } } as const;
+    const want = options.argmaxOnly
+      ? ({ generateNext: { token: true, options: { temperature: 0 } } } as const)
+      : ({ generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } } as const);
     const items = tokens.map((t, i) => (outputs === "all" || (outputs === "last" && i === tokens.length - 1) ? ([t as unknown as LlamaToken, want] as const) : (t as unknown as LlamaToken)));
     const results = await this.sequence.controlledEvaluate(items as never);
     const dists: Distribution[] = [];
     for (let i = 0; i < tokens.length; i++) {
-      const probs = results[i]?.next.probabilities;
+      const next = results[i]?.next;
+      if (options.argmaxOnly && next?.token != null) {
+        const d = new Float32Array(this.vocabSize);
+        d[next.token] = 1;
+        dists.push(d);
+        continue;
+      }
+      const probs = next?.probabilities;
       if (!probs) continue;
       // node-llama-cpp returns a Map (sorted by probability); lay it out by token id.
       const d = new Float32Array(this.vocabSize);

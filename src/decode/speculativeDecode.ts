@@ -146,6 +146,8 @@ type Step = (context: readonly Token[], maxDepth: number, signal: AbortSignal | 
 
 /** A chain step: k guesses → one pass over [last, ...guesses] → accepted prefix + one token. */
 function chainStep(target: Target, drafter: Drafter, sampling: SamplingSettings, rng: Rng, verifier: Verifier): Step {
+  // Greedy verification only compares argmaxes: let the target skip the full distributions.
+  const argmaxOnly = isGreedy(sampling) && verifier instanceof GreedyVerifier;
   return async (context, k, signal, stats) => {
     // 1. Draft up to k tokens.
     const t0 = performance.now();
@@ -155,7 +157,7 @@ function chainStep(target: Target, drafter: Drafter, sampling: SamplingSettings,
     stats.draftMs += verifyStart - t0;
 
     // 2. One target pass: k + 1 distributions.
-    const raw = await target.evaluate([context[context.length - 1], ...guesses], { outputs: "all", signal });
+    const raw = await target.evaluate([context[context.length - 1], ...guesses], { outputs: "all", signal, argmaxOnly });
     const p = raw.map((d) => shapeDistribution(d, sampling, d));
 
     // 3. Verify: accepted prefix plus one token of the target's own.

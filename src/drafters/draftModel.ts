@@ -38,7 +38,7 @@ export class DraftModelDrafter implements Drafter {
     const q: (Distribution | undefined)[] = [];
     let next: readonly Token[] = context.slice(common);
     for (let i = 0; i < maxTokens; i++) {
-      const [raw] = await this.model.evaluate(next, { outputs: "last", signal });
+      const [raw] = await this.model.evaluate(next, { outputs: "last", signal, argmaxOnly: greedy });
       this.cached.push(...next);
       let tok: Token;
       if (greedy) {
