@@ -10,6 +10,7 @@ import { chainChoices } from "../src/draftTree.js";
 import { createDrafter } from "../src/methods.js";
 import { saveMedusaHeads } from "../src/medusa/medusaHeads.js";
 import { fitMedusaHeads } from "../src/medusa/fitHeads.js";
+import { TypicalAcceptanceVerifier } from "../src/verify/typicalAcceptance.js";
 import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
 import type { Token } from "../src/types.js";
 
@@ -80,4 +81,39 @@ test("Medusa heads made for another model, and Medusa on llama.cpp, are clear er
   }
   const ok = cli("--backend", "builtin", "--method", "medusa", "--medusa", headsPath, "--tree", "0;1;0,0;0,0,0", "--max-tokens", "20");
   assert.equal(ok.status, 0, ok.stderr);
+});
+
+test("Medusa on other prompts (heads that do not know them): 128 tokens each, exactly plain greedy", async () => {
+  const drafter = await createDrafter({ method: "medusa", medusaPath: headsPath, target });
+  const none = await createDrafter({ method: "none" });
+  for (const prompt of ["Once upon a time", "Lily and Ben went to the park. They saw a big dog.", "The sun was hot. Sam wanted ice cream."]) {
+    const want = await generate(target, none, { prompt, maxTokens: 128 });
+    const got = await generate(target, drafter, { prompt, maxTokens: 128, draftMax: K });
+    assert.deepEqual(got.tokens, want.tokens, prompt);
+  }
+});
+
+test("typical acceptance (lossy) keeps plausible guesses by threshold and ends on the argmax", () => {
+  const v = new TypicalAcceptanceVerifier({ epsilon: 0.09, alpha: 0.3 });
+  assert.match(v.name, /lossy/);
+  const dist = (...p: number[]) => Float32Array.from(p);
+  // Root: token 1 is the argmax (0.5) but token 2 (0.3) is above the threshold too.
+  const pRoot = dist(0.05, 0.5, 0.3, 0.15);
+  const tree = { tokens: [2, 3, 0] as Token[], parents: [-1, 0, -1] };
+  const after = [dist(0.02, 0.02, 0.01, 0.95), dist(0.7, 0.1, 0.1, 0.1), dist(0.25, 0.25, 0.25, 0.25)];
+  const r = v.verify(tree, pRoot, after);
+  // 2 accepted (0.3 > min(0.09, 0.3·e^-H)), then 3 (0.95); after 3 the argmax is token 0.
+  assert.deepEqual(r.path, [0, 1]);
+  assert.equal(r.token, 0);
+  // Token 0 at the root (0.05) is below the threshold: nothing accepted, the argmax follows.
+  const none = v.verify({ tokens: [0] as Token[], parents: [-1] }, pRoot, [after[2]]);
+  assert.deepEqual(none.path, []);
+  assert.equal(none.token, 1);
+  assert.equal(none.kind, "recovered");
+});
+
+test("--acceptance typical is refused for chain methods", () => {
+  const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--model", MODEL, "--prompt", "hi", "--acceptance", "typical"], { encoding: "utf8" });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /typical applies to tree methods/);
 });
