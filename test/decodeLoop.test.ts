@@ -99,5 +99,7 @@ test("prompt lookup: longest n-gram first, most recent occurrence, no self-match
   assert.deepEqual((await d.propose(asTokens([...ctx, 3, 4, 0, 6, 42]), 3)).tokens, []); // 42 never seen before
   const fresh = new PromptLookupDrafter();
   await fresh.begin({ prompt: [], sampling: resolveSampling(), rng: new SeededRng(0) });
-  assert.deepEqual((await fresh.propose(asTokens([5, 5, 5, 5]), 4)).tokens, [5]); // the repeat runs into the suffix
+  // A repeat that runs into the end of the context continues with its period.
+  assert.deepEqual((await fresh.propose(asTokens([5, 5, 5, 5]), 4)).tokens, [5, 5, 5, 5]);
+  assert.deepEqual((await fresh.propose(asTokens([1, 7, 8, 9, 7, 8, 9, 7, 8]), 5)).tokens, [9, 7, 8, 9, 7]);
 });

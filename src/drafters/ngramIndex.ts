@@ -44,6 +44,18 @@ export class NgramIndex {
   }
 }
 
+/**
+ * The `length` tokens that followed an earlier occurrence starting at `start`. When they run
+ * into the end of the context the text is repeating with period end - start: keep copying
+ * from the continuation itself.
+ */
+export function continuation(context: readonly Token[], start: number, length: number): Token[] {
+  const end = context.length;
+  const out: Token[] = [];
+  for (let j = start; out.length < length; j++) out.push(j < end ? context[j] : out[j - end]);
+  return out;
+}
+
 function key(tokens: readonly Token[], from: number, to: number): string {
   let s = "" + tokens[from];
   for (let i = from + 1; i < to; i++) s += "," + tokens[i];

@@ -1,6 +1,6 @@
 import type { Draft, Drafter, DrafterStart, DraftOutcome } from "../drafter.js";
 import type { Token } from "../types.js";
-import { NgramIndex } from "./ngramIndex.js";
+import { continuation, NgramIndex } from "./ngramIndex.js";
 
 export interface PromptLookupOptions {
   /** Longest n-gram matched against the end of the context. Default 3. */
@@ -45,8 +45,7 @@ export class PromptLookupDrafter implements Drafter {
     for (let n = this.maxNgram; n >= this.minNgram; n--) {
       const [start] = this.index.continuations(context, n);
       if (start === undefined) continue;
-      // Copy what followed the earlier occurrence; it may run into the suffix itself (repeats).
-      return { tokens: context.slice(start, Math.min(context.length, start + maxTokens)) };
+      return { tokens: continuation(context, start, maxTokens) };
     }
     return { tokens: [] };
   }

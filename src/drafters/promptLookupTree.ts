@@ -1,7 +1,7 @@
 import type { DrafterStart, DraftOutcome, TreeBudget, TreeDrafter } from "../drafter.js";
 import { ROOT, type DraftTree } from "../draftTree.js";
 import type { Token } from "../types.js";
-import { NgramIndex } from "./ngramIndex.js";
+import { continuation, NgramIndex } from "./ngramIndex.js";
 import { resolvePromptLookup, type PromptLookupOptions } from "./promptLookup.js";
 
 export interface PromptLookupTreeOptions extends PromptLookupOptions {
@@ -46,8 +46,7 @@ export class PromptLookupTreeDrafter implements TreeDrafter {
         used++;
         // Insert the continuation as a path, reusing nodes it shares with earlier candidates.
         let parent = ROOT;
-        for (let d = 0; d < budget.maxDepth && start + d < context.length; d++) {
-          const tok = context[start + d];
+        for (const tok of continuation(context, start, budget.maxDepth)) {
           const k = parent + ":" + tok;
           let node = childOf.get(k);
           if (node === undefined) {
