@@ -15,8 +15,8 @@ const VOCAB_DIR = sharedFile("tokenizers", "gguf-vocab");
 const FROM_BUNDLE = ["llama-bpe", "qwen2", "command-r"];
 // Vectors in shared/ whose vocabulary file is nowhere to be found (neither shared/ nor the bundle).
 const NO_VOCAB_FILE = ["chameleon", "deepseek-r1-qwen", "roberta-bpe"];
-// Vocabularies in shared/ whose tokenizer model we do not implement: loading must say so.
-const UNSUPPORTED: Record<string, RegExp> = { "bert-bge": /tokenizer model 'bert' \(WordPiece\) is not supported/ };
+// WordPiece (BERT) vocabularies: lowercased and accent-stripped, so detokenize cannot give the text back.
+const WORDPIECE = ["bert-bge"];
 // Vocabularies without clean-up of spaces: the default detokenize gives the text back exactly.
 const NO_CLEANUP = ["llama-spm", "phi-3", "deepseek-llm", "deepseek-coder", "qwen2", "command-r"];
 
@@ -106,14 +106,15 @@ const names = (ext: string) =>
 
 const VECTOR_NAMES = names(".gguf.inp");
 const SHARED_VOCABS = names(".gguf");
-const TESTED = VECTOR_NAMES.filter((n) => !NO_VOCAB_FILE.includes(n) && !(n in UNSUPPORTED));
+const TESTED = VECTOR_NAMES.filter((n) => !NO_VOCAB_FILE.includes(n));
 
 // ---- tokenization vectors ----
 
 test("every vector file is either tested or known to lack its vocabulary file", () => {
   const noFile = VECTOR_NAMES.filter((n) => !SHARED_VOCABS.includes(n) && !FROM_BUNDLE.includes(n));
   assert.deepEqual(noFile, [...NO_VOCAB_FILE].sort());
-  assert.ok(TESTED.length >= 12, `only ${TESTED.length} vocabularies tested`);
+  assert.ok(TESTED.length >= 13, `only ${TESTED.length} vocabularies tested`);
+  for (const name of WORDPIECE) assert.ok(TESTED.includes(name), `${name} is not tested`);
 });
 
 for (const name of TESTED) {
@@ -130,13 +131,6 @@ for (const name of TESTED) {
   });
 }
 
-for (const [name, message] of Object.entries(UNSUPPORTED)) {
-  test(`${name}: loading says its tokenizer is not supported`, () => {
-    assert.ok(VECTOR_NAMES.includes(name) && SHARED_VOCABS.includes(name));
-    assert.throws(() => tokenizer(name), (e: unknown) => e instanceof SpecdecError && message.test(e.message));
-  });
-}
-
 // ---- detokenization ----
 
 test("detokenize(tokenize(text)) gives the text back for the vocabularies without space clean-up", () => {
@@ -147,12 +141,60 @@ test("detokenize(tokenize(text)) gives the text back for the vocabularies withou
 });
 
 test("byte-level BPE is lossless once the clean-up of spaces is turned off; the clean-up works like llama.cpp's", () => {
-  for (const name of TESTED.filter((n) => !NO_CLEANUP.includes(n))) {
+  for (const name of TESTED.filter((n) => !NO_CLEANUP.includes(n) && !WORDPIECE.includes(n))) {
     const tk = tokenizer(name);
     for (const { text } of readVectors(name)) assert.equal(tk.detokenize(tk.tokenize(text), { cleanSpaces: false }), text, `${name}: ${JSON.stringify(text)}`);
   }
   const gpt2 = tokenizer("gpt-2");
   assert.equal(gpt2.detokenize(gpt2.tokenize("Hello , world ! It 's ' quoted ' , isn 't it ?")), "Hello, world! It's'quoted ', isn 't it?");
+});
+
+test("WordPiece: [CLS]/[SEP], normalization, detokenize with llama.cpp's clean-up, and re-tokenizing its output", () => {
+  const bert = tokenizer("bert-bge");
+  assert.equal(bert.model, "bert");
+  assert.equal(bert.bos, 101); // [CLS]
+  assert.equal(bert.eos, -1); // llama.cpp's BERT vocabulary has no EOS: [SEP] is appended instead
+  assert.ok(bert.addBos && !bert.addEos && !bert.addSpacePrefix);
+  assert.deepEqual([...bert.eogTokens], []);
+  const ids = bert.tokenize("Hello, World! It's", { addSpecial: true });
+  assert.deepEqual(ids, [101, 7592, 1010, 2088, 999, 2009, 1005, 1055, 102]);
+  assert.equal(bert.tokenText(7592), "▁hello"); // word starts carry '▁', continuations nothing ("##" in Hugging Face)
+  assert.deepEqual(bert.tokenize("Hello, World! It's"), ids.slice(1, -1));
+  // Pieces turn '▁' into spaces; spaces before ?!., and around a lone ' go, as in llama.cpp.
+  assert.equal(bert.detokenize(ids), " hello, world! it's");
+  assert.equal(bert.detokenize(ids, { cleanSpaces: false }), " hello , world ! it ' s");
+  assert.equal(bert.detokenize(ids, { unparseSpecial: true }), "[CLS] hello, world! it's[SEP]");
+  assert.equal(bert.detokenize(ids, { unparseSpecial: true, removeSpecial: true }), " hello, world! it's[SEP]"); // only BOS is removed
+  // Lowercasing, accent stripping (NFD), control characters dropped, punctuation and CJK split off.
+  assert.deepEqual(bert.tokenize("CAFÉ\u0000 De\u0301jà\u200b"), bert.tokenize("cafe deja"));
+  assert.deepEqual(bert.tokenize("a.b"), bert.tokenize("a . b"));
+  assert.deepEqual(bert.tokenize("中中"), bert.tokenize("中 中"));
+  // A word that cannot be spelled with the vocabulary becomes one [UNK]; the words around it stay.
+  assert.deepEqual(bert.tokenize("hello 你好 world"), [7592, 100, 100, 2088]);
+  assert.equal(bert.detokenize([7592, 100, 2088]), " hello world"); // [UNK] prints nothing by default
+  // Detokenized text tokenizes back to the same ids (vectors with an [UNK] excepted).
+  let checked = 0;
+  for (const { text } of readVectors("bert-bge")) {
+    const t = bert.tokenize(text);
+    if (t.includes(100)) continue;
+    assert.deepEqual(bert.tokenize(bert.detokenize(t, { cleanSpaces: false })), t, JSON.stringify(text));
+    checked++;
+  }
+  assert.ok(checked >= 40, `only ${checked} vectors re-tokenized`);
+});
+
+test("WordPiece: the normalizer options of the GGUF metadata are honoured", () => {
+  const f = openGguf(join(VOCAB_DIR, "ggml-vocab-bert-bge.gguf"));
+  try {
+    const cased = loadTokenizer(withMeta(f, { "tokenizer.ggml.normalizer.lowercase": false }));
+    assert.deepEqual(cased.tokenize("hello Hello"), [7592, 100]); // "▁Hello" cannot be spelled: [UNK]
+    assert.deepEqual(cased.tokenize("déjà deja"), [100, 2139, 3900]); // strip_accents follows lowercase unless set...
+    const accents = loadTokenizer(withMeta(f, { "tokenizer.ggml.normalizer.strip_accents": false }));
+    assert.notDeepEqual(accents.tokenize("De\u0301ja"), accents.tokenize("deja")); // ...and U+0301 stays in the word
+    assert.deepEqual(accents.tokenize("DEJA"), accents.tokenize("deja"));
+  } finally {
+    f.close();
+  }
 });
 
 test("vocabularies without vectors (baichuan, gpt-neox) load and round-trip the llama-spm texts", () => {
@@ -262,11 +304,11 @@ test("special ids, add-BOS rules, end-of-generation sets and parsing of special 
 
 // ---- bad input ----
 
-function withMeta(f: GgufFile, changes: Record<string, string | undefined>): GgufFile {
+function withMeta(f: GgufFile, changes: Record<string, string | boolean | undefined>): GgufFile {
   const metadata = new Map(f.metadata);
   for (const [k, v] of Object.entries(changes)) {
     if (v === undefined) metadata.delete(k);
-    else metadata.set(k, { type: 8, value: v });
+    else metadata.set(k, typeof v === "boolean" ? { type: 7, value: v } : { type: 8, value: v });
   }
   return { ...f, metadata };
 }

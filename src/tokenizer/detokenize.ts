@@ -14,7 +14,7 @@ export function pieceBytes(vocab: Vocab, token: number, special: boolean): Uint8
   if (attr & (Attr.CONTROL | Attr.UNKNOWN)) return special ? utf8(text) : EMPTY;
   if (attr & Attr.USER_DEFINED) return utf8(text);
   if (attr & Attr.BYTE) return Uint8Array.of(parseInt(text.slice(3, 5), 16));
-  if (attr & Attr.NORMAL) return vocab.kind === "spm" ? utf8(text.replaceAll("▁", " ")) : byteDecode(text);
+  if (attr & Attr.NORMAL) return vocab.kind === "bpe" ? byteDecode(text) : utf8(text.replaceAll("▁", " ")); // spm, wpm: '▁' is a space
   return EMPTY; // unused or undefined tokens print nothing
 }
 

@@ -9,6 +9,7 @@ import { splitSpecial } from "./specialTokens.js";
 import { spmTokenize } from "./spm.js";
 import type { DetokenizeOptions, TokenizeOptions, Tokenizer } from "./types.js";
 import { readVocab, type Vocab } from "./vocab.js";
+import { WpmTokenizer } from "./wpm.js";
 
 export function loadTokenizer(gguf: GgufFile): Tokenizer {
   const vocab = readVocab(gguf, preTokenizerFlags);
@@ -28,6 +29,7 @@ class GgufTokenizer implements Tokenizer {
   readonly addEos: boolean;
   readonly addSpacePrefix: boolean;
   private readonly bpe?: BpeTokenizer;
+  private readonly wpm?: WpmTokenizer;
   private readonly cleansSpaces: boolean;
   // Pieces with special=true, built on first use (a big vocabulary has 150k+ tokens).
   private readonly pieces: (Uint8Array | undefined)[];
@@ -43,7 +45,9 @@ class GgufTokenizer implements Tokenizer {
     this.addEos = vocab.addEos;
     this.addSpacePrefix = vocab.addSpacePrefix;
     if (vocab.kind === "bpe") this.bpe = new BpeTokenizer(vocab);
-    this.cleansSpaces = vocab.kind === "bpe" && preTokenizerFlags(vocab.pre).cleanSpaces;
+    if (vocab.kind === "wpm") this.wpm = new WpmTokenizer(vocab);
+    // llama.cpp cleans up spaces for WordPiece always, for BPE as the pre-tokenizer says.
+    this.cleansSpaces = vocab.kind === "wpm" || (vocab.kind === "bpe" && preTokenizerFlags(vocab.pre).cleanSpaces);
     this.pieces = new Array(this.vocabSize);
   }
 
@@ -63,13 +67,21 @@ class GgufTokenizer implements Tokenizer {
         afterSpecial = true;
       } else if (this.bpe) {
         this.bpe.tokenize(f, out);
+      } else if (this.wpm) {
+        this.wpm.tokenize(f, out);
       } else {
         const spaced = vocab.addSpacePrefix && afterSpecial ? " " + f : f;
         spmTokenize(vocab, spaced.replaceAll(" ", "▁"), out);
         afterSpecial = false;
       }
     }
-    if (addSpecial && vocab.addEos) {
+    // WordPiece ends with [SEP] (BERT's "[CLS] text [SEP]"); llama.cpp adds no EOS there.
+    if (this.wpm) {
+      if (addSpecial && vocab.addSep) {
+        if (vocab.sep < 0) throw new SpecdecError("the model asks for a separator token but has none");
+        out.push(vocab.sep);
+      }
+    } else if (addSpecial && vocab.addEos) {
       if (vocab.eos < 0) throw new SpecdecError("the model asks for an EOS token but has none");
       out.push(vocab.eos);
     }

@@ -19,7 +19,7 @@ export interface DetokenizeOptions {
 }
 
 export interface Tokenizer {
-  /** "llama" (SentencePiece) or "gpt2" (byte-level BPE). */
+  /** "llama" (SentencePiece), "gpt2" (byte-level BPE) or "bert" (WordPiece). */
   readonly model: string;
   /** tokenizer.ggml.pre, or "default". */
   readonly pre: string;

@@ -26,7 +26,7 @@ const TYPE_TO_ATTR: Record<number, number> = {
   6: Attr.BYTE,
 };
 
-export type VocabKind = "spm" | "bpe";
+export type VocabKind = "spm" | "bpe" | "wpm";
 
 export interface Vocab {
   readonly kind: VocabKind;
@@ -44,9 +44,15 @@ export interface Vocab {
   readonly eot: number;
   readonly eom: number;
   readonly unk: number;
+  /** Separator ([SEP] of WordPiece), which WordPiece's tokenize({addSpecial}) appends when addSep. */
+  readonly sep: number;
   readonly addBos: boolean;
   readonly addEos: boolean;
+  readonly addSep: boolean;
   readonly addSpacePrefix: boolean;
+  /** BERT normalizer options (tokenizer.ggml.normalizer.*), used by WordPiece. */
+  readonly wpmLowercase: boolean;
+  readonly wpmStripAccents: boolean;
   /** Control/user-defined/unknown tokens, longest text first: matched inside raw text before tokenizing. */
   readonly specialTokens: readonly number[];
   readonly eog: ReadonlySet<number>;
@@ -96,9 +102,10 @@ export function readVocab(gguf: GgufFile, preFlags: (pre: string) => PreFlags): 
   let kind: VocabKind;
   if (model === "llama") kind = "spm";
   else if (model === "gpt2") kind = "bpe";
+  else if (model === "bert") kind = "wpm";
   else {
-    const names: Record<string, string> = { bert: "WordPiece", t5: "Unigram", rwkv: "RWKV", plamo2: "PLaMo-2", gemma4: "Gemma-4 BPE", none: "no vocabulary" };
-    throw new SpecdecError(`${gguf.path}: tokenizer model '${model}'${names[model] ? ` (${names[model]})` : ""} is not supported (supported: llama, gpt2)`);
+    const names: Record<string, string> = { t5: "Unigram", rwkv: "RWKV", plamo2: "PLaMo-2", gemma4: "Gemma-4 BPE", none: "no vocabulary" };
+    throw new SpecdecError(`${gguf.path}: tokenizer model '${model}'${names[model] ? ` (${names[model]})` : ""} is not supported (supported: llama, gpt2, bert)`);
   }
 
   const texts = stringArray(gguf, "tokenizer.ggml.tokens");
@@ -107,10 +114,12 @@ export function readVocab(gguf: GgufFile, preFlags: (pre: string) => PreFlags): 
 
   // Defaults differ per model type (llama.cpp llama_vocab::impl::load).
   let pre = metaString(gguf, "tokenizer.ggml.pre") ?? "default";
-  let bos = kind === "spm" ? 1 : 11;
-  let eos = kind === "spm" ? 2 : 11;
-  let unk = kind === "spm" ? 0 : NULL;
-  let addBos = kind === "spm";
+  // WordPiece: [CLS] 101 is BOS, no EOS, [UNK] 100, [SEP] 102 appended after the text.
+  let bos = kind === "spm" ? 1 : kind === "wpm" ? 101 : 11;
+  let eos = kind === "spm" ? 2 : kind === "wpm" ? NULL : 11;
+  let unk = kind === "spm" ? 0 : kind === "wpm" ? 100 : NULL;
+  let sep = kind === "wpm" ? 102 : NULL;
+  let addBos = kind !== "bpe";
   let addSpacePrefix = kind === "spm";
   if (kind === "bpe") addBos = preFlags(pre).addBos;
   else pre = "default";
@@ -146,10 +155,14 @@ export function readVocab(gguf: GgufFile, preFlags: (pre: string) => PreFlags): 
   bos = id("bos_token_id", bos);
   eos = id("eos_token_id", eos);
   unk = id("unknown_token_id", unk);
+  sep = id("seperator_token_id", sep); // sic: llama.cpp's key
   let eot = id("eot_token_id", NULL);
   let eom = id("eom_token_id", NULL);
   addBos = metaBool(gguf, "tokenizer.ggml.add_bos_token") ?? addBos;
   const addEos = metaBool(gguf, "tokenizer.ggml.add_eos_token") ?? false;
+  const addSep = metaBool(gguf, "tokenizer.ggml.add_sep_token") ?? kind === "wpm";
+  const wpmLowercase = metaBool(gguf, "tokenizer.ggml.normalizer.lowercase") ?? true;
+  const wpmStripAccents = metaBool(gguf, "tokenizer.ggml.normalizer.strip_accents") ?? wpmLowercase;
   addSpacePrefix = metaBool(gguf, "tokenizer.ggml.add_space_prefix") ?? addSpacePrefix;
 
   // Well-known end tokens: found by text, and forced to control type so they never print as text.
@@ -190,7 +203,7 @@ export function readVocab(gguf: GgufFile, preFlags: (pre: string) => PreFlags): 
     for (const t of ["<unk>", "<s>", "<|endoftext|>"]) set(t, false);
   }
 
-  return { kind, model, pre, texts: fixedTexts, scores, attrs, ids, mergeRanks, bos, eos, eot, eom, unk, addBos, addEos, addSpacePrefix, specialTokens, eog };
+  return { kind, model, pre, texts: fixedTexts, scores, attrs, ids, mergeRanks, bos, eos, eot, eom, unk, sep, addBos, addEos, addSep, addSpacePrefix, wpmLowercase, wpmStripAccents, specialTokens, eog };
 }
 
 function utf8Length(s: string): number {
