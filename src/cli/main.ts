@@ -4,6 +4,7 @@ import { SpecdecError } from "../errors.js";
 import { METHODS } from "../methods.js";
 import { BACKENDS } from "../backends/loadTarget.js";
 import { runGenerate } from "./generateCommand.js";
+import { addTrainCommand } from "./trainCommand.js";
 import { collect, integer, real } from "./options.js";
 
 function program(): Command {
@@ -42,6 +43,7 @@ function program(): Command {
     .option("--stop <text>", "stop before this string (repeatable)", collect)
     .option("--json", "print one JSON object {text, tokens, stats} instead of streaming text")
     .action(runGenerate);
+  addTrainCommand(cli);
   return cli;
 }
 

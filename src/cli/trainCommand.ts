@@ -1,0 +1,180 @@
+// `specdec train medusa`: self-distil Medusa heads for a target on a text corpus.
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { basename } from "node:path";
+import { createHash } from "node:crypto";
+import { Command, Option } from "commander";
+import cliProgress from "cli-progress";
+import { BuiltinTarget } from "../backends/builtin.js";
+import { SpecdecError } from "../errors.js";
+import { saveMedusaHeads } from "../medusa/medusaHeads.js";
+import { MEDUSA_TRAIN_DEFAULTS, trainMedusa, type MedusaProjection, type MedusaTargets, type TrainProgress, type TrainText } from "../train/medusaTrainer.js";
+import { integer, real } from "./options.js";
+
+export interface TrainMedusaCliOptions {
+  model: string;
+  data: string;
+  out: string;
+  heads: number;
+  steps: number;
+  batch: number;
+  lr: number;
+  seed: number;
+  holdout?: number;
+  val?: string;
+  targets: MedusaTargets;
+  projection: MedusaProjection;
+  examples: number;
+  valExamples: number;
+  continuation: number;
+  checkpoint?: string;
+  checkpointEvery: number;
+  resume?: boolean;
+  stopAfter?: number;
+  force?: boolean;
+  quiet?: boolean;
+}
+
+/** Add `train medusa` to the program. */
+export function addTrainCommand(cli: Command): void {
+  const train = cli.command("train").description("train helpers for a target model");
+  const d = MEDUSA_TRAIN_DEFAULTS;
+  train
+    .command("medusa")
+    .description("self-distil Medusa heads for a target (builtin engine) on a text corpus, one paragraph per line")
+    .requiredOption("--model <file>", "target model (GGUF)")
+    .requiredOption("--data <file>", "training corpus (UTF-8 text)")
+    .requiredOption("--out <file>", "heads file to write (GGUF), for generate --method medusa --medusa FILE")
+    .option("--heads <k>", "number of heads", integer(1, 64), d.heads)
+    .option("--steps <n>", "optimizer steps", integer(1, 100_000_000), d.steps)
+    .option("--batch <b>", "positions per step", integer(1, 65536), d.batch)
+    .option("--lr <lr>", "peak learning rate (AdamW, warm-up then cosine)", real(0, 10, { minExclusive: true }), d.lr)
+    .option("--seed <s>", "seed for initialisation, data and shuffling", integer(0, 2 ** 32 - 1), d.seed)
+    .option("--holdout <fraction>", `fraction of the corpus's paragraphs (its end) held out for evaluation (default ${d.holdout})`, real(0, 1, { minExclusive: true }))
+    .option("--val <file>", "held-out text for evaluation instead of --holdout")
+    .addOption(new Option("--targets <kind>", "labels: greedy = the target's own greedy continuation (exact, on generated text); corpus = the corpus tokens; argmax = the target's next-token argmax at corpus positions (approximation)").choices(["greedy", "corpus", "argmax"]).default(d.targets))
+    .addOption(new Option("--projection <kind>", "own = each head trains its own vocabulary projection (from the target's); shared = the target's output matrix, frozen (smaller file)").choices(["own", "shared"]).default(d.projection))
+    .option("--examples <n>", "most training positions taken from the corpus", integer(1, 100_000_000), d.maxExamples)
+    .option("--val-examples <n>", "most held-out positions evaluated", integer(1, 100_000_000), d.valExamples)
+    .option("--continuation <n>", "greedy tokens generated after each prompt (--targets greedy)", integer(1, 1_000_000), d.continuation)
+    .option("--checkpoint <file>", "save training state here (periodically, on Ctrl-C, at the end)")
+    .option("--checkpoint-every <n>", "steps between checkpoints", integer(1, 100_000_000), 500)
+    .option("--resume", "continue from --checkpoint")
+    .addOption(new Option("--stop-after <n>", "stop after this many steps, with a checkpoint").argParser(integer(1, 100_000_000)).hideHelp())
+    .option("--force", "overwrite --out if it exists")
+    .option("--quiet", "no progress bar")
+    .action(runTrainMedusa);
+}
+
+/** Read a corpus: non-empty UTF-8 text, not binary. */
+export function readCorpus(path: string, what = "corpus"): TrainText {
+  let buf: Buffer;
+  try {
+    if (statSync(path).isDirectory()) throw new SpecdecError(`${what} ${path} is a directory`);
+    buf = readFileSync(path);
+  } catch (e) {
+    if (e instanceof SpecdecError) throw e;
+    throw new SpecdecError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (buf.length === 0) throw new SpecdecError(`${what} ${path} is empty`);
+  let control = 0;
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i];
+    if (c === 0) throw new SpecdecError(`${what} ${path} looks binary (NUL bytes): expected UTF-8 text`);
+    if (c < 32 && c !== 9 && c !== 10 && c !== 13 && c !== 12) control++;
+  }
+  if (control > buf.length / 100) throw new SpecdecError(`${what} ${path} looks binary (${control} control bytes): expected UTF-8 text`);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(buf);
+  } catch {
+    throw new SpecdecError(`${what} ${path} is not valid UTF-8 text`);
+  }
+  if (text.trim().length === 0) throw new SpecdecError(`${what} ${path} has no text (only whitespace)`);
+  return { text, hash: createHash("sha256").update(buf).digest("hex") };
+}
+
+function progressBars(enabled: boolean) {
+  if (!enabled) return { update: (_p: TrainProgress) => {}, stop: () => {} };
+  let bar: cliProgress.SingleBar | undefined;
+  let phase = "";
+  const stop = () => {
+    bar?.stop();
+    bar = undefined;
+  };
+  const update = (p: TrainProgress) => {
+    if (p.phase !== phase) {
+      stop();
+      phase = p.phase;
+      const format =
+        p.phase === "train"
+          ? "train |{bar}| {value}/{total} steps | loss {loss} | acc {acc} | {rate} tok/s | ETA {eta_formatted}"
+          : "data  |{bar}| {value}/{total} positions | {rate} tok/s | ETA {eta_formatted}";
+      bar = new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true, etaBuffer: 50, fps: 5, barsize: 24 }, cliProgress.Presets.shades_classic);
+      bar.start(p.total, p.done, { loss: "-", acc: "-", rate: "-" });
+    }
+    bar!.update(p.done, {
+      loss: p.loss === undefined ? "-" : p.loss.toFixed(3),
+      acc: p.accuracy === undefined ? "-" : `${(100 * p.accuracy).toFixed(1)}%`,
+      rate: p.rate === undefined || !Number.isFinite(p.rate) ? "-" : Math.round(p.rate).toString(),
+    });
+  };
+  return { update, stop };
+}
+
+export async function runTrainMedusa(o: TrainMedusaCliOptions): Promise<void> {
+  if (o.val !== undefined && o.holdout !== undefined) throw new SpecdecError("give --holdout or --val, not both");
+  if (o.resume && !o.checkpoint) throw new SpecdecError("--resume needs --checkpoint FILE");
+  if (existsSync(o.out) && !o.force) throw new SpecdecError(`${o.out} already exists (refusing to overwrite it; use --force)`);
+  if (o.stopAfter !== undefined && !o.checkpoint) throw new SpecdecError("--stop-after needs --checkpoint FILE");
+  const train = readCorpus(o.data);
+  const val = o.val === undefined ? undefined : readCorpus(o.val, "validation text");
+  const target = await BuiltinTarget.load(o.model);
+
+  const bars = progressBars(!o.quiet && process.stderr.isTTY === true);
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+  };
+  process.once("SIGINT", onSigint);
+  let result;
+  try {
+    result = await trainMedusa(
+      target,
+      train,
+      val,
+      {
+        heads: o.heads,
+        steps: o.steps,
+        batch: o.batch,
+        lr: o.lr,
+        seed: o.seed,
+        targets: o.targets,
+        projection: o.projection,
+        maxExamples: o.examples,
+        valExamples: o.valExamples,
+        continuation: o.continuation,
+        ...(o.holdout !== undefined ? { holdout: o.holdout } : {}),
+      },
+      { checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, stopAfter: o.stopAfter, shouldStop: () => interrupted, onProgress: bars.update },
+    );
+  } finally {
+    bars.stop();
+    process.off("SIGINT", onSigint);
+  }
+  if (result.stopped) {
+    if (interrupted)
+      throw new SpecdecError(
+        o.checkpoint ? `interrupted at step ${result.step} of ${o.steps}; checkpoint saved to ${o.checkpoint}: run the same command with --resume to continue` : `interrupted at step ${result.step} of ${o.steps} (no --checkpoint, progress lost)`,
+      );
+    process.stdout.write(`stopped after step ${result.step} of ${o.steps}; checkpoint saved to ${o.checkpoint}\n`);
+    return;
+  }
+  saveMedusaHeads(o.out, result.heads, { hiddenSize: target.hiddenSize, vocabSize: target.vocabSize, vocabFingerprint: target.vocabFingerprint, name: basename(o.model) }, { overwrite: o.force });
+  const lines = [
+    `trained ${o.heads} Medusa heads for ${basename(o.model)} (targets ${o.targets}, projection ${o.projection}): ${result.step} steps × ${o.batch}${result.resumedFrom !== undefined ? ` (resumed at step ${result.resumedFrom})` : ""} in ${result.trainSeconds.toFixed(1)} s; data: ${result.trainExamples} training positions in ${result.dataSeconds.toFixed(1)} s`,
+    `held-out accuracy (${result.valExamples} positions):`,
+    ...result.eval.map((e, k) => `  head ${k} (token +${k + 2}): top-1 ${(100 * e.top1).toFixed(1)}%  top-5 ${(100 * e.top5).toFixed(1)}%  loss ${e.loss.toFixed(3)}`),
+    `wrote ${o.out}`,
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
+}

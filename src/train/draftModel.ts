@@ -1,0 +1,306 @@
+// A small trainable llama: token embedding (tied to the output projection), `layers` blocks of
+// RMSNorm → causal grouped-query attention with normal RoPE → residual, RMSNorm → SwiGLU MLP →
+// residual, then the output RMSNorm and logits = h · Eᵀ. Exactly the built-in engine's forward
+// pass for a llama GGUF with no output.weight, so the trained parameters are written as one.
+//
+// Parameters are named and shaped as the GGUF tensors they become (shape = rows, cols; ggml
+// dims are the reverse). A DraftPass owns the activations of one (B windows × T tokens) batch,
+// allocated once: a training step allocates nothing.
+
+import { linearBackward, linearForward } from "./layers.js";
+import { makeParam, type Param } from "./optim.js";
+import type { TrainRng } from "./rng.js";
+import {
+  attentionBackward,
+  attentionForward,
+  embeddingBackward,
+  embeddingForward,
+  rmsNormBackward,
+  rmsNormForward,
+  rope,
+  ropeTables,
+  swigluBackward,
+  swigluForward,
+  type AttentionShape,
+} from "./transformerLayers.js";
+
+export interface DraftArch {
+  vocab: number;
+  dim: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  /** Feed-forward width. */
+  hidden: number;
+  normEps: number;
+  ropeBase: number;
+}
+
+interface LayerParams {
+  attnNorm: Param; // (dim)
+  wq: Param; // (dim, dim)
+  wk: Param; // (kvDim, dim)
+  wv: Param; // (kvDim, dim)
+  wo: Param; // (dim, dim)
+  ffnNorm: Param; // (dim)
+  wGate: Param; // (hidden, dim)
+  wUp: Param; // (hidden, dim)
+  wDown: Param; // (dim, hidden)
+}
+
+export function checkArch(a: DraftArch): void {
+  const ok = (x: number) => Number.isInteger(x) && x >= 1;
+  if (![a.vocab, a.dim, a.layers, a.heads, a.kvHeads, a.hidden].every(ok)) throw new RangeError(`draft model sizes must be positive integers: ${JSON.stringify(a)}`);
+  if (a.dim % a.heads !== 0 || (a.dim / a.heads) % 2 !== 0) throw new RangeError(`dim ${a.dim} must split into ${a.heads} heads of an even size`);
+  if (a.heads % a.kvHeads !== 0) throw new RangeError(`${a.heads} heads cannot share ${a.kvHeads} KV heads`);
+}
+
+export class DraftModel {
+  readonly embed: Param; // (vocab, dim) — also the output projection
+  readonly blocks: LayerParams[];
+  readonly outputNorm: Param; // (dim)
+  /** All parameters, in GGUF tensor order. */
+  readonly params: Param[];
+  readonly headDim: number;
+  readonly kvDim: number;
+
+  /** Random initialization (GPT-2 style: N(0, 0.02), residual outputs scaled by 1/√(2·layers)). */
+  constructor(
+    readonly arch: DraftArch,
+    rng: TrainRng,
+  ) {
+    checkArch(arch);
+    const { vocab, dim, layers, heads, kvHeads, hidden } = arch;
+    this.headDim = dim / heads;
+    this.kvDim = kvHeads * this.headDim;
+    const normal = (n: number, std: number) => {
+      const a = new Float32Array(n);
+      for (let i = 0; i < n; i++) a[i] = std * rng.normal();
+      return a;
+    };
+    const ones = (n: number) => new Float32Array(n).fill(1);
+    const mat = (name: string, rows: number, cols: number, std = 0.02) => makeParam(name, [rows, cols], true, normal(rows * cols, std));
+    const resStd = 0.02 / Math.sqrt(2 * layers);
+    this.embed = mat("token_embd.weight", vocab, dim);
+    this.blocks = [];
+    for (let l = 0; l < layers; l++) {
+      const p = `blk.${l}.`;
+      this.blocks.push({
+        attnNorm: makeParam(p + "attn_norm.weight", [dim], false, ones(dim)),
+        wq: mat(p + "attn_q.weight", dim, dim),
+        wk: mat(p + "attn_k.weight", this.kvDim, dim),
+        wv: mat(p + "attn_v.weight", this.kvDim, dim),
+        wo: mat(p + "attn_output.weight", dim, dim, resStd),
+        ffnNorm: makeParam(p + "ffn_norm.weight", [dim], false, ones(dim)),
+        wGate: mat(p + "ffn_gate.weight", hidden, dim),
+        wUp: mat(p + "ffn_up.weight", hidden, dim),
+        wDown: mat(p + "ffn_down.weight", dim, hidden, resStd),
+      });
+    }
+    this.outputNorm = makeParam("output_norm.weight", [dim], false, ones(dim));
+    this.params = [this.embed, ...this.blocks.flatMap((b) => [b.attnNorm, b.wq, b.wk, b.wv, b.wo, b.ffnNorm, b.wGate, b.wUp, b.wDown]), this.outputNorm];
+  }
+}
+
+/** Saved activations of one layer for the backward pass. */
+interface LayerActs {
+  x: Float32Array; // (N, dim) block input (residual stream)
+  xn1: Float32Array; // (N, dim) attention norm output
+  inv1: Float32Array; // (N)
+  q: Float32Array; // (N, dim) after RoPE
+  k: Float32Array; // (N, kvDim) after RoPE
+  v: Float32Array; // (N, kvDim)
+  probs: Float32Array; // (B, heads, T, T)
+  ao: Float32Array; // (N, dim) attention output before wo
+  x2: Float32Array; // (N, dim) residual after attention
+  xn2: Float32Array; // (N, dim)
+  inv2: Float32Array; // (N)
+  g: Float32Array; // (N, hidden) gate pre-activation
+  u: Float32Array; // (N, hidden)
+  h: Float32Array; // (N, hidden) SiLU(g) ⊙ u
+}
+
+/** Forward and backward over B windows of T tokens (N = B·T rows), with buffers allocated once. */
+export class DraftPass {
+  readonly N: number;
+  readonly acts: LayerActs[];
+  readonly xOut: Float32Array; // (N, dim) last block's output
+  readonly xf: Float32Array; // (N, dim) after the output norm
+  readonly invf: Float32Array; // (N)
+  readonly logits: Float32Array; // (N, vocab)
+  private readonly tokens: Int32Array; // (N)
+  private readonly shape: AttentionShape;
+  private readonly cos: Float64Array; // (T, headDim / 2)
+  private readonly sin: Float64Array;
+  // backward scratch
+  private readonly dx: Float32Array; // (N, dim) gradient of the residual stream
+  private readonly dn: Float32Array; // (N, dim) gradient of a norm's output
+  private readonly dtmp: Float32Array; // (N, dim)
+  private readonly dao: Float32Array; // (N, dim)
+  private readonly dq: Float32Array; // (N, dim)
+  private readonly dk: Float32Array; // (N, kvDim)
+  private readonly dv: Float32Array; // (N, kvDim)
+  private readonly dh: Float32Array; // (N, hidden)
+  private readonly dg: Float32Array; // (N, hidden)
+  private readonly du: Float32Array; // (N, hidden)
+  private readonly da: Float64Array; // (T) attention scratch
+  private readonly tmp: Float32Array; // (N, dim) forward scratch (projection outputs)
+
+  constructor(
+    readonly model: DraftModel,
+    readonly B: number,
+    readonly T: number,
+  ) {
+    const { dim, hidden, heads, kvHeads, vocab, ropeBase } = model.arch;
+    const N = (this.N = B * T);
+    const kvDim = model.kvDim, f = (n: number) => new Float32Array(n);
+    this.shape = { B, T, nHeads: heads, nKvHeads: kvHeads, headDim: model.headDim };
+    ({ cos: this.cos, sin: this.sin } = ropeTables(T, model.headDim, ropeBase));
+    this.acts = model.blocks.map(() => ({
+      x: f(N * dim), xn1: f(N * dim), inv1: f(N), q: f(N * dim), k: f(N * kvDim), v: f(N * kvDim), probs: f(B * heads * T * T),
+      ao: f(N * dim), x2: f(N * dim), xn2: f(N * dim), inv2: f(N), g: f(N * hidden), u: f(N * hidden), h: f(N * hidden),
+    }));
+    this.xOut = f(N * dim);
+    this.xf = f(N * dim);
+    this.invf = f(N);
+    this.logits = f(N * vocab);
+    this.tokens = new Int32Array(N);
+    this.dx = f(N * dim);
+    this.dn = f(N * dim);
+    this.dtmp = f(N * dim);
+    this.dao = f(N * dim);
+    this.dq = f(N * dim);
+    this.dk = f(N * kvDim);
+    this.dv = f(N * kvDim);
+    this.dh = f(N * hidden);
+    this.dg = f(N * hidden);
+    this.du = f(N * hidden);
+    this.da = new Float64Array(T);
+    this.tmp = f(N * dim);
+  }
+
+  /** tokens (B, T) → logits (N, vocab) (a view of this pass's buffer). */
+  forward(tokens: ArrayLike<number>): Float32Array {
+    const { model, N, T, shape } = this;
+    const { dim, hidden, heads, kvHeads, vocab, normEps } = model.arch;
+    const kvDim = model.kvDim, hd = model.headDim;
+    for (let r = 0; r < N; r++) {
+      const t = tokens[r];
+      if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new RangeError(`token ${t} outside the vocabulary`);
+      this.tokens[r] = t;
+    }
+    embeddingForward(this.tokens, model.embed.value, N, dim, this.acts.length ? this.acts[0].x : this.xOut);
+    for (let l = 0; l < model.blocks.length; l++) {
+      const P = model.blocks[l], A = this.acts[l];
+      const next = l + 1 < this.acts.length ? this.acts[l + 1].x : this.xOut;
+      rmsNormForward(A.x, P.attnNorm.value, N, dim, normEps, A.xn1, A.inv1);
+      linearForward(A.xn1, P.wq.value, null, N, dim, dim, A.q);
+      linearForward(A.xn1, P.wk.value, null, N, dim, kvDim, A.k);
+      linearForward(A.xn1, P.wv.value, null, N, dim, kvDim, A.v);
+      rope(A.q, N, T, heads, hd, hd, this.cos, this.sin, false);
+      rope(A.k, N, T, kvHeads, hd, hd, this.cos, this.sin, false);
+      attentionForward(A.q, A.k, A.v, shape, A.probs, A.ao);
+      linearForward(A.ao, P.wo.value, null, N, dim, dim, this.tmp);
+      for (let i = 0; i < N * dim; i++) A.x2[i] = A.x[i] + this.tmp[i];
+      rmsNormForward(A.x2, P.ffnNorm.value, N, dim, normEps, A.xn2, A.inv2);
+      linearForward(A.xn2, P.wGate.value, null, N, dim, hidden, A.g);
+      linearForward(A.xn2, P.wUp.value, null, N, dim, hidden, A.u);
+      swigluForward(A.g, A.u, N * hidden, A.h);
+      linearForward(A.h, P.wDown.value, null, N, hidden, dim, this.tmp);
+      for (let i = 0; i < N * dim; i++) next[i] = A.x2[i] + this.tmp[i];
+    }
+    rmsNormForward(this.xOut, model.outputNorm.value, N, dim, normEps, this.xf, this.invf);
+    linearForward(this.xf, model.embed.value, null, N, dim, vocab, this.logits); // tied output
+    return this.logits;
+  }
+
+  /** Backpropagate dlogits (N, vocab) of the last forward; parameter gradients are accumulated. */
+  backward(dlogits: Float32Array): void {
+    const { model, N, shape, T } = this;
+    const { dim, hidden, heads, kvHeads, vocab } = model.arch;
+    const kvDim = model.kvDim, hd = model.headDim;
+    const { dx, dn, dtmp } = this;
+    linearBackward(this.xf, model.embed.value, dlogits, N, dim, vocab, model.embed.grad, null, dn);
+    rmsNormBackward(this.xOut, model.outputNorm.value, this.invf, dn, N, dim, dx, model.outputNorm.grad, false);
+    for (let l = model.blocks.length - 1; l >= 0; l--) {
+      const P = model.blocks[l], A = this.acts[l];
+      // MLP: dx is the gradient of the block output = of x2 through the residual.
+      linearBackward(A.h, P.wDown.value, dx, N, hidden, dim, P.wDown.grad, null, this.dh);
+      swigluBackward(A.g, A.u, this.dh, N * hidden, this.dg, this.du);
+      linearBackward(A.xn2, P.wGate.value, this.dg, N, dim, hidden, P.wGate.grad, null, dn);
+      linearBackward(A.xn2, P.wUp.value, this.du, N, dim, hidden, P.wUp.grad, null, dtmp);
+      for (let i = 0; i < N * dim; i++) dn[i] += dtmp[i];
+      rmsNormBackward(A.x2, P.ffnNorm.value, A.inv2, dn, N, dim, dx, P.ffnNorm.grad, true);
+      // Attention: dx is now the gradient of x2 = of the block input through the residual.
+      linearBackward(A.ao, P.wo.value, dx, N, dim, dim, P.wo.grad, null, this.dao);
+      attentionBackward(A.q, A.k, A.v, shape, A.probs, this.dao, this.dq, this.dk, this.dv, this.da);
+      rope(this.dq, N, T, heads, hd, hd, this.cos, this.sin, true);
+      rope(this.dk, N, T, kvHeads, hd, hd, this.cos, this.sin, true);
+      linearBackward(A.xn1, P.wq.value, this.dq, N, dim, dim, P.wq.grad, null, dn);
+      linearBackward(A.xn1, P.wk.value, this.dk, N, dim, kvDim, P.wk.grad, null, dtmp);
+      for (let i = 0; i < N * dim; i++) dn[i] += dtmp[i];
+      linearBackward(A.xn1, P.wv.value, this.dv, N, dim, kvDim, P.wv.grad, null, dtmp);
+      for (let i = 0; i < N * dim; i++) dn[i] += dtmp[i];
+      rmsNormBackward(A.x, P.attnNorm.value, A.inv1, dn, N, dim, dx, P.attnNorm.grad, true);
+    }
+    embeddingBackward(this.tokens, dx, N, dim, model.embed.grad);
+  }
+}
+
+export interface LossParts {
+  /** alpha · KL + (1 − alpha) · CE, mean over the counted rows (nats). */
+  loss: number;
+  /** Mean KL(p_target ‖ p_draft) (0 without target distributions). */
+  kl: number;
+  /** Mean cross-entropy against the labels. */
+  ce: number;
+  /** Rows where the draft's argmax equals the target's (or the label's, without a target). */
+  agree: number;
+  /** Rows counted (label ≥ 0). */
+  rows: number;
+}
+
+/**
+ * Distillation loss over N rows of logits (N, V): alpha · KL(p ‖ softmax(logits)) + (1 − alpha)
+ * · CE(label), mean over rows with label ≥ 0 (the others are padding). Both terms are cross-
+ * entropies up to a constant, so the gradient is (softmax − (alpha p + (1 − alpha) onehot)) / n,
+ * written to dlogits (N, V) when given (0 on padding rows). p (N, V) rows sum to 1, or null (alpha
+ * then counts as 0).
+ */
+export function distillLoss(logits: Float32Array, p: Float32Array | null, labels: ArrayLike<number>, alpha: number, N: number, V: number, dlogits: Float32Array | null): LossParts {
+  let n = 0;
+  for (let r = 0; r < N; r++) if (labels[r] >= 0) n++;
+  const inv = n > 0 ? 1 / n : 0, a = p ? alpha : 0;
+  let kl = 0, ce = 0, agree = 0;
+  for (let r = 0; r < N; r++) {
+    const o = r * V, y = labels[r];
+    if (y < 0) {
+      if (dlogits) dlogits.fill(0, o, o + V);
+      continue;
+    }
+    let max = -Infinity, arg = 0;
+    for (let v = 0; v < V; v++) if (logits[o + v] > max) (max = logits[o + v]), (arg = v);
+    let sum = 0;
+    for (let v = 0; v < V; v++) sum += Math.exp(logits[o + v] - max);
+    const logZ = max + Math.log(sum);
+    ce += logZ - logits[o + y];
+    let want = y;
+    if (p) {
+      let pmax = -1;
+      for (let v = 0; v < V; v++) {
+        const pv = p[o + v];
+        if (pv > 0) kl += pv * (Math.log(pv) - (logits[o + v] - logZ));
+        if (pv > pmax) (pmax = pv), (want = v);
+      }
+    }
+    if (arg === want) agree++;
+    if (dlogits)
+      for (let v = 0; v < V; v++) {
+        const target = (p ? a * p[o + v] : 0) + (v === y ? 1 - a : 0);
+        dlogits[o + v] = (Math.exp(logits[o + v] - logZ) - target) * inv;
+      }
+  }
+  kl *= inv;
+  ce *= inv;
+  return { loss: a * kl + (1 - a) * ce, kl, ce, agree: agree * inv, rows: n };
+}

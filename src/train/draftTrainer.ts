@@ -1,0 +1,312 @@
+// Distilling a small llama draft model from a target on the built-in engine (DistillSpec idea:
+// match the target's next-token distributions, on data like what the draft will see).
+//
+// Data. The text is read as paragraphs (one per line); each becomes a sequence of its own with
+// BOS, as the generate command's prompts are. A training window is T + 1 tokens from such a
+// sequence's start (shorter sequences are padded; padding is masked out of the loss):
+//  * data "corpus": the paragraph's own tokens;
+//  * data "greedy" (default): the paragraph's first 4–24 tokens (a prompt, cut at random under
+//    the seed) continued by the target's own greedy decoding up to T + 1 tokens (or its end of
+//    generation). At temperature 0 the draft is asked about exactly such text — the target's
+//    output after a prompt — and is right only when it predicts the target's argmax there.
+//    The windows are generated once, before training (one cached one-token pass per token).
+// Loss, per position: alpha · KL(p_target ‖ p_draft) + (1 − alpha) · CE(next token of the
+// window), where p_target comes from the target run over the same window, on the fly, each step.
+// AdamW, linear warm-up + cosine decay, global-norm clipping (optim.ts). Windows are drawn from a
+// seeded shuffle and all arithmetic is sequential JS, so a run is bit-identical under its seed.
+
+import type { BuiltinTarget } from "../backends/builtin.js";
+import { SpecdecError } from "../errors.js";
+import { kv, writeGguf, type GgufWriteEntry } from "../gguf/writer.js";
+import { openGguf } from "../gguf/reader.js";
+import { DraftModel, DraftPass, distillLoss, type DraftArch, type LossParts } from "./draftModel.js";
+import { AdamW, clipGradNorm, learningRate, zeroGrads, type Param } from "./optim.js";
+import { TrainRng } from "./rng.js";
+
+export type DraftData = "corpus" | "greedy";
+
+export interface DraftTrainConfig {
+  dim: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  /** Feed-forward width. */
+  hidden: number;
+  /** Window length in tokens (positions trained per sequence). */
+  context: number;
+  /** Optimizer updates. */
+  steps: number;
+  /** Windows per update. */
+  batch: number;
+  /** Peak learning rate. */
+  lr: number;
+  seed: number;
+  /** Weight of KL to the target's distribution; 1 − alpha goes to cross-entropy on the window's tokens. */
+  alpha: number;
+  /** Training text: "greedy" (target continuations of corpus prompts, default) or "corpus". */
+  data?: DraftData;
+  /** Most training windows prepared (default 512). */
+  maxWindows?: number;
+  /** Held-out windows evaluated (default 32). */
+  valWindows?: number;
+  /** Evaluate every this many steps (default: only at the end; 0 = never). */
+  evalEvery?: number;
+  warmup?: number; // default steps / 20
+  weightDecay?: number; // default 0.01
+  clip?: number; // default 1
+}
+
+export interface DraftStepInfo {
+  step: number; // 1-based
+  steps: number;
+  lr: number;
+  gradNorm: number;
+  loss: LossParts;
+  ms: number; // wall time of this step
+}
+
+export interface DraftEval extends LossParts {
+  step: number;
+}
+
+export interface DraftTrainHooks {
+  onData?(message: string): void;
+  onStep?(info: DraftStepInfo): void;
+  onEval?(info: DraftEval): void;
+}
+
+export interface DraftTrainResult {
+  model: DraftModel;
+  /** The trained parameters, named as their GGUF tensors. */
+  params: Param[];
+  /** Per-step training loss. */
+  losses: number[];
+  /** Held-out evaluation at the end (when there is validation text). */
+  val?: DraftEval;
+}
+
+/** The draft's architecture for a target: the target's vocabulary, norm epsilon and RoPE base. */
+export function draftArch(config: Pick<DraftTrainConfig, "dim" | "layers" | "heads" | "kvHeads" | "hidden">, target: BuiltinTarget): DraftArch {
+  const hp = target.hparams;
+  if (hp.arch !== "llama" || hp.ropeNeox) throw new SpecdecError(`draft training needs a llama-architecture target (normal RoPE), got ${hp.arch}`);
+  return { vocab: target.vocabSize, dim: config.dim, layers: config.layers, heads: config.heads, kvHeads: config.kvHeads, hidden: config.hidden, normEps: hp.normEps, ropeBase: hp.ropeBase };
+}
+
+/** Windows of T + 1 tokens, (count, T + 1), −1 after a sequence's end. */
+export interface Windows {
+  readonly T: number;
+  readonly count: number;
+  readonly tokens: Int32Array; // (count, T + 1)
+}
+
+function paragraphs(text: string): string[] {
+  return text.split("\n").map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+/**
+ * Build training windows from text (see the header). `rng` picks paragraphs and prompt lengths;
+ * the target is used (greedy data) and left with an empty cache.
+ */
+export function buildWindows(target: BuiltinTarget, text: string, T: number, data: DraftData, maxWindows: number, rng: TrainRng): Windows {
+  if (T + 1 > target.contextSize) throw new SpecdecError(`window of ${T} tokens exceeds the target's context ${target.contextSize}`);
+  const paras = paragraphs(text);
+  if (paras.length === 0) throw new SpecdecError("draft training text has no paragraphs");
+  const order = Array.from(paras.keys());
+  rng.shuffle(order);
+  const count = Math.min(maxWindows, paras.length);
+  const W = T + 1;
+  const tokens = new Int32Array(count * W).fill(-1);
+  const engine = target.engine, V = target.vocabSize;
+  for (let w = 0; w < count; w++) {
+    const ids = target.tokenize(paras[order[w]]); // with BOS
+    const o = w * W;
+    if (data === "corpus") {
+      for (let i = 0; i < Math.min(W, ids.length); i++) tokens[o + i] = ids[i];
+      continue;
+    }
+    // A prompt of 4..24 tokens after BOS (at most the paragraph), then the target's greedy tokens.
+    const promptLen = Math.min(ids.length, 1 + 4 + rng.int(21), W);
+    for (let i = 0; i < promptLen; i++) tokens[o + i] = ids[i];
+    engine.truncate(0);
+    let logits = engine.forward(ids.slice(0, promptLen), { logits: "last" }).logits;
+    for (let i = promptLen; i < W; i++) {
+      let best = 0;
+      for (let v = 1; v < V; v++) if (logits[v] > logits[best]) best = v;
+      tokens[o + i] = best;
+      if (target.eogTokens.has(best as never) || i === W - 1) break;
+      logits = engine.forward([best], { logits: "last" }).logits;
+    }
+  }
+  engine.truncate(0);
+  return { T, count, tokens };
+}
+
+/**
+ * One batch in the pass's layout: inputs (B, T) (padding as token 0), labels (B, T) (−1 on
+ * padding), and, when `probs` is given, the target's distributions (B·T, V) over the same windows.
+ */
+class BatchFiller {
+  readonly inputs: Int32Array; // (B, T)
+  readonly labels: Int32Array; // (B, T)
+  readonly probs: Float32Array; // (B·T, V)
+
+  constructor(
+    private readonly target: BuiltinTarget,
+    readonly B: number,
+    readonly T: number,
+  ) {
+    this.inputs = new Int32Array(B * T);
+    this.labels = new Int32Array(B * T);
+    this.probs = new Float32Array(B * T * target.vocabSize);
+  }
+
+  /** Fill row b from window w of `win`; with `withTarget`, run the target over it. */
+  fill(b: number, win: Windows, w: number, withTarget: boolean): void {
+    const { T } = this, W = T + 1, src = w * W, o = b * T, V = this.target.vocabSize;
+    let len = 0; // real input tokens in the window
+    for (let t = 0; t < T; t++) {
+      const tok = win.tokens[src + t];
+      this.inputs[o + t] = tok < 0 ? 0 : tok;
+      this.labels[o + t] = tok < 0 ? -1 : win.tokens[src + t + 1];
+      if (tok >= 0) len = t + 1;
+    }
+    if (!withTarget) return;
+    const engine = this.target.engine;
+    engine.truncate(0);
+    for (let from = 0; from < len; from += engine.maxBatch) {
+      const n = Math.min(engine.maxBatch, len - from);
+      const { logits } = engine.forward(this.inputs.subarray(o + from, o + from + n), { logits: "all" });
+      for (let t = 0; t < n; t++) softmaxInto(logits, t * V, this.probs, (o + from + t) * V, V);
+    }
+    engine.truncate(0);
+  }
+}
+
+function softmaxInto(logits: Float32Array, lo: number, out: Float32Array, oo: number, V: number): void {
+  let max = -Infinity;
+  for (let v = 0; v < V; v++) if (logits[lo + v] > max) max = logits[lo + v];
+  let sum = 0;
+  for (let v = 0; v < V; v++) sum += out[oo + v] = Math.exp(logits[lo + v] - max);
+  const inv = 1 / sum;
+  for (let v = 0; v < V; v++) out[oo + v] *= inv;
+}
+
+/** Mean loss parts of the draft over windows (evaluated B at a time, through `pass`). */
+function evaluate(pass: DraftPass, filler: BatchFiller, win: Windows, alpha: number, step: number): DraftEval {
+  const V = pass.model.arch.vocab;
+  let rows = 0, kl = 0, ce = 0, agree = 0;
+  for (let w0 = 0; w0 < win.count; w0 += pass.B) {
+    for (let b = 0; b < pass.B; b++) {
+      if (w0 + b < win.count) filler.fill(b, win, w0 + b, true);
+      else filler.labels.fill(-1, b * pass.T, (b + 1) * pass.T); // a short last batch: mask the rest
+    }
+    const logits = pass.forward(filler.inputs);
+    const l = distillLoss(logits, filler.probs, filler.labels, alpha, pass.N, V, null);
+    rows += l.rows;
+    kl += l.kl * l.rows;
+    ce += l.ce * l.rows;
+    agree += l.agree * l.rows;
+  }
+  const inv = rows > 0 ? 1 / rows : 0;
+  return { step, rows, kl: kl * inv, ce: ce * inv, agree: agree * inv, loss: (alpha * kl + (1 - alpha) * ce) * inv };
+}
+
+/** Train a draft model for `target` (see the header). Deterministic under config.seed. */
+export function trainDraft(target: BuiltinTarget, trainText: string, valText: string, config: DraftTrainConfig, hooks: DraftTrainHooks = {}): DraftTrainResult {
+  const { context: T, batch: B, steps, alpha } = config;
+  if (!(Number.isInteger(T) && T >= 2) || !(Number.isInteger(B) && B >= 1) || !(Number.isInteger(steps) && steps >= 0)) throw new SpecdecError(`bad draft training sizes: context ${T}, batch ${B}, steps ${steps}`);
+  if (!(alpha >= 0 && alpha <= 1)) throw new SpecdecError(`alpha must be in [0, 1], got ${alpha}`);
+  const data = config.data ?? "greedy";
+  const arch = draftArch(config, target);
+  const V = arch.vocab;
+
+  const t0 = performance.now();
+  const train = buildWindows(target, trainText, T, data, config.maxWindows ?? 512, new TrainRng(config.seed ^ 0x5eed));
+  const val = valText.trim() && (config.valWindows ?? 32) > 0 ? buildWindows(target, valText, T, data, config.valWindows ?? 32, new TrainRng(config.seed ^ 0x7a1)) : undefined;
+  hooks.onData?.(`${train.count} training windows${val ? `, ${val.count} held-out` : ""} of ${T} tokens (${data}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  const rng = new TrainRng(config.seed);
+  const model = new DraftModel(arch, rng);
+  const pass = new DraftPass(model, B, T);
+  const filler = new BatchFiller(target, B, T);
+  const dlogits = new Float32Array(B * T * V); // (B·T, V)
+  const opt = new AdamW(model.params, { weightDecay: config.weightDecay ?? 0.01 });
+  const warmup = config.warmup ?? Math.floor(steps / 20);
+  const order = Int32Array.from({ length: train.count }, (_, i) => i);
+  let cursor = train.count; // forces a shuffle before the first batch
+  const losses: number[] = [];
+  const useTarget = alpha > 0;
+
+  for (let step = 0; step < steps; step++) {
+    const ts = performance.now();
+    for (let b = 0; b < B; b++) {
+      if (cursor >= train.count) {
+        rng.shuffle(order);
+        cursor = 0;
+      }
+      filler.fill(b, train, order[cursor++], useTarget);
+    }
+    const logits = pass.forward(filler.inputs);
+    const loss = distillLoss(logits, useTarget ? filler.probs : null, filler.labels, alpha, pass.N, V, dlogits);
+    zeroGrads(model.params);
+    pass.backward(dlogits);
+    const gradNorm = clipGradNorm(model.params, config.clip ?? 1);
+    const lr = learningRate(step, steps, config.lr, warmup);
+    opt.step(step + 1, lr);
+    losses.push(loss.loss);
+    hooks.onStep?.({ step: step + 1, steps, lr, gradNorm, loss, ms: performance.now() - ts });
+    const every = config.evalEvery ?? 0;
+    if (val && every > 0 && (step + 1) % every === 0 && step + 1 < steps) hooks.onEval?.(evaluate(pass, filler, val, alpha, step + 1));
+  }
+  let result: DraftEval | undefined;
+  if (val && config.evalEvery !== 0) {
+    result = evaluate(pass, filler, val, alpha, steps);
+    hooks.onEval?.(result);
+  }
+  return { model, params: model.params, losses, val: result };
+}
+
+/**
+ * Write a trained draft as a llama GGUF (F32, tied output: no output.weight) with every
+ * `tokenizer.*` key of the target's file, so vocabularies match exactly. Its context length is
+ * the target's (RoPE is relative; the drafter must keep up with the target's context).
+ * Refuses to replace an existing file unless `overwrite`.
+ */
+export function saveDraftGguf(path: string, params: readonly Param[], config: Pick<DraftTrainConfig, "dim" | "layers" | "heads" | "kvHeads" | "hidden">, target: BuiltinTarget, options: { overwrite?: boolean; name?: string } = {}): void {
+  const arch = draftArch(config, target);
+  const hd = arch.dim / arch.heads;
+  const tokenizerKeys: GgufWriteEntry[] = [];
+  const f = openGguf(target.path);
+  try {
+    for (const [key, e] of f.metadata) if (key.startsWith("tokenizer.")) tokenizerKeys.push({ key, type: e.type, value: e.value });
+  } finally {
+    f.close();
+  }
+  const metadata: GgufWriteEntry[] = [
+    kv.string("general.architecture", "llama"),
+    kv.string("general.name", options.name ?? "specdec-draft"),
+    kv.u32("general.file_type", 0), // all F32
+    kv.u32("llama.context_length", target.hparams.contextLength),
+    kv.u32("llama.embedding_length", arch.dim),
+    kv.u32("llama.feed_forward_length", arch.hidden),
+    kv.u32("llama.block_count", arch.layers),
+    kv.u32("llama.attention.head_count", arch.heads),
+    kv.u32("llama.attention.head_count_kv", arch.kvHeads),
+    kv.u32("llama.rope.dimension_count", hd),
+    kv.f32("llama.rope.freq_base", arch.ropeBase),
+    kv.f32("llama.attention.layer_norm_rms_epsilon", arch.normEps),
+    kv.u32("llama.vocab_size", arch.vocab),
+    ...tokenizerKeys,
+  ];
+  // Check names and sizes against the architecture: a mismatched list would write a broken model.
+  const expected = new DraftModel(arch, new TrainRng(0)).params;
+  if (params.length !== expected.length || params.some((p, i) => p.name !== expected[i].name || p.value.length !== expected[i].value.length))
+    throw new SpecdecError(`parameters do not match the draft architecture ${JSON.stringify(config)}`);
+  const tensors = params.map((p) => ({
+    name: p.name,
+    dims: [...p.shape].reverse(), // ggml order: contiguous dimension first
+    type: 0, // GGML_TYPE_F32
+    data: new Uint8Array(p.value.buffer, p.value.byteOffset, p.value.byteLength),
+  }));
+  writeGguf(path, { metadata, tensors, overwrite: options.overwrite });
+}
