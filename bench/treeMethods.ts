@@ -52,7 +52,7 @@ const configs: Config[] = [
   { label: "lookahead W,N,G=5,3,5", drafter: { method: "lookahead", lookahead: { window: 5, ngram: 3, verify: 5 } }, run: {} },
   { label: "lookahead W,N,G=7,4,5 (40 nodes)", drafter: { method: "lookahead", lookahead: { window: 7, ngram: 4, verify: 5 } }, run: { treeNodes: 40 } },
   { label: `medusa (oracle heads) chain K=${K}`, drafter: { method: "medusa", medusaPath: headsPath, target, treeChoices: chainChoices(K) }, run: { draftMax: K } },
-  { label: "medusa (oracle heads) default tree", drafter: { method: "medusa", medusaPath: headsPath, target }, run: { draftMax: K } },
+  { label: "medusa (oracle heads) 10-node tree", drafter: { method: "medusa", medusaPath: headsPath, target, treeChoices: [[0], [1], [2], [0, 0], [0, 1], [1, 0], [0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 0, 0]] }, run: { draftMax: K } },
 ];
 
 console.log(`built-in engine, ${opts.model}; ${opts.prompts} prompts per group, ${opts.maxTokens} tokens each, median of ${opts.repeats}; greedy; node ${process.version}`);

@@ -8,7 +8,8 @@ import { LlamaCppTarget } from "../src/backends/llamaCpp.js";
 import { generate } from "../src/decode/speculativeDecode.js";
 import { NoDrafter } from "../src/drafters/noDrafter.js";
 import { openGguf } from "../src/gguf/reader.js";
-import { sharedFile } from "../src/sharedData.js";
+import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
+import { spawnSync } from "node:child_process";
 import { DraftModel, DraftPass, distillLoss } from "../src/train/draftModel.js";
 import { saveDraftGguf, trainDraft, type DraftTrainConfig, type DraftTrainResult } from "../src/train/draftTrainer.js";
 import { TrainRng } from "../src/train/rng.js";
@@ -232,4 +233,25 @@ test("saved draft: llama GGUF with the target's tokenizer, same logits as traini
     await llama.dispose();
     await ours.dispose();
   }
+});
+
+test("specdec train draft: writes a draft that --method draft loads on both backends; never overwrites", () => {
+  const dir = mkdtempSync(join(tmpdir(), "specdec-train-draft-cli-"));
+  const bin = join(PROJECT_ROOT, "bin", "specdec.js");
+  const model = sharedFile("models", "stories260K.gguf");
+  const out = join(dir, "draft.gguf");
+  const args = ["train", "draft", "--model", model, "--data", sharedFile("corpora", "tinystories", "tinystories_train_head_smallGPT.txt"), "--steps", "3", "--windows", "4", "--context", "32", "--dim", "16", "--hidden", "32", "--out", out, "--quiet"];
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /wrote /);
+  const again = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
+  assert.notEqual(again.status, 0);
+  assert.equal(again.stderr.trim().split("\n").length, 1);
+  assert.match(again.stderr, /already exists/);
+  for (const backend of ["builtin", "llama.cpp"]) {
+    const g = spawnSync(process.execPath, [bin, "generate", "--backend", backend, "--model", model, "--draft-model", out, "--method", "draft", "--prompt", "Once upon a time", "--max-tokens", "16", "--json"], { encoding: "utf8" });
+    assert.equal(g.status, 0, g.stderr);
+    assert.equal(JSON.parse(g.stdout).tokens.length, 16);
+  }
+  rmSync(dir, { recursive: true, force: true });
 });

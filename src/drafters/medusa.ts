@@ -4,11 +4,15 @@ import type { MedusaHeads } from "../medusa/medusaHeads.js";
 import type { Token } from "../types.js";
 
 /**
- * Medusa's default-like candidate tree for small CPU models: top-3 at the first position,
- * the best continuations below the top-1 and top-2, and a top-1 chain to depth 4.
- * Not tuned yet: no heads trained for a real model exist in the project (see docs).
+ * The default candidate tree: the top-1 guesses of the first two heads. Chosen by measurement
+ * (`npm run bench:medusa`, heads trained with `specdec train medusa` for stories260K, 8 held-out
+ * prompts, docs/measurements.md): τ grows with the tree (1.60 with one node, 1.94 with two, 2.25
+ * with a chain of four, 2.80 with 16 nodes) but on that compute-bound model every node costs
+ * about a one-token pass, so only one or two guesses keep up with plain decoding (1.11x and
+ * 0.94x). Two keep most of the gain where a pass is memory-bound and extra nodes are nearly free;
+ * pass a bigger `--tree` for such models.
  */
-export const DEFAULT_MEDUSA_CHOICES: TreeChoices = [[0], [1], [2], [0, 0], [0, 1], [1, 0], [0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 0, 0]];
+export const DEFAULT_MEDUSA_CHOICES: TreeChoices = [[0], [0, 0]];
 
 /**
  * Method `medusa`: the heads read the target's final hidden state at the last verified

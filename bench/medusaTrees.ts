@@ -1,0 +1,65 @@
+// npm run bench:medusa -- --medusa HEADS.gguf [--model FILE --prompts N --max-tokens N --repeats N]
+// Medusa tree shapes with trained heads, on held-out prompts (first sentences of the TinyStories
+// validation head), against plain decoding on the built-in engine in the same process.
+
+import { Command } from "commander";
+import { BuiltinTarget } from "../src/backends/builtin.js";
+import { generate } from "../src/decode/speculativeDecode.js";
+import { chainChoices, formatTreeChoices, type TreeChoices } from "../src/draftTree.js";
+import { createDrafter } from "../src/methods.js";
+import { sharedFile } from "../src/sharedData.js";
+import { benchPrompts } from "./prompts.js";
+
+const opts = new Command("bench-medusa")
+  .requiredOption("--medusa <file>", "trained Medusa heads for the model")
+  .option("--model <file>", "target GGUF", sharedFile("models", "stories260K.gguf"))
+  .option("--prompts <n>", "held-out prompts", (v) => parseInt(v, 10), 8)
+  .option("--max-tokens <n>", "tokens per generation", (v) => parseInt(v, 10), 128)
+  .option("--repeats <n>", "timed repeats (median kept)", (v) => parseInt(v, 10), 3)
+  .parse()
+  .opts<{ medusa: string; model: string; prompts: number; maxTokens: number; repeats: number }>();
+
+const SHAPES: [string, TreeChoices][] = [
+  ["chain 1", chainChoices(1)],
+  ["chain 2", chainChoices(2)],
+  ["chain 3", chainChoices(3)],
+  ["chain 4", chainChoices(4)],
+  ["top-2, then chain (5)", [[0], [1], [0, 0], [0, 0, 0], [0, 0, 0, 0]]],
+  ["top-3 / top-2 (8)", [[0], [1], [2], [0, 0], [0, 1], [1, 0], [0, 0, 0], [0, 0, 1]]],
+  ["Medusa-like (10)", [[0], [1], [2], [0, 0], [0, 1], [1, 0], [0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 0, 0]]],
+  ["wide (16)", [[0], [1], [2], [3], [0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [2, 0], [0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]]],
+];
+
+const target = await BuiltinTarget.load(opts.model);
+const prompts = benchPrompts(opts.prompts).filter((p) => p.group === "free");
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function measure(method: "none" | "medusa", choices?: TreeChoices) {
+  const drafter = await createDrafter({ method, medusaPath: opts.medusa, target, treeChoices: choices });
+  let tokens = 0, calls = 0, nodes = 0, ms = 0;
+  const outputs: string[] = [];
+  for (const p of prompts) {
+    const times: number[] = [];
+    for (let r = 0; r < opts.repeats; r++) {
+      const res = await generate(target, drafter, { prompt: p.text, maxTokens: opts.maxTokens, draftMax: 4 });
+      times.push(res.stats.decodeMs);
+      if (r === 0) {
+        tokens += res.stats.generatedTokens; calls += res.stats.targetCalls; nodes += res.stats.draftedTokens;
+        outputs.push(res.tokens.join());
+      }
+    }
+    ms += median(times);
+  }
+  return { tau: tokens / calls, nodes: nodes / calls, tps: (tokens * 1000) / ms, outputs };
+}
+
+console.log(`${opts.model} with heads ${opts.medusa}; ${prompts.length} held-out prompts × ${opts.maxTokens} tokens, median of ${opts.repeats}; greedy`);
+const none = await measure("none");
+console.log(`| tree | nodes | tau | guesses / pass | tok/s | speedup vs none | same tokens |\n|---|---|---|---|---|---|---|`);
+console.log(`| none | 0 | 1.00 | 0 | ${none.tps.toFixed(0)} | 1.00x | yes |`);
+for (const [name, shape] of SHAPES) {
+  const r = await measure("medusa", shape);
+  const same = r.outputs.every((o, i) => o === none.outputs[i]);
+  console.log(`| ${name} \`${formatTreeChoices(shape)}\` | ${shape.length} | ${r.tau.toFixed(2)} | ${r.nodes.toFixed(1)} | ${r.tps.toFixed(0)} | ${(r.tps / none.tps).toFixed(2)}x | ${same ? "yes" : "NO"} |`);
+}
+process.exit(0);
