@@ -8,7 +8,7 @@ import { BuiltinTarget } from "../backends/builtin.js";
 import { SpecdecError } from "../errors.js";
 import { saveMedusaHeads } from "../medusa/medusaHeads.js";
 import { MEDUSA_TRAIN_DEFAULTS, paragraphs, trainMedusa, type MedusaProjection, type MedusaTargets, type TrainProgress, type TrainText } from "../train/medusaTrainer.js";
-import { saveDraftGguf, trainDraft, type DraftData } from "../train/draftTrainer.js";
+import { saveDraftGguf, trainDraft, type DraftData, type DraftTrainConfig } from "../train/draftTrainer.js";
 import { integer, real } from "./options.js";
 
 export interface TrainMedusaCliOptions {
@@ -91,24 +91,13 @@ export function addTrainCommand(cli: Command): void {
     .action(runTrainDraft);
 }
 
-export interface TrainDraftCliOptions {
+export interface TrainDraftCliOptions extends Pick<DraftTrainConfig, "dim" | "layers" | "heads" | "kvHeads" | "hidden" | "context" | "steps" | "batch" | "lr" | "alpha" | "seed"> {
   model: string;
   data: string;
   out: string;
   val?: string;
-  dim: number;
-  layers: number;
-  heads: number;
-  kvHeads: number;
-  hidden: number;
-  context: number;
-  steps: number;
-  batch: number;
-  lr: number;
-  alpha: number;
   targets: DraftData;
   windows: number;
-  seed: number;
   force?: boolean;
   quiet?: boolean;
 }
