@@ -6,7 +6,7 @@ import { Command } from "commander";
 import { BuiltinTarget } from "../src/backends/builtin.js";
 import { generate } from "../src/decode/speculativeDecode.js";
 import { chainChoices, formatTreeChoices, type TreeChoices } from "../src/draftTree.js";
-import { createDrafter } from "../src/methods.js";
+import { createDrafter, METHOD_DRAFT_MAX } from "../src/methods.js";
 import { sharedFile } from "../src/sharedData.js";
 import { benchPrompts } from "./prompts.js";
 
@@ -34,14 +34,14 @@ const target = await BuiltinTarget.load(opts.model);
 const prompts = benchPrompts(opts.prompts).filter((p) => p.group === "free");
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function measure(method: "none" | "medusa", choices?: TreeChoices) {
+async function measure(method: "none" | "medusa" | "prompt-lookup", choices?: TreeChoices) {
   const drafter = await createDrafter({ method, medusaPath: opts.medusa, target, treeChoices: choices });
   let tokens = 0, calls = 0, nodes = 0, ms = 0;
   const outputs: string[] = [];
   for (const p of prompts) {
     const times: number[] = [];
     for (let r = 0; r < opts.repeats; r++) {
-      const res = await generate(target, drafter, { prompt: p.text, maxTokens: opts.maxTokens, draftMax: 4 });
+      const res = await generate(target, drafter, { prompt: p.text, maxTokens: opts.maxTokens, draftMax: method === "prompt-lookup" ? METHOD_DRAFT_MAX["prompt-lookup"] : 4 });
       times.push(res.stats.decodeMs);
       if (r === 0) {
         tokens += res.stats.generatedTokens; calls += res.stats.targetCalls; nodes += res.stats.draftedTokens;
@@ -57,6 +57,8 @@ console.log(`${opts.model} with heads ${opts.medusa}; ${prompts.length} held-out
 const none = await measure("none");
 console.log(`| tree | nodes | tau | guesses / pass | tok/s | speedup vs none | same tokens |\n|---|---|---|---|---|---|---|`);
 console.log(`| none | 0 | 1.00 | 0 | ${none.tps.toFixed(0)} | 1.00x | yes |`);
+const lookup = await measure("prompt-lookup");
+console.log(`| prompt-lookup (for comparison) | - | ${lookup.tau.toFixed(2)} | ${lookup.nodes.toFixed(1)} | ${lookup.tps.toFixed(0)} | ${(lookup.tps / none.tps).toFixed(2)}x | ${lookup.outputs.every((o, i) => o === none.outputs[i]) ? "yes" : "NO"} |`);
 for (const [name, shape] of SHAPES) {
   const r = await measure("medusa", shape);
   const same = r.outputs.every((o, i) => o === none.outputs[i]);

@@ -8,8 +8,8 @@ import type { Token } from "../types.js";
  * (`npm run bench:medusa`, heads trained with `specdec train medusa` for stories260K, 8 held-out
  * prompts, docs/measurements.md): τ grows with the tree (1.60 with one node, 1.94 with two, 2.25
  * with a chain of four, 2.80 with 16 nodes) but on that compute-bound model every node costs
- * about a one-token pass, so only one or two guesses keep up with plain decoding (1.11x and
- * 0.94x). Two keep most of the gain where a pass is memory-bound and extra nodes are nearly free;
+ * about a one-token pass, so only one or two guesses come near plain decoding (0.74–1.11x and
+ * 0.58–0.94x over two runs). Two keep most of the gain where a pass is memory-bound and extra nodes are nearly free;
  * pass a bigger `--tree` for such models.
  */
 export const DEFAULT_MEDUSA_CHOICES: TreeChoices = [[0], [0, 0]];
