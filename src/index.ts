@@ -31,5 +31,6 @@ export * from "./decode/textStream.js";
 export * from "./methods.js";
 export * from "./gguf/reader.js";
 export * from "./gguf/writer.js";
+export * from "./gguf/modelInfo.js";
 export * from "./gguf/ggmlTypes.js";
 export * from "./tokenizer/index.js";

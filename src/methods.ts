@@ -1,6 +1,6 @@
 // Method names → drafters. The place the CLI and the benchmarks agree on what a method is.
 
-import { checkSameVocabulary, inspectModelFile } from "./backends/llamaCpp.js";
+import { checkSameVocabulary, inspectModelFile } from "./gguf/modelInfo.js";
 import { loadTarget, type Backend, type TargetOptions } from "./backends/loadTarget.js";
 import type { AnyDrafter } from "./drafter.js";
 import { BlindDrafter } from "./drafters/blindDrafter.js";

@@ -3,7 +3,7 @@
 
 import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token as LlamaToken } from "node-llama-cpp";
 import { SpecdecError } from "../errors.js";
-import { openGguf, metaArray, metaNumber, metaString } from "../gguf/reader.js";
+import { inspectModelFile, type VocabSignature } from "../gguf/modelInfo.js";
 import type { EvaluateOptions, Target } from "../target.js";
 import type { Distribution, Token } from "../types.js";
 
@@ -23,42 +23,6 @@ function loadLlama(): Promise<Llama> {
   // Prebuilt CPU binaries only: never try to download or compile at run time.
   llamaPromise ??= getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error, logger: () => {} });
   return llamaPromise;
-}
-
-/** What a GGUF file says about its tokenizer, read with our own reader (used to check vocabularies match). */
-export interface VocabSignature {
-  readonly model: string | undefined;
-  readonly tokens: readonly string[];
-}
-
-/** Validate a GGUF file before handing it to llama.cpp, which reports bad files less clearly. */
-export function inspectModelFile(path: string): { architecture: string; contextLength: number | undefined; vocab: VocabSignature } {
-  const f = openGguf(path);
-  try {
-    const architecture = metaString(f, "general.architecture");
-    if (!architecture) throw new SpecdecError(`${path}: GGUF file has no general.architecture: not a model`);
-    const tokens = metaArray(f, "tokenizer.ggml.tokens");
-    if (!tokens) throw new SpecdecError(`${path}: GGUF file has no tokenizer (tokenizer.ggml.tokens)`);
-    if (f.tensors.length === 0) throw new SpecdecError(`${path}: GGUF file has no tensors (a vocabulary-only file?)`);
-    return {
-      architecture,
-      contextLength: metaNumber(f, `${architecture}.context_length`),
-      vocab: { model: metaString(f, "tokenizer.ggml.model"), tokens: tokens as string[] },
-    };
-  } finally {
-    f.close();
-  }
-}
-
-/** Throws a clear error when two models cannot share drafts (different vocabularies). */
-export function checkSameVocabulary(target: VocabSignature, draft: VocabSignature, draftPath: string): void {
-  if (target.model !== draft.model) throw new SpecdecError(`draft model ${draftPath} uses tokenizer '${draft.model}', the target uses '${target.model}': vocabularies must match`);
-  if (target.tokens.length !== draft.tokens.length)
-    throw new SpecdecError(`draft model ${draftPath} has ${draft.tokens.length} tokens, the target has ${target.tokens.length}: vocabularies must match`);
-  for (let i = 0; i < target.tokens.length; i++) {
-    if (target.tokens[i] !== draft.tokens[i])
-      throw new SpecdecError(`draft model ${draftPath} differs from the target's vocabulary at token ${i} (${JSON.stringify(draft.tokens[i])} vs ${JSON.stringify(target.tokens[i])})`);
-  }
 }
 
 export class LlamaCppTarget implements Target {

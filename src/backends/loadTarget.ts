@@ -1,7 +1,8 @@
 import { SpecdecError } from "../errors.js";
 import type { Target } from "../target.js";
 import { BuiltinTarget } from "./builtin.js";
-import { inspectModelFile, LlamaCppTarget } from "./llamaCpp.js";
+import { inspectModelFile } from "../gguf/modelInfo.js";
+import { LlamaCppTarget } from "./llamaCpp.js";
 
 export const BACKENDS = ["llama.cpp", "builtin"] as const;
 export type Backend = (typeof BACKENDS)[number];
