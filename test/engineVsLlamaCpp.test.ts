@@ -22,7 +22,7 @@
 // freq_base, linear rope scaling) are checked with F32 weights against the < 1e-4 bound, each
 // with a control: the built-in engine with the feature switched off must be far off.
 
-import { after, before, test, type TestContext } from "node:test";
+import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

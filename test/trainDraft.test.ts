@@ -26,6 +26,7 @@ import {
   swigluForward,
   type AttentionShape,
 } from "../src/train/transformerLayers.js";
+import { maxTrainVsEngineLogitDiff } from "./support/trainChecks.js";
 
 const MODEL = sharedFile("models", "stories260K.gguf");
 const TRAIN = readFileSync(sharedFile("corpora", "tinystories", "tinystories_train_head_smallGPT.txt"), "utf8").split("\n").slice(0, 400).join("\n");
@@ -212,11 +213,7 @@ test("saved draft: llama GGUF with the target's tokenizer, same logits as traini
   // The built-in engine's forward pass equals the training forward pass.
   const ours = await BuiltinTarget.load(path);
   const tokens = target.tokenize("Once upon a time, there was a little dog named Max. Max liked to play");
-  const pass = new DraftPass(fit.model, 1, tokens.length);
-  const trainLogits = pass.forward(tokens);
-  const engineLogits = ours.engine.forward(tokens, { logits: "all" }).logits;
-  let maxDiff = 0;
-  for (let i = 0; i < trainLogits.length; i++) maxDiff = Math.max(maxDiff, Math.abs(trainLogits[i] - engineLogits[i]));
+  const maxDiff = maxTrainVsEngineLogitDiff(fit.model, ours, tokens);
   assert.ok(maxDiff < 1e-4, `max |logit difference| ${maxDiff}`);
   await ours.reset();
 

@@ -10,6 +10,8 @@ import { saveMedusaHeads } from "../medusa/medusaHeads.js";
 import { MEDUSA_TRAIN_DEFAULTS, paragraphs, trainMedusa, type MedusaProjection, type MedusaTargets, type TrainProgress, type TrainText } from "../train/medusaTrainer.js";
 import { saveDraftGguf, trainDraft, type DraftData, type DraftTrainConfig } from "../train/draftTrainer.js";
 import { integer, real } from "./options.js";
+import { saveModelGguf, trainModel, type ModelTrainConfig } from "../train/modelTrainer.js";
+import { MAX_BPE_VOCAB } from "../train/bpeTrainer.js";
 
 export interface TrainMedusaCliOptions {
   model: string;
@@ -66,22 +68,14 @@ export function addTrainCommand(cli: Command): void {
     .action(runTrainMedusa);
 
   // Defaults: the configuration measured in bench/trainDraft.ts (tau 2.32 at k = 4 on stories260K).
-  train
+  const draft = train
     .command("draft")
     .description("distil a small llama-architecture draft model (the target's tokenizer) from a target, on a text corpus")
     .requiredOption("--model <file>", "target model (GGUF, llama architecture, built-in engine)")
     .requiredOption("--data <file>", "training text (UTF-8, one paragraph per line)")
     .requiredOption("--out <file>", "where to write the draft model (GGUF; loads in llama.cpp and the built-in engine)")
-    .option("--val <file>", "held-out text (default: the last 5% of --data's paragraphs)")
-    .option("--dim <n>", "embedding width", integer(4, 4096), 48)
-    .option("--layers <n>", "transformer blocks", integer(1, 64), 2)
-    .option("--heads <n>", "attention heads", integer(1, 64), 4)
-    .option("--kv-heads <n>", "key/value heads (grouped-query attention)", integer(1, 64), 2)
-    .option("--hidden <n>", "feed-forward width", integer(1, 16384), 128)
-    .option("--context <n>", "training window in tokens", integer(2, 4096), 144)
-    .option("--steps <n>", "optimizer steps", integer(1, 100_000_000), 600)
-    .option("--batch <b>", "windows per step", integer(1, 4096), 4)
-    .option("--lr <lr>", "peak learning rate (AdamW, warm-up then cosine)", real(0, 10, { minExclusive: true }), 3e-3)
+    .option("--val <file>", "held-out text (default: the last 5% of --data's paragraphs)");
+  llamaTrainingOptions(draft, { dim: 48, hidden: 128, context: 144, steps: 600, batch: 4 })
     .option("--alpha <a>", "weight of KL to the target's distribution (the rest: cross-entropy on the text)", real(0, 1), 1)
     .addOption(new Option("--targets <kind>", "train on the target's greedy continuations of corpus prompts, or on the corpus itself").choices(["greedy", "corpus"]).default("greedy"))
     .option("--windows <n>", "most training windows prepared", integer(1, 10_000_000), 512)
@@ -89,6 +83,33 @@ export function addTrainCommand(cli: Command): void {
     .option("--force", "overwrite --out if it exists")
     .option("--quiet", "no progress")
     .action(runTrainDraft);
+
+  const model = train
+    .command("model")
+    .description("train a byte-level BPE tokenizer and a small llama model from scratch on a text corpus (one paragraph per line)")
+    .requiredOption("--data <file>", "training text (UTF-8, one paragraph per line)")
+    .requiredOption("--out <file>", "where to write the model (GGUF; loads in llama.cpp and the built-in engine)")
+    .option("--val <file>", "held-out text (default: the last 5% of --data's paragraphs when it has 20 or more)")
+    .option("--vocab <n>", "vocabulary size (256 bytes + merges + <|endoftext|>)", integer(257, MAX_BPE_VOCAB), 1024);
+  llamaTrainingOptions(model, { dim: 64, hidden: 176, context: 128, steps: 500, batch: 8 })
+    .option("--seed <s>", "seed for initialisation and data sampling", integer(0, 2 ** 32 - 1), 0)
+    .option("--force", "overwrite --out if it exists")
+    .option("--quiet", "no progress")
+    .action(runTrainModel);
+}
+
+/** The options that size a llama model and its training, shared by `train draft` and `train model`. */
+function llamaTrainingOptions(cmd: Command, d: { dim: number; hidden: number; context: number; steps: number; batch: number }): Command {
+  return cmd
+    .option("--dim <n>", "embedding width", integer(4, 4096), d.dim)
+    .option("--layers <n>", "transformer blocks", integer(1, 64), 2)
+    .option("--heads <n>", "attention heads", integer(1, 64), 4)
+    .option("--kv-heads <n>", "key/value heads (grouped-query attention)", integer(1, 64), 2)
+    .option("--hidden <n>", "feed-forward width", integer(1, 16384), d.hidden)
+    .option("--context <n>", "training window in tokens", integer(2, 4096), d.context)
+    .option("--steps <n>", "optimizer steps", integer(1, 100_000_000), d.steps)
+    .option("--batch <b>", "windows per step", integer(1, 4096), d.batch)
+    .option("--lr <lr>", "peak learning rate (AdamW, warm-up then cosine)", real(0, 10, { minExclusive: true }), 3e-3);
 }
 
 export interface TrainDraftCliOptions extends Pick<DraftTrainConfig, "dim" | "layers" | "heads" | "kvHeads" | "hidden" | "context" | "steps" | "batch" | "lr" | "alpha" | "seed"> {
@@ -133,6 +154,57 @@ export async function runTrainDraft(o: TrainDraftCliOptions): Promise<void> {
     `trained a ${o.layers}-layer, dim-${o.dim} draft for ${basename(o.model)} in ${((performance.now() - t0) / 1000).toFixed(1)} s (${o.steps} steps × ${o.batch} windows of ${o.context})\n` +
       (v ? `held-out: KL to the target ${v.kl.toFixed(3)}, cross-entropy ${v.ce.toFixed(3)}, top-1 agreement with the target ${(100 * v.agree).toFixed(1)}%\n` : "") +
       `wrote ${o.out}\n`,
+  );
+}
+
+export interface TrainModelCliOptions extends Pick<ModelTrainConfig, "vocab" | "dim" | "layers" | "heads" | "kvHeads" | "hidden" | "context" | "steps" | "batch" | "lr" | "seed"> {
+  data: string;
+  out: string;
+  val?: string;
+  force?: boolean;
+  quiet?: boolean;
+}
+
+export async function runTrainModel(o: TrainModelCliOptions): Promise<void> {
+  if (existsSync(o.out) && !o.force) throw new SpecdecError(`${o.out} already exists (refusing to overwrite it; use --force)`);
+  if (o.dim % o.heads !== 0 || (o.dim / o.heads) % 2 !== 0 || o.heads % o.kvHeads !== 0)
+    throw new SpecdecError(`--dim ${o.dim} must split into --heads ${o.heads} heads of an even size, and --heads be a multiple of --kv-heads ${o.kvHeads}`);
+  const data = readCorpus(o.data);
+  let trainText = data.text;
+  let valText = "";
+  if (o.val !== undefined) valText = readCorpus(o.val, "validation text").text;
+  else {
+    const paras = paragraphs(data.text);
+    if (paras.length >= 20) {
+      const cut = Math.floor(paras.length * 0.95);
+      trainText = paras.slice(0, cut).join("\n");
+      valText = paras.slice(cut).join("\n");
+    }
+  }
+  const log = (line: string) => {
+    if (!o.quiet) process.stderr.write(line + "\n");
+  };
+  const t0 = performance.now();
+  const every = Math.max(1, Math.round(o.steps / 20)); // log lines
+  const evalEvery = Math.max(1, Math.round(o.steps / 5));
+  const result = trainModel(
+    trainText,
+    { vocab: o.vocab, dim: o.dim, layers: o.layers, heads: o.heads, kvHeads: o.kvHeads, hidden: o.hidden, context: o.context, steps: o.steps, batch: o.batch, lr: o.lr, seed: o.seed, valText, evalEvery },
+    {
+      onData: log,
+      onStep: (i) => {
+        if (i.step % every === 0 || i.step === 1 || i.step === i.steps) log(`step ${i.step}/${i.steps}  loss ${i.loss.toFixed(3)}  acc ${(100 * i.accuracy).toFixed(1)}%  lr ${i.lr.toExponential(2)}  ${Math.round((o.batch * o.context * 1000) / i.ms)} tok/s`);
+      },
+      onEval: (e) => log(`  held-out at step ${e.step}: loss ${e.loss.toFixed(3)}  acc ${(100 * e.accuracy).toFixed(1)}%`),
+    },
+  );
+  saveModelGguf(o.out, result.params, result.arch, result.tokenizerEntries, { overwrite: o.force, name: `specdec model (${basename(o.data)})` });
+  const v = result.val;
+  process.stdout.write(
+    `trained a ${o.layers}-layer, dim-${o.dim} llama with a ${result.arch.vocab}-token BPE vocabulary in ${((performance.now() - t0) / 1000).toFixed(1)} s (${o.steps} steps × ${o.batch} windows of ${o.context}; ${result.trainTokens} training tokens)\n` +
+      `final training loss ${result.losses.at(-1)?.toFixed(3)}` +
+      (v ? `, held-out cross-entropy ${v.loss.toFixed(3)} (${v.tokens} tokens), next-token accuracy ${(100 * v.accuracy).toFixed(1)}%` : "") +
+      `\nwrote ${o.out}\n`,
   );
 }
 

@@ -24,14 +24,38 @@ import {
   type AttentionShape,
 } from "./transformerLayers.js";
 
-export interface DraftArch {
-  vocab: number;
+/** The shape of a llama model's blocks, as chosen on the command line. */
+export interface LlamaShape {
   dim: number;
   layers: number;
   heads: number;
   kvHeads: number;
   /** Feed-forward width. */
   hidden: number;
+}
+
+/** Settings every trainer (draft, model) shares. */
+export interface WindowTrainingConfig extends LlamaShape {
+  /** Window length in tokens (positions trained per sequence). */
+  context: number;
+  /** Optimizer updates. */
+  steps: number;
+  /** Windows per update. */
+  batch: number;
+  /** Peak learning rate. */
+  lr: number;
+  seed: number;
+  /** Evaluate every this many steps (default: only at the end). */
+  evalEvery?: number;
+  /** Most held-out windows evaluated (default 32). */
+  valWindows?: number;
+  warmup?: number; // default steps / 20
+  weightDecay?: number; // default 0.01
+  clip?: number; // default 1
+}
+
+export interface DraftArch extends LlamaShape {
+  vocab: number;
   normEps: number;
   ropeBase: number;
 }

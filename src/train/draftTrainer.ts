@@ -17,43 +17,22 @@
 
 import type { BuiltinTarget } from "../backends/builtin.js";
 import { SpecdecError } from "../errors.js";
-import { kv, writeGguf, type GgufWriteEntry } from "../gguf/writer.js";
+import type { GgufWriteEntry } from "../gguf/writer.js";
+import { saveModelGguf } from "./modelTrainer.js";
 import { openGguf } from "../gguf/reader.js";
-import { DraftModel, DraftPass, distillLoss, type DraftArch, type LossParts } from "./draftModel.js";
+import { DraftModel, DraftPass, distillLoss, type DraftArch, type LossParts, type WindowTrainingConfig } from "./draftModel.js";
 import { AdamW, clipGradNorm, learningRate, zeroGrads, type Param } from "./optim.js";
 import { TrainRng } from "./rng.js";
 
 export type DraftData = "corpus" | "greedy";
 
-export interface DraftTrainConfig {
-  dim: number;
-  layers: number;
-  heads: number;
-  kvHeads: number;
-  /** Feed-forward width. */
-  hidden: number;
-  /** Window length in tokens (positions trained per sequence). */
-  context: number;
-  /** Optimizer updates. */
-  steps: number;
-  /** Windows per update. */
-  batch: number;
-  /** Peak learning rate. */
-  lr: number;
-  seed: number;
+export interface DraftTrainConfig extends WindowTrainingConfig {
   /** Weight of KL to the target's distribution; 1 − alpha goes to cross-entropy on the window's tokens. */
   alpha: number;
   /** Training text: "greedy" (target continuations of corpus prompts, default) or "corpus". */
   data?: DraftData;
   /** Most training windows prepared (default 512). */
   maxWindows?: number;
-  /** Held-out windows evaluated (default 32). */
-  valWindows?: number;
-  /** Evaluate every this many steps (default: only at the end; 0 = never). */
-  evalEvery?: number;
-  warmup?: number; // default steps / 20
-  weightDecay?: number; // default 0.01
-  clip?: number; // default 1
 }
 
 export interface DraftStepInfo {
@@ -273,8 +252,6 @@ export function trainDraft(target: BuiltinTarget, trainText: string, valText: st
  * Refuses to replace an existing file unless `overwrite`.
  */
 export function saveDraftGguf(path: string, params: readonly Param[], config: Pick<DraftTrainConfig, "dim" | "layers" | "heads" | "kvHeads" | "hidden">, target: BuiltinTarget, options: { overwrite?: boolean; name?: string } = {}): void {
-  const arch = draftArch(config, target);
-  const hd = arch.dim / arch.heads;
   const tokenizerKeys: GgufWriteEntry[] = [];
   const f = openGguf(target.path);
   try {
@@ -282,31 +259,5 @@ export function saveDraftGguf(path: string, params: readonly Param[], config: Pi
   } finally {
     f.close();
   }
-  const metadata: GgufWriteEntry[] = [
-    kv.string("general.architecture", "llama"),
-    kv.string("general.name", options.name ?? "specdec-draft"),
-    kv.u32("general.file_type", 0), // all F32
-    kv.u32("llama.context_length", target.hparams.contextLength),
-    kv.u32("llama.embedding_length", arch.dim),
-    kv.u32("llama.feed_forward_length", arch.hidden),
-    kv.u32("llama.block_count", arch.layers),
-    kv.u32("llama.attention.head_count", arch.heads),
-    kv.u32("llama.attention.head_count_kv", arch.kvHeads),
-    kv.u32("llama.rope.dimension_count", hd),
-    kv.f32("llama.rope.freq_base", arch.ropeBase),
-    kv.f32("llama.attention.layer_norm_rms_epsilon", arch.normEps),
-    kv.u32("llama.vocab_size", arch.vocab),
-    ...tokenizerKeys,
-  ];
-  // Check names and sizes against the architecture: a mismatched list would write a broken model.
-  const expected = new DraftModel(arch, new TrainRng(0)).params;
-  if (params.length !== expected.length || params.some((p, i) => p.name !== expected[i].name || p.value.length !== expected[i].value.length))
-    throw new SpecdecError(`parameters do not match the draft architecture ${JSON.stringify(config)}`);
-  const tensors = params.map((p) => ({
-    name: p.name,
-    dims: [...p.shape].reverse(), // ggml order: contiguous dimension first
-    type: 0, // GGML_TYPE_F32
-    data: new Uint8Array(p.value.buffer, p.value.byteOffset, p.value.byteLength),
-  }));
-  writeGguf(path, { metadata, tensors, overwrite: options.overwrite });
+  saveModelGguf(path, params, draftArch(config, target), tokenizerKeys, { overwrite: options.overwrite, name: options.name ?? "specdec-draft", contextLength: target.hparams.contextLength });
 }

@@ -19,7 +19,7 @@
 // in sub-block order of that grouping.
 
 import { F16_TO_F32, f32ToF16 } from "./f16.js";
-import { putF16, signedAbsMax } from "./blocks32.js";
+import { signedAbsMax } from "./blocks32.js";
 
 export const QK_K = 256;
 
