@@ -70,7 +70,6 @@ export async function* speculativeStream(target: Target, drafter: AnyDrafter, op
   if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new SpecdecError(`max tokens must be an integer >= 1, got ${maxTokens}`);
   if (!Number.isInteger(draftMax) || draftMax < 0) throw new SpecdecError(`draft max must be an integer >= 0, got ${draftMax}`);
   const rng = options.rng ?? new SeededRng(sampling.seed);
-  const verifier = options.verifier ?? (isGreedy(sampling) ? new GreedyVerifier() : new RejectionSampler());
   const signal = options.signal;
 
   const prompt = typeof options.prompt === "string" ? target.tokenize(options.prompt) : [...options.prompt];
@@ -83,7 +82,9 @@ export async function* speculativeStream(target: Target, drafter: AnyDrafter, op
   const text = new TextStream(target, prompt, options.stop ?? []);
   const generated: Token[] = [];
   let stopReason: StopReason = "maxTokens";
-  const step = isTreeDrafter(drafter) ? treeStep(target, drafter, sampling, rng, options) : chainStep(target, drafter, sampling, rng, verifier);
+  const step = isTreeDrafter(drafter)
+    ? treeStep(target, drafter, sampling, rng, options)
+    : chainStep(target, drafter, sampling, rng, options.verifier ?? (isGreedy(sampling) ? new GreedyVerifier() : new RejectionSampler()));
 
   // Prefill: the cache holds every committed token but the last, which opens the next pass.
   const t0 = performance.now();
