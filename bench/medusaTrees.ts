@@ -36,7 +36,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function measure(method: "none" | "medusa" | "prompt-lookup", choices?: TreeChoices) {
   const drafter = await createDrafter({ method, medusaPath: opts.medusa, target, treeChoices: choices });
-  let tokens = 0, calls = 0, nodes = 0, ms = 0;
+  let tokens = 0, decided = 0, calls = 0, nodes = 0, ms = 0;
   const outputs: string[] = [];
   for (const p of prompts) {
     const times: number[] = [];
@@ -44,13 +44,13 @@ async function measure(method: "none" | "medusa" | "prompt-lookup", choices?: Tr
       const res = await generate(target, drafter, { prompt: p.text, maxTokens: opts.maxTokens, draftMax: method === "prompt-lookup" ? METHOD_DRAFT_MAX["prompt-lookup"] : 4 });
       times.push(res.stats.decodeMs);
       if (r === 0) {
-        tokens += res.stats.generatedTokens; calls += res.stats.targetCalls; nodes += res.stats.draftedTokens;
+        tokens += res.stats.generatedTokens; decided += res.stats.decidedTokens; calls += res.stats.targetCalls; nodes += res.stats.draftedTokens;
         outputs.push(res.tokens.join());
       }
     }
     ms += median(times);
   }
-  return { tau: tokens / calls, nodes: nodes / calls, tps: (tokens * 1000) / ms, outputs };
+  return { tau: decided / calls, nodes: nodes / calls, tps: (tokens * 1000) / ms, outputs };
 }
 
 console.log(`${opts.model} with heads ${opts.medusa}; ${prompts.length} held-out prompts × ${opts.maxTokens} tokens, median of ${opts.repeats}; greedy`);

@@ -7,9 +7,10 @@
 import { Command } from "commander";
 import { getLlama, InputLookupTokenPredictor, DraftSequenceTokenPredictor, LlamaLogLevel, type Token as LlamaToken, type TokenPredictor } from "node-llama-cpp";
 import { LlamaCppTarget } from "../src/backends/llamaCpp.js";
-import { generate, type GenerationResult } from "../src/decode/speculativeDecode.js";
+import { markdownTable, measureMethod, median } from "../src/compare.js";
 import { createDrafter, METHOD_DRAFT_MAX, type Method } from "../src/methods.js";
 import { sharedFile } from "../src/sharedData.js";
+import type { Token } from "../src/types.js";
 import { benchPrompts, type BenchPrompt } from "./prompts.js";
 
 const opts = new Command("bench")
@@ -23,7 +24,6 @@ const opts = new Command("bench")
   .parse()
   .opts<{ model: string; prompts: number; maxTokens: number; repeats: number; draftMax?: number; sweep?: boolean; prompt?: string }>();
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (x: number, d = 2) => x.toFixed(d);
 
 interface Row { label: string; group: string; tau: number; tps: number; draftShare: number; byPos: number[]; equal: boolean }
@@ -32,28 +32,20 @@ const target = await LlamaCppTarget.load(opts.model);
 const prompts: BenchPrompt[] = opts.prompt ? [{ name: "custom", group: "repeat", text: opts.prompt }] : benchPrompts(opts.prompts);
 const groups = opts.prompt ? (["repeat"] as const) : (["repeat", "free"] as const);
 
-/** Run one configuration over a prompt group: summed tokens and calls, median-of-repeats time. */
-async function runConfig(label: string, method: Method, group: string, ps: BenchPrompt[], reference: Map<string, number[]> | undefined, extra: { draftMax?: number; maxNgram?: number; minNgram?: number } = {}): Promise<Row> {
+/** Run one configuration over a prompt group (median of repeats); the first, plain decoding, is the reference. */
+async function runConfig(label: string, method: Method, group: string, ps: BenchPrompt[], checkReference: boolean, extra: { draftMax?: number; maxNgram?: number; minNgram?: number } = {}): Promise<Row> {
   const drafter = await createDrafter({ method, targetPath: opts.model, draftModelPath: opts.model, promptLookup: { maxNgram: extra.maxNgram, minNgram: extra.minNgram } });
-  let tokens = 0, calls = 0, draftMs = 0, decodeMs = 0, equal = true;
-  const pos: { d: number; a: number }[] = [];
-  for (const p of ps) {
-    const times: number[] = [];
-    let last!: GenerationResult;
-    for (let r = 0; r < opts.repeats; r++) {
-      last = await generate(target, drafter, { prompt: p.text, maxTokens: opts.maxTokens, draftMax: extra.draftMax ?? opts.draftMax ?? METHOD_DRAFT_MAX[method] });
-      times.push(last.stats.decodeMs);
-    }
-    const s = last.stats;
-    tokens += s.generatedTokens; calls += s.targetCalls; draftMs += s.draftMs * (median(times) / s.decodeMs); decodeMs += median(times);
-    s.acceptanceByPosition.forEach((x, i) => { pos[i] ??= { d: 0, a: 0 }; pos[i].d += x.drafted; pos[i].a += x.accepted; });
-    if (reference) equal &&= reference.get(p.name)!.join() === last.tokens.join();
-    else (referenceTokens.set(p.name, last.tokens));
-  }
+  const m = await measureMethod(target, drafter, ps.map((p) => p.text), {
+    maxTokens: opts.maxTokens,
+    repeats: opts.repeats,
+    run: { draftMax: extra.draftMax ?? opts.draftMax ?? METHOD_DRAFT_MAX[method] },
+    reference: checkReference ? ps.map((p) => referenceTokens.get(p.name)!) : undefined,
+  });
+  if (!checkReference) ps.forEach((p, i) => referenceTokens.set(p.name, m.results[i].tokens));
   await drafter.dispose?.();
-  return { label, group, tau: tokens / calls, tps: (tokens * 1000) / decodeMs, draftShare: draftMs / decodeMs, byPos: pos.map((x) => x.a / x.d), equal };
+  return { label, group, tau: m.tau, tps: m.tokensPerSecond, draftShare: m.draftShare, byPos: m.acceptanceByPosition, equal: m.sameAsReference ?? true };
 }
-const referenceTokens = new Map<string, number[]>();
+const referenceTokens = new Map<string, Token[]>();
 
 /** node-llama-cpp's own greedy loop on the same file, optionally with one of its token predictors. */
 async function runNodeLlamaCpp(label: string, group: string, ps: BenchPrompt[], makePredictor?: () => Promise<TokenPredictor>) {
@@ -94,31 +86,28 @@ async function runNodeLlamaCpp(label: string, group: string, ps: BenchPrompt[], 
 }
 
 function printRows(rows: Row[], baseline: number) {
-  console.log(`| method | tau | accept by draft position (1..8) | tok/s | speedup vs none | draft share | same tokens as none |`);
-  console.log(`|---|---|---|---|---|---|---|`);
-  for (const r of rows) console.log(`| ${r.label} | ${fmt(r.tau)} | ${r.byPos.slice(0, 8).map((x) => fmt(x)).join(" ") || "-"} | ${fmt(r.tps, 0)} | ${fmt(r.tps / baseline)}x | ${fmt(100 * r.draftShare, 1)}% | ${r.equal ? "yes" : "NO"} |`);
+  const header = ["method", "tau", "accept by draft position (1..8)", "tok/s", "speedup vs none", "draft share", "same tokens as none"];
+  console.log(markdownTable(header, rows.map((r) => [r.label, fmt(r.tau), r.byPos.slice(0, 8).map((x) => fmt(x)).join(" ") || "-", fmt(r.tps, 0), `${fmt(r.tps / baseline)}x`, `${fmt(100 * r.draftShare, 1)}%`, r.equal ? "yes" : "NO"])));
 }
 
 console.log(`model ${opts.model}; ${opts.prompt ? "one prompt" : `${opts.prompts} prompts per group`}, ${opts.maxTokens} tokens each, median of ${opts.repeats} repeats; greedy; node ${process.version}`);
 for (const group of groups) {
   const ps = prompts.filter((p) => p.group === group);
-  const none = await runConfig("none", "none", group, ps, undefined);
+  const none = await runConfig("none", "none", group, ps, false);
   console.log(`\n### ${opts.prompt ? "your prompt" : `${group} prompts`}`);
   if (opts.sweep) {
     const rows: Row[] = [none];
     for (const draftMax of [2, 4, 8]) for (const maxNgram of [2, 3, 4]) for (const minNgram of [1, 2]) {
       if (minNgram > maxNgram) continue;
-      rows.push(await runConfig(`prompt-lookup k=${draftMax} n=${minNgram}..${maxNgram}`, "prompt-lookup", group, ps, referenceTokens, { draftMax, maxNgram, minNgram }));
+      rows.push(await runConfig(`prompt-lookup k=${draftMax} n=${minNgram}..${maxNgram}`, "prompt-lookup", group, ps, true, { draftMax, maxNgram, minNgram }));
     }
     printRows(rows, none.tps);
     continue;
   }
   const rows = [none];
-  for (const m of ["blind", "prompt-lookup", "draft"] as const) rows.push(await runConfig(m === "draft" ? "draft (helper = target itself)" : m, m, group, ps, referenceTokens));
+  for (const m of ["blind", "prompt-lookup", "draft"] as const) rows.push(await runConfig(m === "draft" ? "draft (helper = target itself)" : m, m, group, ps, true));
   printRows(rows, none.tps);
   console.log(`\nnode-llama-cpp 3.21.1 on the same file (its own evaluate loop, threads 1, greedy):`);
-  console.log(`| node-llama-cpp | tok/s | ratio to our none | same tokens | predictions validated / refuted |`);
-  console.log(`|---|---|---|---|---|`);
   const nl = [
     await runNodeLlamaCpp("plain", group, ps),
     await runNodeLlamaCpp("InputLookupTokenPredictor", group, ps, async () => new InputLookupTokenPredictor()),
@@ -129,7 +118,8 @@ for (const group of groups) {
       return new DraftSequenceTokenPredictor(draftCtx.getSequence(), { maxTokens: METHOD_DRAFT_MAX.draft });
     }),
   ];
-  for (const r of nl) console.log(`| ${r.label} | ${fmt(r.tps, 0)} | ${fmt(r.tps / none.tps)}x | ${r.equal ? "yes" : "NO"} | ${r.predictions.validated} / ${r.predictions.refuted} |`);
+  const header = ["node-llama-cpp", "tok/s", "ratio to our none", "same tokens", "predictions validated / refuted"];
+  console.log(markdownTable(header, nl.map((r) => [r.label, fmt(r.tps, 0), `${fmt(r.tps / none.tps)}x`, r.equal ? "yes" : "NO", `${r.predictions.validated} / ${r.predictions.refuted}`])));
 }
 await target.dispose();
 process.exit(0);

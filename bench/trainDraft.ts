@@ -90,7 +90,7 @@ interface Row { label: string; tau: number; tps: number; byPos: number[]; equal:
 const reference = new Map<number, number[]>();
 async function run(label: string, method: "none" | "draft", backend: Backend, k: number): Promise<Row> {
   const drafter = await createDrafter({ method, targetPath: opts.model, draftModelPath: opts.out, draftBackend: backend });
-  let gen = 0, calls = 0, ms = 0, draftMs = 0, equal = true;
+  let gen = 0, decided = 0, calls = 0, ms = 0, draftMs = 0, equal = true;
   const pos: { d: number; a: number }[] = [];
   for (let i = 0; i < prompts.length; i++) {
     const times: number[] = [];
@@ -101,6 +101,7 @@ async function run(label: string, method: "none" | "draft", backend: Backend, k:
     }
     const s = last.stats;
     gen += s.generatedTokens;
+    decided += s.decidedTokens;
     calls += s.targetCalls;
     ms += median(times);
     draftMs += s.draftMs * (median(times) / s.decodeMs);
@@ -109,7 +110,7 @@ async function run(label: string, method: "none" | "draft", backend: Backend, k:
     else equal &&= reference.get(i)!.join() === last.tokens.join();
   }
   await drafter.dispose?.();
-  return { label, tau: gen / calls, tps: (gen * 1000) / ms, byPos: pos.map((x) => x.a / x.d), equal, draftShare: draftMs / ms };
+  return { label, tau: decided / calls, tps: (gen * 1000) / ms, byPos: pos.map((x) => x.a / x.d), equal, draftShare: draftMs / ms };
 }
 
 console.log(`\nmeasuring ${opts.out} on ${prompts.length} held-out prompts, ${opts.maxTokens} tokens each, greedy, median of ${opts.repeats}; target on the built-in engine`);

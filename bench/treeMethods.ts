@@ -71,7 +71,7 @@ process.exit(0);
 
 async function measure(c: Config, ps: BenchPrompt[]) {
   const drafter = await createDrafter(c.drafter);
-  let tokens = 0, calls = 0, drafted = 0, ms = 0, equal = true;
+  let tokens = 0, decided = 0, calls = 0, drafted = 0, ms = 0, equal = true;
   const depth: { d: number; a: number }[] = [];
   for (const p of ps) {
     const times: number[] = [];
@@ -79,11 +79,11 @@ async function measure(c: Config, ps: BenchPrompt[]) {
       const res = await generate(target, drafter, { prompt: p.text, maxTokens: opts.maxTokens, ...c.run });
       times.push(res.stats.decodeMs);
       if (r > 0) continue;
-      tokens += res.stats.generatedTokens; calls += res.stats.targetCalls; drafted += res.stats.draftedTokens;
+      tokens += res.stats.generatedTokens; decided += res.stats.decidedTokens; calls += res.stats.targetCalls; drafted += res.stats.draftedTokens;
       equal &&= res.tokens.join() === reference.get(p.name)!.join();
       res.stats.acceptanceByPosition.forEach((x, i) => { depth[i] ??= { d: 0, a: 0 }; depth[i].d += x.drafted; depth[i].a += x.accepted; });
     }
     ms += median(times);
   }
-  return { tau: tokens / calls, nodes: drafted / calls, tps: (tokens * 1000) / ms, equal, byDepth: depth.map((x) => x.a / x.d) };
+  return { tau: decided / calls, nodes: drafted / calls, tps: (tokens * 1000) / ms, equal, byDepth: depth.map((x) => x.a / x.d) };
 }

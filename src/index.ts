@@ -29,6 +29,8 @@ export * from "./decode/speculativeDecode.js";
 export * from "./decode/stats.js";
 export * from "./decode/textStream.js";
 export * from "./methods.js";
+export * from "./compare.js";
+export * from "./defaultModels.js";
 export * from "./gguf/reader.js";
 export * from "./gguf/writer.js";
 export * from "./gguf/modelInfo.js";

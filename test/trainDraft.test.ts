@@ -1,3 +1,7 @@
+// Distilling a draft model (draftTrainer.ts, draftModel.ts): gradient checks of the layers and
+// the whole model, a tiny fit, determinism, checkpoint and resume (bit-identical to an
+// uninterrupted run; refusals of other options, data, kinds and targets), the saved GGUF in both
+// engines, and `specdec train draft`.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -11,7 +15,8 @@ import { openGguf } from "../src/gguf/reader.js";
 import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
 import { spawnSync } from "node:child_process";
 import { DraftModel, DraftPass, distillLoss } from "../src/train/draftModel.js";
-import { saveDraftGguf, trainDraft, type DraftTrainConfig, type DraftTrainResult } from "../src/train/draftTrainer.js";
+import { saveDraftGguf, trainDraft, trainDraftAsync, type DraftTrainConfig, type DraftTrainResult } from "../src/train/draftTrainer.js";
+import { saveModelGguf, trainModel } from "../src/train/modelTrainer.js";
 import { TrainRng } from "../src/train/rng.js";
 import {
   attentionBackward,
@@ -192,6 +197,57 @@ test("deterministic under a seed: two short runs give bit-identical parameters",
   assert.equal(a.val?.kl, b.val?.kl);
   for (let i = 0; i < a.params.length; i++) assert.ok(Buffer.from(a.params[i].value.buffer).equals(Buffer.from(b.params[i].value.buffer)), a.params[i].name);
   assert.ok(!Buffer.from(a.params[0].value.buffer).equals(Buffer.from(c.params[0].value.buffer)), "another seed gives another model");
+});
+
+test("resume: stopped after N steps and resumed → bit-identical parameters, moments, losses and held-out result; windows come from the checkpoint", async () => {
+  const cfg: DraftTrainConfig = { ...FIT, steps: 9, data: "greedy", alpha: 0.5, context: 24, maxWindows: 5, valWindows: 2 };
+  const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+  const assertSameRun = (a: DraftTrainResult, b: DraftTrainResult) => {
+    for (let i = 0; i < a.params.length; i++) for (const part of ["value", "m", "v"] as const) assert.ok(same(a.params[i][part], b.params[i][part]), `${a.params[i].name}.${part} differs`);
+    assert.deepEqual(a.losses, b.losses);
+    assert.deepEqual(a.val, b.val);
+  };
+  const full = trainDraft(target, TRAIN, VAL, cfg);
+  assert.equal(full.step, 9);
+  assert.ok(full.val);
+  const ckpt = join(tmp, "draft.ckpt");
+  // Stopped in the middle of an epoch (5 windows, batch 4), with checkpoints on the way.
+  const part = trainDraft(target, TRAIN, VAL, cfg, { checkpoint: ckpt, checkpointEvery: 2, stopAfter: 3 });
+  assert.equal(part.stopped, true);
+  assert.equal(part.step, 3);
+  assert.equal(part.val, undefined);
+  let windows = 0;
+  const messages: string[] = [];
+  const rest = trainDraft(target, TRAIN, VAL, cfg, { checkpoint: ckpt, resume: true, onWindows: () => windows++, onData: (m) => messages.push(m) });
+  assert.equal(rest.resumedFrom, 3);
+  assert.equal(rest.step, 9);
+  assert.equal(windows, 0, "windows are not generated again");
+  assert.match(messages[0], /from the checkpoint/);
+  assertSameRun(rest, full);
+  // Through the async driver, stopped by shouldStop at step 0, then resumed.
+  const ckpt2 = join(tmp, "draft2.ckpt");
+  const stopped = await trainDraftAsync(target, TRAIN, VAL, cfg, { checkpoint: ckpt2, shouldStop: () => true });
+  assert.equal(stopped.step, 0);
+  assertSameRun(await trainDraftAsync(target, TRAIN, VAL, cfg, { checkpoint: ckpt2, resume: true }), full);
+
+  // Refusals: other options or data, a missing file, a model-training checkpoint, another target.
+  assert.throws(() => trainDraft(target, TRAIN, VAL, { ...cfg, alpha: 0.6 }, { checkpoint: ckpt, resume: true }), /other data or training options/);
+  assert.throws(() => trainDraft(target, TRAIN, VAL.slice(1), cfg, { checkpoint: ckpt, resume: true }), /other data or training options/);
+  assert.throws(() => trainDraft(target, TRAIN, VAL, cfg, { checkpoint: join(tmp, "missing.ckpt"), resume: true }), /does not exist/);
+  const modelCkpt = join(tmp, "model.ckpt");
+  const small = TRAIN.split("\n").slice(0, 60).join("\n");
+  const mcfg = { vocab: 270, dim: 8, layers: 1, heads: 2, kvHeads: 1, hidden: 8, context: 8, steps: 2, batch: 1, lr: 1e-2, seed: 1 };
+  const m = trainModel(small, mcfg, { checkpoint: modelCkpt });
+  assert.throws(() => trainDraft(target, TRAIN, VAL, cfg, { checkpoint: modelCkpt, resume: true }), /another kind of training \(llama-model/);
+  // A tiny llama model of another vocabulary as the target: its checkpoint check names the model.
+  const otherPath = join(tmp, "other-target.gguf");
+  saveModelGguf(otherPath, m.params, m.arch, m.tokenizerEntries, { contextLength: 64 });
+  const other = await BuiltinTarget.load(otherPath);
+  try {
+    assert.throws(() => trainDraft(other, TRAIN, VAL, { ...cfg, data: "corpus" }, { checkpoint: ckpt, resume: true }), /checkpoint made for another target model/);
+  } finally {
+    await other.dispose();
+  }
 });
 
 // ---- the GGUF file ----------------------------------------------------------------------

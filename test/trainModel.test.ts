@@ -1,21 +1,27 @@
 // Training a tokenizer and a model from plain text: BPE training (bpeTrainer.ts), model training
-// (modelTrainer.ts), the saved GGUF in both engines, and `specdec train model`.
+// (modelTrainer.ts), the saved GGUF in both engines, checkpoint and resume (bit-identical to an
+// uninterrupted run, library and CLI, --stop-after and Ctrl-C), `specdec train model`, and
+// data-parallel training over worker threads (--threads: deterministic, 1 is the plain loop,
+// resumes, errors).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BuiltinTarget } from "../src/backends/builtin.js";
 import { LlamaCppTarget } from "../src/backends/llamaCpp.js";
-import { generate } from "../src/decode/speculativeDecode.js";
-import { NoDrafter } from "../src/drafters/noDrafter.js";
 import { openGguf } from "../src/gguf/reader.js";
 import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
 import { loadTokenizer } from "../src/tokenizer/tokenizer.js";
 import { bpeTokenizerEntries, END_OF_TEXT, tokenizerFromEntries, trainBpe, writeTokenizerGguf, type BpeTokenizerModel } from "../src/train/bpeTrainer.js";
 
-import { saveModelGguf, trainModel, type ModelTrainConfig, type ModelTrainResult } from "../src/train/modelTrainer.js";
+import { saveCheckpoint } from "../src/train/checkpoint.js";
+import { DataParallel } from "../src/train/dataParallel.js";
+import { DraftModel } from "../src/train/draftModel.js";
+import { TrainRng } from "../src/train/rng.js";
+import { saveModelGguf, trainModel, trainModelAsync, type ModelTrainConfig, type ModelTrainResult } from "../src/train/modelTrainer.js";
+import type { Token } from "../src/types.js";
 import { maxTrainVsEngineLogitDiff } from "./support/trainChecks.js";
 
 const CORPUS = sharedFile("corpora", "tinystories", "tinystories_train_head_smallGPT.txt");
@@ -123,16 +129,81 @@ test("saved model: llama GGUF; llama.cpp tokenizes as we do; same logits as trai
     await ours.reset();
     await llama.reset();
 
+    // Greedy continuations, 16 tokens each, fed through end-of-text too (a model this small
+    // may well end a paragraph early; generate() would stop there).
+    const greedy = async (t: BuiltinTarget | LlamaCppTarget, prompt: string) => {
+      await t.reset();
+      let d = (await t.evaluate(t.tokenize(prompt))).at(-1)!;
+      const out: number[] = [];
+      for (let i = 0; i < 16; i++) {
+        let best = 0;
+        for (let v = 1; v < d.length; v++) if (d[v] > d[best]) best = v;
+        out.push(best);
+        [d] = await t.evaluate([best as Token]);
+      }
+      return out;
+    };
     for (const prompt of ["Once upon a time, there was a", "Lily went to the park with her"]) {
-      const a = await generate(ours, new NoDrafter(), { prompt, maxTokens: 16 });
-      const b = await generate(llama, new NoDrafter(), { prompt, maxTokens: 16 });
-      assert.equal(a.tokens.length, 16);
-      assert.deepEqual(b.tokens, a.tokens, `greedy tokens differ for ${JSON.stringify(prompt)}`);
+      const a = await greedy(ours, prompt);
+      assert.deepEqual(await greedy(llama, prompt), a, `greedy tokens differ for ${JSON.stringify(prompt)}`);
     }
   } finally {
     await llama.dispose();
     await ours.dispose();
   }
+});
+
+// ---- checkpoint and resume ---------------------------------------------------------------
+
+const sameBits = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+function assertSameRun(a: ModelTrainResult, b: ModelTrainResult): void {
+  assert.equal(a.params.length, b.params.length);
+  for (let i = 0; i < a.params.length; i++) for (const part of ["value", "m", "v"] as const) assert.ok(sameBits(a.params[i][part], b.params[i][part]), `${a.params[i].name}.${part} differs`);
+  assert.deepEqual(a.losses, b.losses);
+  assert.deepEqual(a.val, b.val);
+}
+
+test("resume: stopped after N steps and resumed → bit-identical parameters, moments, losses and held-out result; the tokenizer comes from the checkpoint", async () => {
+  // The tokenizer is trained here (not given), so the checkpoint must carry it.
+  const text = TRAIN.split("\n").slice(0, 300).join("\n");
+  const cfg: ModelTrainConfig = { vocab: 300, dim: 16, layers: 1, heads: 2, kvHeads: 1, hidden: 32, context: 16, steps: 12, batch: 2, lr: 1e-2, seed: 9, valText: VAL_LINES.slice(0, 10).join("\n"), valWindows: 4 };
+  const full = trainModel(text, cfg);
+  assert.equal(full.stopped, false);
+  assert.equal(full.step, 12);
+  const ckpt = join(tmp, "model.ckpt");
+  const part = trainModel(text, cfg, { checkpoint: ckpt, checkpointEvery: 2, stopAfter: 5 });
+  assert.equal(part.stopped, true);
+  assert.equal(part.step, 5);
+  assert.equal(part.val, undefined);
+  assert.deepEqual(part.losses, full.losses.slice(0, 5));
+  let merges = 0;
+  const messages: string[] = [];
+  const rest = trainModel(text, cfg, { checkpoint: ckpt, resume: true, onTokenizer: () => merges++, onData: (m) => messages.push(m) });
+  assert.equal(rest.resumedFrom, 5);
+  assert.equal(rest.step, 12);
+  assert.equal(merges, 0, "no tokenizer training on resume");
+  assert.match(messages[0], /from the checkpoint/);
+  assert.deepEqual(rest.tokenizer.merges, full.tokenizer.merges);
+  assertSameRun(rest, full);
+  // Resumed twice (through the async driver, stopped by shouldStop), still the same.
+  const ckpt2 = join(tmp, "model2.ckpt");
+  let calls = 0;
+  const a = await trainModelAsync(text, cfg, { checkpoint: ckpt2, shouldStop: () => ++calls > 3 });
+  assert.equal(a.stopped, true);
+  assert.equal(a.step, 3);
+  trainModel(text, cfg, { checkpoint: ckpt2, resume: true, stopAfter: 8 });
+  assertSameRun(trainModel(text, cfg, { checkpoint: ckpt2, resume: true }), full);
+
+  // Refusals: other options, other data, a missing file, no file named, another kind of checkpoint, a damaged tokenizer.
+  assert.throws(() => trainModel(text, { ...cfg, lr: 2e-2 }, { checkpoint: ckpt, resume: true }), /other data or training options/);
+  assert.throws(() => trainModel(text + "\nOne more line.", cfg, { checkpoint: ckpt, resume: true }), /other data or training options/);
+  assert.throws(() => trainModel(text, { ...cfg, vocab: 301 }, { checkpoint: ckpt, resume: true }), /other data or training options/);
+  assert.throws(() => trainModel(text, cfg, { checkpoint: join(tmp, "missing.ckpt"), resume: true }), /does not exist/);
+  assert.throws(() => trainModel(text, cfg, { resume: true }), /--resume needs --checkpoint/);
+  const medusaLike = join(tmp, "medusa.ckpt");
+  saveCheckpoint(medusaLike, { kind: "medusa-heads", step: 1 }, new Map());
+  assert.throws(() => trainModel(text, cfg, { checkpoint: medusaLike, resume: true }), /another kind of training \(medusa-heads/);
 });
 
 // ---- CLI ---------------------------------------------------------------------------------
@@ -166,4 +237,127 @@ test("specdec train model: trains and writes a model; refuses to overwrite; one-
   writeFileSync(empty, "  \n\n ");
   oneLine(specdec("train", "model", "--data", empty, "--out", join(tmp, "e.gguf")), /no text/);
   oneLine(specdec("train", "model", "--data", data, "--out", join(tmp, "v.gguf"), "--vocab", "100"), /vocab/);
+});
+
+test("specdec train model: --stop-after then --resume writes the same bytes as a straight run; Ctrl-C saves a checkpoint and says how to resume", async () => {
+  const data = join(tmp, "ck.txt");
+  writeFileSync(data, TRAIN_ALL.split("\n").slice(0, 120).join("\n"));
+  const base = ["train", "model", "--data", data, "--vocab", "280", "--dim", "16", "--layers", "1", "--heads", "2", "--kv-heads", "1", "--hidden", "32", "--context", "16", "--batch", "2", "--quiet"];
+  const straight = join(tmp, "straight.gguf"), resumed = join(tmp, "resumed.gguf"), ckpt = join(tmp, "cli.ckpt");
+  const a = specdec(...base, "--steps", "10", "--out", straight);
+  assert.equal(a.status, 0, a.stderr);
+  const b = specdec(...base, "--steps", "10", "--out", resumed, "--checkpoint", ckpt, "--checkpoint-every", "3", "--stop-after", "4");
+  assert.equal(b.status, 0, b.stderr);
+  assert.match(b.stdout, /stopped after step 4 of 10; checkpoint saved to /);
+  assert.ok(!existsSync(resumed), "no model written when stopped");
+  const c = specdec(...base, "--steps", "10", "--out", resumed, "--checkpoint", ckpt, "--resume");
+  assert.equal(c.status, 0, c.stderr);
+  assert.equal(c.stderr, "");
+  assert.match(c.stdout, /resumed at step 4/);
+  assert.ok(readFileSync(resumed).equals(readFileSync(straight)), "resumed model differs from the straight run's");
+  // Other options than the checkpoint's: a one-line error (the other refusals are checked at the library level).
+  const oneLine = (res: ReturnType<typeof specdec>, pattern: RegExp) => {
+    assert.notEqual(res.status, 0);
+    const lines = res.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, res.stderr);
+    assert.match(lines[0], pattern);
+  };
+  oneLine(specdec(...base, "--steps", "11", "--out", join(tmp, "x.gguf"), "--checkpoint", ckpt, "--resume"), /other data or training options/);
+
+  // Ctrl-C: once the first checkpoint is on disk, SIGINT; the run saves where it is and tells how to resume.
+  const sig = join(tmp, "sigint.ckpt");
+  const child = spawn(process.execPath, [BIN, ...base, "--steps", "100000", "--out", join(tmp, "sigint.gguf"), "--checkpoint", sig, "--checkpoint-every", "20"], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(sig) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  child.kill("SIGINT");
+  const code = await exited;
+  assert.equal(code, 1);
+  const lines = stderr.trim().split("\n");
+  assert.equal(lines.length, 1, stderr);
+  assert.match(lines[0], /^specdec: error: interrupted at step \d+ of 100000; checkpoint saved to .*sigint\.ckpt: run the same command with --resume to continue$/);
+  const at = Number(/step (\d+)/.exec(lines[0])![1]);
+  const r = specdec(...base, "--steps", "100000", "--out", join(tmp, "sigint.gguf"), "--checkpoint", sig, "--resume", "--stop-after", String(at + 1));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`stopped after step ${at + 1} of 100000`));
+});
+
+// ---- threads (data-parallel) -------------------------------------------------------------
+
+const THREAD_TEXT = TRAIN.split("\n").slice(0, 400).join("\n");
+const THREAD_CFG: ModelTrainConfig = { vocab: 320, dim: 32, layers: 2, heads: 4, kvHeads: 2, hidden: 64, context: 24, steps: 40, batch: 4, lr: 1e-2, seed: 11, valText: VAL_LINES.slice(0, 10).join("\n"), valWindows: 4 };
+
+test("threads: 1 is the plain loop (same bits); 2 is bit-identical from run to run, close to 1 thread, and the loss falls", async () => {
+  const tokenizer = trainBpe(THREAD_TEXT, { vocabSize: THREAD_CFG.vocab });
+  const cfg = { ...THREAD_CFG, tokenizer };
+  const plain = trainModel(THREAD_TEXT, cfg);
+  assertSameRun(await trainModelAsync(THREAD_TEXT, { ...cfg, threads: 1 }), plain);
+  const a = await trainModelAsync(THREAD_TEXT, { ...cfg, threads: 2 });
+  const b = await trainModelAsync(THREAD_TEXT, { ...cfg, threads: 2 });
+  assertSameRun(a, b);
+  assert.equal(a.step, cfg.steps);
+  // The same windows and initialisation: the first step's loss is the 1-thread one up to rounding.
+  assert.ok(Math.abs(a.losses[0] - plain.losses[0]) < 1e-5, `${a.losses[0]} vs ${plain.losses[0]}`);
+  const mean = (l: number[]) => l.reduce((s, x) => s + x, 0) / l.length;
+  const first = mean(a.losses.slice(0, 5)), last = mean(a.losses.slice(-5));
+  assert.ok(last < first - 0.8, `loss ${first.toFixed(3)} → ${last.toFixed(3)}`);
+  assert.ok(Math.abs(last - mean(plain.losses.slice(-5))) < 0.1, `2 threads ${last}, 1 thread ${mean(plain.losses.slice(-5))}`);
+  assert.ok(a.val && plain.val && Math.abs(a.val.loss - plain.val.loss) < 0.1, `held-out ${a.val?.loss} vs ${plain.val?.loss}`);
+  // The parameters are usable as plain arrays (a GGUF is written from them).
+  const out = join(tmp, "threads.gguf");
+  saveModelGguf(out, a.params, a.arch, a.tokenizerEntries);
+  assert.ok(existsSync(out));
+});
+
+test("threads: a stopped run resumes bit-identically; the thread count is part of the checkpoint's options", async () => {
+  const cfg: ModelTrainConfig = { ...THREAD_CFG, dim: 16, layers: 1, heads: 2, kvHeads: 1, hidden: 32, context: 16, steps: 10, threads: 2 };
+  const full = await trainModelAsync(THREAD_TEXT, cfg);
+  const ckpt = join(tmp, "threads.ckpt");
+  const part = await trainModelAsync(THREAD_TEXT, cfg, { checkpoint: ckpt, checkpointEvery: 2, stopAfter: 4 });
+  assert.equal(part.step, 4);
+  assert.deepEqual(part.losses, full.losses.slice(0, 4));
+  const rest = await trainModelAsync(THREAD_TEXT, cfg, { checkpoint: ckpt, resume: true });
+  assert.equal(rest.resumedFrom, 4);
+  assertSameRun(rest, full);
+  await assert.rejects(trainModelAsync(THREAD_TEXT, { ...cfg, threads: 1 }, { checkpoint: ckpt, resume: true }), /other data or training options/);
+});
+
+test("threads: refusals (batch not divisible, the synchronous driver) and a worker's error as one line", async () => {
+  await assert.rejects(trainModelAsync(THREAD_TEXT, { ...THREAD_CFG, batch: 3, threads: 2 }), /--batch 3 is not divisible by --threads 2/);
+  await assert.rejects(trainModelAsync(THREAD_TEXT, { ...THREAD_CFG, threads: 0 }), /bad thread count 0/);
+  assert.throws(() => trainModel(THREAD_TEXT, { ...THREAD_CFG, threads: 2 }), /needs trainModelAsync/);
+  // A token outside the vocabulary in the worker's shard: its step fails with a one-line error.
+  const arch = { vocab: 64, dim: 16, layers: 1, heads: 2, kvHeads: 1, hidden: 32, normEps: 1e-5, ropeBase: 10000 };
+  const dp = new DataParallel(new DraftModel(arch, new TrainRng(1)), 4, 8, 2);
+  try {
+    await dp.ready();
+    for (let i = 0; i < dp.inputs.length; i++) (dp.inputs[i] = i % 64), (dp.labels[i] = (i + 1) % 64);
+    await dp.step();
+    const l = dp.finish();
+    assert.ok(l.rows === 32 && Number.isFinite(l.ce), JSON.stringify(l));
+    dp.inputs[dp.inputs.length - 1] = 1000;
+    await assert.rejects(dp.step(), (e: Error) => e.name === "SpecdecError" && /^training thread 1: token 1000 outside the vocabulary$/.test(e.message));
+  } finally {
+    dp.close();
+  }
+});
+
+test("specdec train model --threads 2: the same bytes twice, exits when done; --threads 1 is the default run; one-line error when --batch is not divisible", () => {
+  const data = join(tmp, "threads.txt");
+  writeFileSync(data, TRAIN_ALL.split("\n").slice(0, 120).join("\n"));
+  const base = ["train", "model", "--data", data, "--vocab", "280", "--dim", "16", "--layers", "1", "--heads", "2", "--kv-heads", "1", "--hidden", "32", "--context", "16", "--batch", "4", "--steps", "6", "--quiet"];
+  const outs = ["t2a", "t2b", "t1", "plain"].map((n) => join(tmp, `${n}.gguf`));
+  for (const [i, extra] of [["--threads", "2"], ["--threads", "2"], ["--threads", "1"], []].entries()) {
+    const r = specdec(...base, ...extra, "--out", outs[i]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, "");
+  }
+  assert.ok(readFileSync(outs[0]).equals(readFileSync(outs[1])), "two --threads 2 runs differ");
+  assert.ok(readFileSync(outs[2]).equals(readFileSync(outs[3])), "--threads 1 differs from the default");
+  const bad = specdec(...base, "--batch", "3", "--threads", "2", "--out", join(tmp, "bad.gguf"));
+  assert.notEqual(bad.status, 0);
+  assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
+  assert.match(bad.stderr, /--batch 3 is not divisible by --threads 2/);
 });

@@ -10,10 +10,12 @@ import { GreedyVerifier } from "../verify/greedyVerifier.js";
 import { RejectionSampler } from "../verify/rejectionSampler.js";
 import { GreedyTreeVerifier, TreeRejectionSampler, type TreeVerifier } from "../verify/treeVerifier.js";
 import { TypicalAcceptanceVerifier } from "../verify/typicalAcceptance.js";
-import { createDrafter, draftsTrees, METHOD_DRAFT_MAX, parseMethod } from "../methods.js";
+import { createDrafter, draftsTrees, METHOD_DRAFT_MAX, parseMethod, type Method } from "../methods.js";
+import { defaultModels, requireDefaultModel } from "../defaultModels.js";
 
 export interface GenerateCliOptions {
-  model: string;
+  /** Target model; default the default family's target (src/defaultModels.ts). */
+  model?: string;
   backend: Backend;
   draftModel?: string;
   method?: string;
@@ -53,17 +55,18 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   if (o.lookahead !== undefined && method !== "lookahead") throw new SpecdecError(`--lookahead is only used by --method lookahead (got --method ${method})`);
   const lookahead = o.lookahead === undefined ? undefined : parseLookahead(o.lookahead);
   const prompt = readPrompt(o);
+  const files = modelFiles(o, method);
 
-  const target = await loadTarget(o.backend, o.model, { contextSize: o.contextSize, threads: o.threads });
+  const target = await loadTarget(o.backend, files.model, { contextSize: o.contextSize, threads: o.threads });
   const drafter = await createDrafter({
     method,
-    targetPath: o.model,
-    draftModelPath: o.draftModel,
+    targetPath: files.model,
+    draftModelPath: files.draftModel,
     draftBackend: o.backend,
     draftOptions: { contextSize: o.contextSize, threads: o.threads },
     promptLookup: { maxNgram: o.ngramMax, minNgram: o.ngramMin },
     candidates: o.candidates,
-    medusaPath: o.medusa,
+    medusaPath: files.medusa,
     lookahead,
     target,
     treeChoices,
@@ -104,6 +107,21 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     await drafter.dispose?.();
     await target.dispose();
   }
+}
+
+/**
+ * The model files: the user's, or without --model the default family — its target, and its
+ * draft and heads for the methods that need them. A user's own target gets no default helpers:
+ * the family's would not fit it, so those methods keep asking for --draft-model / --medusa.
+ */
+function modelFiles(o: GenerateCliOptions, method: Method): { model: string; draftModel?: string; medusa?: string } {
+  if (o.model !== undefined) return { model: o.model, draftModel: o.draftModel, medusa: o.medusa };
+  const d = defaultModels();
+  return {
+    model: requireDefaultModel(d.target),
+    draftModel: o.draftModel ?? (method === "draft" ? requireDefaultModel(d.draft, "pass --draft-model FILE") : undefined),
+    medusa: o.medusa ?? (method === "medusa" ? requireDefaultModel(d.medusa, "pass --medusa FILE") : undefined),
+  };
 }
 
 /** The verifiers an --acceptance rule asks for; none = the default for the temperature. */

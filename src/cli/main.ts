@@ -5,6 +5,7 @@ import { METHODS } from "../methods.js";
 import { BACKENDS } from "../backends/loadTarget.js";
 import { runGenerate } from "./generateCommand.js";
 import { addTrainCommand } from "./trainCommand.js";
+import { addDemoCommand } from "./demoCommand.js";
 import { collect, integer, real } from "./options.js";
 
 function program(): Command {
@@ -15,9 +16,9 @@ function program(): Command {
   cli
     .command("generate")
     .description("generate text from a prompt, drafting guesses and verifying them losslessly")
-    .requiredOption("--model <file>", "target model (GGUF)")
+    .option("--model <file>", "target model (GGUF); default: the stories model shipped in models/ (or in $SPECDEC_MODELS)")
     .addOption(new Option("--backend <name>", "inference backend: llama.cpp (node-llama-cpp) or builtin (specdec's own engine)").choices(BACKENDS).default("llama.cpp"))
-    .option("--draft-model <file>", "helper model for --method draft (same vocabulary as the target)")
+    .option("--draft-model <file>", "helper model for --method draft (same vocabulary as the target); default with the default target: its distilled draft in models/")
     .addOption(new Option("--method <name>", "how guesses are made; default: draft with --draft-model, else prompt-lookup").choices(METHODS))
     .option("--prompt <text>", "the prompt")
     .option("--prompt-file <file>", "read the prompt from a file")
@@ -30,7 +31,7 @@ function program(): Command {
     .option("--draft-max <k>", "most tokens drafted per step (default: prompt-lookup 2, blind 2, draft 8)", integer(0, 256))
     .option("--ngram-max <n>", "prompt lookup: longest n-gram matched", integer(1, 64), 3)
     .option("--ngram-min <n>", "prompt lookup: shortest n-gram matched", integer(1, 64), 2)
-    .option("--medusa <file>", "Medusa heads (GGUF) for --method medusa (needs --backend builtin)")
+    .option("--medusa <file>", "Medusa heads (GGUF) for --method medusa (needs --backend builtin); default with the default target: its heads in models/")
     .option("--tree <shape>", "tree shape for Medusa, as ranks per depth: e.g. \"0;1;2;0,0;0,1;1,0;0,0,0\" (Medusa's medusa_choices)")
     .addOption(
       new Option("--acceptance <rule>", "greedy: guesses must equal the target's argmax; sample: lossless rejection sampling; typical: Medusa's typical acceptance — LOSSY, output no longer follows the target (tree methods only). Default: greedy at temperature 0, else sample").choices(["greedy", "sample", "typical"]),
@@ -43,6 +44,7 @@ function program(): Command {
     .option("--stop <text>", "stop before this string (repeatable)", collect)
     .option("--json", "print one JSON object {text, tokens, stats} instead of streaming text")
     .action(runGenerate);
+  addDemoCommand(cli);
   addTrainCommand(cli);
   return cli;
 }

@@ -114,6 +114,7 @@ export async function* speculativeStream(target: Target, drafter: AnyDrafter, op
       if (eog >= 0) out = s.committed.slice(0, eog);
       context.push(...s.committed);
       generated.push(...out);
+      stats.decidedTokens += eog >= 0 ? eog + 1 : out.length;
       const delta = text.push(out, eog >= 0 || generated.length >= maxTokens);
       yield { type: "step", text: delta, tokens: out, drafted: s.drafted, accepted: s.accepted };
       if (text.stopped) { stopReason = "stop"; break; }

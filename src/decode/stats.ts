@@ -6,7 +6,12 @@ export interface GenerationStats {
   targetCalls: number;
   draftedTokens: number;
   acceptedTokens: number;
-  /** Mean tokens produced per target call: generatedTokens / targetCalls. Plain decoding = 1. */
+  /**
+   * Tokens the target passes decided: generatedTokens plus the end-of-generation token when the
+   * run ended on one (it was decided by a pass, though it is not output).
+   */
+  decidedTokens: number;
+  /** Mean tokens decided per target call: decidedTokens / targetCalls. Plain decoding = 1. */
   tau: number;
   /** acceptedTokens / draftedTokens (0 when nothing was drafted). */
   acceptanceRate: number;
@@ -25,6 +30,7 @@ export interface GenerationStats {
 export class StatsRecorder {
   promptTokens = 0;
   generatedTokens = 0;
+  decidedTokens = 0;
   targetCalls = 0;
   draftedTokens = 0;
   acceptedTokens = 0;
@@ -50,10 +56,11 @@ export class StatsRecorder {
     return {
       promptTokens: this.promptTokens,
       generatedTokens: this.generatedTokens,
+      decidedTokens: this.decidedTokens,
       targetCalls: this.targetCalls,
       draftedTokens: this.draftedTokens,
       acceptedTokens: this.acceptedTokens,
-      tau: this.targetCalls > 0 ? this.generatedTokens / this.targetCalls : 0,
+      tau: this.targetCalls > 0 ? this.decidedTokens / this.targetCalls : 0,
       acceptanceRate: this.draftedTokens > 0 ? this.acceptedTokens / this.draftedTokens : 0,
       acceptanceByPosition: this.perPosition.map((p) => ({ ...p, rate: p.accepted / p.drafted })),
       tokensPerSecond: decodeMs > 0 ? (this.generatedTokens * 1000) / decodeMs : 0,

@@ -1,22 +1,32 @@
 // Training checkpoints: parameters, AdamW moments, step, RNG state and any extra arrays (e.g.
-// the epoch's shuffle order) in one file. Written to a temporary file beside the target and
-// renamed over it, so a crash mid-write never leaves a torn checkpoint.
+// the epoch's shuffle order, the per-step losses) in one file. Written to a temporary file beside
+// the target and renamed over it, so a crash mid-write never leaves a torn checkpoint.
 //
 // Layout: "SPDCKPT1" (8 bytes), u32 LE header length, header (UTF-8 JSON, padded with spaces to
-// a multiple of 4 bytes), then the arrays' raw little-endian bytes in header order.
+// a multiple of 4 bytes), then the arrays' raw little-endian bytes in header order (f32 and i32:
+// 4 bytes an element, f64: 8).
+//
+// Also the pieces the trainers share to checkpoint and resume: the hooks (CheckpointHooks), the
+// checks a resumed checkpoint must pass (openResume: its kind and the hash of the data and of
+// every option that changes the result) and two ways to drive a trainer written as a generator
+// that yields after each step: runToEnd (synchronously) and runYielding (letting the event loop,
+// and so SIGINT handlers, run between steps).
 
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { SpecdecError } from "../errors.js";
 import type { Param } from "./optim.js";
 
 const MAGIC = "SPDCKPT1";
 
-export type CheckpointArray = Float32Array | Int32Array;
+export type CheckpointArray = Float32Array | Int32Array | Float64Array;
 
 interface Header {
   meta: Record<string, unknown>;
-  arrays: { name: string; type: "f32" | "i32"; length: number }[];
+  arrays: { name: string; type: "f32" | "i32" | "f64"; length: number }[];
 }
+
+const arrayType = (a: CheckpointArray): "f32" | "i32" | "f64" => (a instanceof Float32Array ? "f32" : a instanceof Float64Array ? "f64" : "i32");
 
 /** The arrays of params, named `${name}.value`, `${name}.m`, `${name}.v`. */
 export function paramArrays(params: readonly Param[]): Map<string, CheckpointArray> {
@@ -30,7 +40,7 @@ export function paramArrays(params: readonly Param[]): Map<string, CheckpointArr
 }
 
 export function saveCheckpoint(path: string, meta: Record<string, unknown>, arrays: ReadonlyMap<string, CheckpointArray>): void {
-  const header: Header = { meta, arrays: [...arrays].map(([name, a]) => ({ name, type: a instanceof Float32Array ? "f32" : "i32", length: a.length })) };
+  const header: Header = { meta, arrays: [...arrays].map(([name, a]) => ({ name, type: arrayType(a), length: a.length })) };
   let json = Buffer.from(JSON.stringify(header), "utf8");
   if (json.length % 4) json = Buffer.concat([json, Buffer.alloc(4 - (json.length % 4), 0x20)]);
   const head = Buffer.alloc(12);
@@ -78,11 +88,11 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
   const arrays = new Map<string, CheckpointArray>();
   let off = 12 + len;
   for (const { name, type, length } of header.arrays) {
-    const bytes = length * 4;
+    const bytes = length * (type === "f64" ? 8 : 4);
     if (!Number.isInteger(length) || length < 0 || off + bytes > buf.length) throw bad("truncated data");
     const copy = new Uint8Array(bytes);
     copy.set(buf.subarray(off, off + bytes));
-    arrays.set(name, type === "i32" ? new Int32Array(copy.buffer) : new Float32Array(copy.buffer));
+    arrays.set(name, type === "i32" ? new Int32Array(copy.buffer) : type === "f64" ? new Float64Array(copy.buffer) : new Float32Array(copy.buffer));
     off += bytes;
   }
   if (off !== buf.length) throw bad("trailing bytes");
@@ -97,4 +107,85 @@ export function restoreParams(path: string, params: readonly Param[], arrays: Re
       if (!(a instanceof Float32Array) || a.length !== p[part].length) throw new SpecdecError(`${path}: checkpoint has no ${p.name}.${part} of ${p[part].length} values: made for another configuration`);
       p[part].set(a);
     }
+}
+
+/** What a trainer with checkpoints is told (trainModel, trainDraft; trainMedusa has the same fields). */
+export interface CheckpointHooks {
+  /** Save a checkpoint here every `checkpointEvery` steps, when stopping early, and at the end. */
+  checkpoint?: string;
+  checkpointEvery?: number;
+  /** Continue from `checkpoint`. */
+  resume?: boolean;
+  /** Stop (with a checkpoint) once this many steps are done. */
+  stopAfter?: number;
+  /** Polled before every step: true stops the run (with a checkpoint). */
+  shouldStop?: () => boolean;
+}
+
+export function sha256(s: string | Uint8Array): string {
+  return createHash("sha256").update(s).digest("hex");
+}
+
+/**
+ * Load the checkpoint to resume from and check it: it exists, is of this `kind` of training,
+ * passes `check` (e.g. made for the same model: a clearer message than the hash's) and was made
+ * with the same data and options (`configHash`). One-line SpecdecErrors otherwise.
+ */
+export function openResume(hooks: CheckpointHooks, kind: string, configHash: string, check?: (meta: Record<string, unknown>, path: string) => void): LoadedCheckpoint {
+  const path = hooks.checkpoint;
+  if (!path) throw new SpecdecError("--resume needs --checkpoint FILE");
+  if (!existsSync(path)) throw new SpecdecError(`--resume: checkpoint ${path} does not exist`);
+  const ck = loadCheckpoint(path);
+  const m = ck.meta as { kind?: unknown; configHash?: unknown };
+  if (m.kind !== kind) throw new SpecdecError(`${path} is a checkpoint of another kind of training (${String(m.kind)}, not ${kind})`);
+  check?.(ck.meta, path);
+  if (m.configHash !== configHash) throw new SpecdecError(`${path}: checkpoint made with other data or training options: resume with the same ones, or start again without --resume`);
+  return ck;
+}
+
+/** The step (0..steps) and RNG state of a resumed checkpoint, checked. */
+export function resumedPosition(path: string, meta: Record<string, unknown>, steps: number): { step: number; rngState: number } {
+  const { step, rngState } = meta as { step?: unknown; rngState?: unknown };
+  const u32 = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x) && x >= 0 && x <= 0xffffffff;
+  if (!u32(step) || step > steps || !u32(rngState)) throw new SpecdecError(`${path} is not a specdec training checkpoint (bad step or RNG state)`);
+  return { step, rngState };
+}
+
+/**
+ * Restore a resumed run's parameters and per-step losses (appended to `losses`); returns its step
+ * and RNG state. The losses must be there, one per step done.
+ */
+export function restoreRun(ck: LoadedCheckpoint, path: string, params: readonly Param[], steps: number, losses: number[]): { step: number; rngState: number } {
+  const pos = resumedPosition(path, ck.meta, steps);
+  restoreParams(path, params, ck.arrays);
+  const l = ck.arrays.get("losses");
+  if (!(l instanceof Float64Array) || l.length !== pos.step) throw new SpecdecError(`${path} is not a specdec training checkpoint (no losses for its ${pos.step} steps)`);
+  for (let i = 0; i < l.length; i++) losses.push(l[i]);
+  return pos;
+}
+
+/** Whether a run stops before `step`: asked to stop after so many steps, or interrupted. */
+export function stopRequested(hooks: CheckpointHooks, step: number): boolean {
+  return (hooks.stopAfter !== undefined && step >= hooks.stopAfter) || hooks.shouldStop?.() === true;
+}
+
+/** Run a trainer generator to its end, synchronously. */
+export function runToEnd<R>(run: Generator<void, R, void>): R {
+  for (;;) {
+    const r = run.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** Run a trainer generator to its end, letting the event loop run (signals, timers) every `everyMs`. */
+export async function runYielding<R>(run: Generator<void, R, void>, everyMs = 25): Promise<R> {
+  let last = performance.now();
+  for (;;) {
+    const r = run.next();
+    if (r.done) return r.value;
+    if (performance.now() - last >= everyMs) {
+      await new Promise((resolve) => setImmediate(resolve));
+      last = performance.now();
+    }
+  }
 }

@@ -5,14 +5,15 @@
 //
 // Parameters are named and shaped as the GGUF tensors they become (shape = rows, cols; ggml
 // dims are the reverse). A DraftPass owns the activations of one (B windows × T tokens) batch,
-// allocated once: a training step allocates nothing.
+// allocated once: a training step allocates nothing. A DraftModel can also be built over
+// parameters given by a ParamFactory (shared memory, for data-parallel training: dataParallel.ts).
 
 import { linearBackward, linearForward } from "./layers.js";
 import { makeParam, type Param } from "./optim.js";
 import type { TrainRng } from "./rng.js";
 import {
-  attentionBackward,
-  attentionForward,
+  attentionBackwardMm,
+  attentionForwardMm,
   embeddingBackward,
   embeddingForward,
   rmsNormBackward,
@@ -79,6 +80,9 @@ export function checkArch(a: DraftArch): void {
   if (a.heads % a.kvHeads !== 0) throw new RangeError(`${a.heads} heads cannot share ${a.kvHeads} KV heads`);
 }
 
+/** Builds one parameter of a DraftModel (see its constructor), in place of random initialization. */
+export type ParamFactory = (name: string, shape: readonly number[], decay: boolean) => Param;
+
 export class DraftModel {
   readonly embed: Param; // (vocab, dim) — also the output projection
   readonly blocks: LayerParams[];
@@ -88,40 +92,46 @@ export class DraftModel {
   readonly headDim: number;
   readonly kvDim: number;
 
-  /** Random initialization (GPT-2 style: N(0, 0.02), residual outputs scaled by 1/√(2·layers)). */
+  /**
+   * Random initialization (GPT-2 style: N(0, 0.02), residual outputs scaled by 1/√(2·layers)),
+   * or, given a ParamFactory instead of an RNG, parameters it builds (in this same order; no
+   * random numbers are drawn): e.g. views of shared memory for data-parallel training.
+   */
   constructor(
     readonly arch: DraftArch,
-    rng: TrainRng,
+    init: TrainRng | ParamFactory,
   ) {
     checkArch(arch);
     const { vocab, dim, layers, heads, kvHeads, hidden } = arch;
     this.headDim = dim / heads;
     this.kvDim = kvHeads * this.headDim;
+    const factory = typeof init === "function" ? init : null, rng = typeof init === "function" ? null : init;
     const normal = (n: number, std: number) => {
       const a = new Float32Array(n);
-      for (let i = 0; i < n; i++) a[i] = std * rng.normal();
+      for (let i = 0; i < n; i++) a[i] = std * rng!.normal();
       return a;
     };
     const ones = (n: number) => new Float32Array(n).fill(1);
-    const mat = (name: string, rows: number, cols: number, std = 0.02) => makeParam(name, [rows, cols], true, normal(rows * cols, std));
+    const mat = (name: string, rows: number, cols: number, std = 0.02) => (factory ? factory(name, [rows, cols], true) : makeParam(name, [rows, cols], true, normal(rows * cols, std)));
+    const vec = (name: string, n: number) => (factory ? factory(name, [n], false) : makeParam(name, [n], false, ones(n)));
     const resStd = 0.02 / Math.sqrt(2 * layers);
     this.embed = mat("token_embd.weight", vocab, dim);
     this.blocks = [];
     for (let l = 0; l < layers; l++) {
       const p = `blk.${l}.`;
       this.blocks.push({
-        attnNorm: makeParam(p + "attn_norm.weight", [dim], false, ones(dim)),
+        attnNorm: vec(p + "attn_norm.weight", dim),
         wq: mat(p + "attn_q.weight", dim, dim),
         wk: mat(p + "attn_k.weight", this.kvDim, dim),
         wv: mat(p + "attn_v.weight", this.kvDim, dim),
         wo: mat(p + "attn_output.weight", dim, dim, resStd),
-        ffnNorm: makeParam(p + "ffn_norm.weight", [dim], false, ones(dim)),
+        ffnNorm: vec(p + "ffn_norm.weight", dim),
         wGate: mat(p + "ffn_gate.weight", hidden, dim),
         wUp: mat(p + "ffn_up.weight", hidden, dim),
         wDown: mat(p + "ffn_down.weight", dim, hidden, resStd),
       });
     }
-    this.outputNorm = makeParam("output_norm.weight", [dim], false, ones(dim));
+    this.outputNorm = vec("output_norm.weight", dim);
     this.params = [this.embed, ...this.blocks.flatMap((b) => [b.attnNorm, b.wq, b.wk, b.wv, b.wo, b.ffnNorm, b.wGate, b.wUp, b.wDown]), this.outputNorm];
   }
 }
@@ -167,7 +177,7 @@ export class DraftPass {
   private readonly dh: Float32Array; // (N, hidden)
   private readonly dg: Float32Array; // (N, hidden)
   private readonly du: Float32Array; // (N, hidden)
-  private readonly da: Float64Array; // (T) attention scratch
+  private readonly dP: Float32Array; // (T, T) attention scratch
   private readonly tmp: Float32Array; // (N, dim) forward scratch (projection outputs)
 
   constructor(
@@ -199,7 +209,7 @@ export class DraftPass {
     this.dh = f(N * hidden);
     this.dg = f(N * hidden);
     this.du = f(N * hidden);
-    this.da = new Float64Array(T);
+    this.dP = f(T * T);
     this.tmp = f(N * dim);
   }
 
@@ -223,7 +233,7 @@ export class DraftPass {
       linearForward(A.xn1, P.wv.value, null, N, dim, kvDim, A.v);
       rope(A.q, N, T, heads, hd, hd, this.cos, this.sin, false);
       rope(A.k, N, T, kvHeads, hd, hd, this.cos, this.sin, false);
-      attentionForward(A.q, A.k, A.v, shape, A.probs, A.ao);
+      attentionForwardMm(A.q, A.k, A.v, shape, A.probs, A.ao);
       linearForward(A.ao, P.wo.value, null, N, dim, dim, this.tmp);
       for (let i = 0; i < N * dim; i++) A.x2[i] = A.x[i] + this.tmp[i];
       rmsNormForward(A.x2, P.ffnNorm.value, N, dim, normEps, A.xn2, A.inv2);
@@ -257,7 +267,7 @@ export class DraftPass {
       rmsNormBackward(A.x2, P.ffnNorm.value, A.inv2, dn, N, dim, dx, P.ffnNorm.grad, true);
       // Attention: dx is now the gradient of x2 = of the block input through the residual.
       linearBackward(A.ao, P.wo.value, dx, N, dim, dim, P.wo.grad, null, this.dao);
-      attentionBackward(A.q, A.k, A.v, shape, A.probs, this.dao, this.dq, this.dk, this.dv, this.da);
+      attentionBackwardMm(A.q, A.k, A.v, shape, A.probs, this.dao, this.dq, this.dk, this.dv, this.dP);
       rope(this.dq, N, T, heads, hd, hd, this.cos, this.sin, true);
       rope(this.dk, N, T, kvHeads, hd, hd, this.cos, this.sin, true);
       linearBackward(A.xn1, P.wq.value, this.dq, N, dim, dim, P.wq.grad, null, dn);

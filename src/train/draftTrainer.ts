@@ -14,7 +14,17 @@
 // window), where p_target comes from the target run over the same window, on the fly, each step.
 // AdamW, linear warm-up + cosine decay, global-norm clipping (optim.ts). Windows are drawn from a
 // seeded shuffle and all arithmetic is sequential JS, so a run is bit-identical under its seed.
+//
+// Checkpoints (hooks.checkpoint, checkpoint.ts): parameters with their AdamW moments, the step,
+// the RNG state, the shuffle order and its cursor, the per-step losses and the prepared windows
+// (a resumed run does not generate them again), tied to the target (its vocabulary fingerprint,
+// sizes, file size and the hash of the file's first and last MiB) and to a hash of the texts and
+// of every option that changes the result. A run stopped (stopAfter, shouldStop) and resumed is
+// bit-identical to an uninterrupted one. Without a checkpoint nothing of this runs. The trainer
+// is a generator that yields after each step: trainDraft drives it synchronously,
+// trainDraftAsync lets the event loop (SIGINT) in between steps.
 
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import type { BuiltinTarget } from "../backends/builtin.js";
 import { SpecdecError } from "../errors.js";
 import type { GgufWriteEntry } from "../gguf/writer.js";
@@ -23,6 +33,7 @@ import { openGguf } from "../gguf/reader.js";
 import { DraftModel, DraftPass, distillLoss, type DraftArch, type LossParts, type WindowTrainingConfig } from "./draftModel.js";
 import { AdamW, clipGradNorm, learningRate, zeroGrads, type Param } from "./optim.js";
 import { TrainRng } from "./rng.js";
+import { openResume, paramArrays, restoreRun, runToEnd, stopRequested, runYielding, saveCheckpoint, sha256, type CheckpointHooks, type LoadedCheckpoint } from "./checkpoint.js";
 
 export type DraftData = "corpus" | "greedy";
 
@@ -48,8 +59,10 @@ export interface DraftEval extends LossParts {
   step: number;
 }
 
-export interface DraftTrainHooks {
+export interface DraftTrainHooks extends CheckpointHooks {
   onData?(message: string): void;
+  /** Preparing the training windows: done of `total`. */
+  onWindows?(done: number, total: number): void;
   onStep?(info: DraftStepInfo): void;
   onEval?(info: DraftEval): void;
 }
@@ -58,10 +71,31 @@ export interface DraftTrainResult {
   model: DraftModel;
   /** The trained parameters, named as their GGUF tensors. */
   params: Param[];
-  /** Per-step training loss. */
+  /** Per-step training loss (all steps, those before a resume included). */
   losses: number[];
-  /** Held-out evaluation at the end (when there is validation text). */
+  /** Held-out evaluation at the end (when there is validation text; none when stopped). */
   val?: DraftEval;
+  /** Steps done (== config.steps unless stopped). */
+  step: number;
+  stopped: boolean;
+  /** The step the run resumed at. */
+  resumedFrom?: number;
+}
+
+export const DRAFT_CHECKPOINT_KIND = "llama-draft";
+
+/** The target model's identity: vocabulary, sizes, file size and a hash of the file's first and last MiB. */
+function targetIdentity(target: BuiltinTarget): string {
+  const fd = openSync(target.path, "r");
+  try {
+    const size = fstatSync(fd).size, n = Math.min(size, 1 << 20);
+    const head = Buffer.alloc(n), tail = Buffer.alloc(n);
+    readSync(fd, head, 0, n, 0);
+    readSync(fd, tail, 0, n, size - n);
+    return sha256(JSON.stringify({ fingerprint: target.vocabFingerprint, vocab: target.vocabSize, hidden: target.hiddenSize, context: target.contextSize, size, head: sha256(head), tail: sha256(tail) }));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The draft's architecture for a target: the target's vocabulary, norm epsilon and RoPE base. */
@@ -86,7 +120,7 @@ function paragraphs(text: string): string[] {
  * Build training windows from text (see the header). `rng` picks paragraphs and prompt lengths;
  * the target is used (greedy data) and left with an empty cache.
  */
-export function buildWindows(target: BuiltinTarget, text: string, T: number, data: DraftData, maxWindows: number, rng: TrainRng): Windows {
+export function buildWindows(target: BuiltinTarget, text: string, T: number, data: DraftData, maxWindows: number, rng: TrainRng, onProgress?: (done: number, total: number) => void): Windows {
   if (T + 1 > target.contextSize) throw new SpecdecError(`window of ${T} tokens exceeds the target's context ${target.contextSize}`);
   const paras = paragraphs(text);
   if (paras.length === 0) throw new SpecdecError("draft training text has no paragraphs");
@@ -97,6 +131,7 @@ export function buildWindows(target: BuiltinTarget, text: string, T: number, dat
   const tokens = new Int32Array(count * W).fill(-1);
   const engine = target.engine, V = target.vocabSize;
   for (let w = 0; w < count; w++) {
+    if (onProgress && w % 8 === 0) onProgress(w, count);
     const ids = target.tokenize(paras[order[w]]); // with BOS
     const o = w * W;
     if (data === "corpus") {
@@ -117,6 +152,7 @@ export function buildWindows(target: BuiltinTarget, text: string, T: number, dat
     }
   }
   engine.truncate(0);
+  onProgress?.(count, count);
   return { T, count, tokens };
 }
 
@@ -192,17 +228,76 @@ function evaluate(pass: DraftPass, filler: BatchFiller, win: Windows, alpha: num
 
 /** Train a draft model for `target` (see the header). Deterministic under config.seed. */
 export function trainDraft(target: BuiltinTarget, trainText: string, valText: string, config: DraftTrainConfig, hooks: DraftTrainHooks = {}): DraftTrainResult {
+  return runToEnd(draftTraining(target, trainText, valText, config, hooks));
+}
+
+/** trainDraft, letting the event loop run between steps (so that SIGINT can set shouldStop). */
+export function trainDraftAsync(target: BuiltinTarget, trainText: string, valText: string, config: DraftTrainConfig, hooks: DraftTrainHooks = {}): Promise<DraftTrainResult> {
+  return runYielding(draftTraining(target, trainText, valText, config, hooks));
+}
+
+/** The hash a checkpoint is tied to: the target, the texts and every option that changes the result. */
+function draftConfigHash(targetId: string, trainText: string, valText: string | undefined, c: DraftTrainConfig): string {
+  return sha256(
+    JSON.stringify({
+      kind: DRAFT_CHECKPOINT_KIND,
+      target: targetId,
+      text: sha256(trainText),
+      val: valText === undefined ? null : sha256(valText),
+      shape: [c.dim, c.layers, c.heads, c.kvHeads, c.hidden],
+      context: c.context,
+      steps: c.steps,
+      batch: c.batch,
+      lr: c.lr,
+      seed: c.seed,
+      alpha: c.alpha,
+      data: c.data ?? "greedy",
+      maxWindows: c.maxWindows ?? 512,
+      valWindows: c.valWindows ?? 32,
+      finalEval: c.evalEvery !== 0,
+      warmup: c.warmup ?? Math.floor(c.steps / 20),
+      weightDecay: c.weightDecay ?? 0.01,
+      clip: c.clip ?? 1,
+    }),
+  );
+}
+
+/** Windows saved in a checkpoint. */
+function savedWindows(path: string, ck: LoadedCheckpoint, name: string, T: number): Windows {
+  const a = ck.arrays.get(name);
+  if (!(a instanceof Int32Array) || a.length === 0 || a.length % (T + 1) !== 0) throw new SpecdecError(`${path} is not a specdec training checkpoint (no ${name})`);
+  return { T, count: a.length / (T + 1), tokens: a };
+}
+
+function* draftTraining(target: BuiltinTarget, trainText: string, valText: string, config: DraftTrainConfig, hooks: DraftTrainHooks): Generator<void, DraftTrainResult, void> {
   const { context: T, batch: B, steps, alpha } = config;
   if (!(Number.isInteger(T) && T >= 2) || !(Number.isInteger(B) && B >= 1) || !(Number.isInteger(steps) && steps >= 0)) throw new SpecdecError(`bad draft training sizes: context ${T}, batch ${B}, steps ${steps}`);
   if (!(alpha >= 0 && alpha <= 1)) throw new SpecdecError(`alpha must be in [0, 1], got ${alpha}`);
   const data = config.data ?? "greedy";
   const arch = draftArch(config, target);
   const V = arch.vocab;
+  const withVal = valText.trim() !== "" && (config.valWindows ?? 32) > 0;
+  const ckPath = hooks.checkpoint;
+  if (hooks.resume && !ckPath) throw new SpecdecError("--resume needs --checkpoint FILE");
+  const targetId = ckPath ? targetIdentity(target) : "";
+  const configHash = ckPath ? draftConfigHash(targetId, trainText, withVal ? valText : undefined, config) : "";
+  const resumed: LoadedCheckpoint | undefined = hooks.resume
+    ? openResume(hooks, DRAFT_CHECKPOINT_KIND, configHash, (meta, path) => {
+        if ((meta.target as { identity?: unknown } | undefined)?.identity !== targetId) throw new SpecdecError(`${path}: checkpoint made for another target model`);
+      })
+    : undefined;
 
   const t0 = performance.now();
-  const train = buildWindows(target, trainText, T, data, config.maxWindows ?? 512, new TrainRng(config.seed ^ 0x5eed));
-  const val = valText.trim() && (config.valWindows ?? 32) > 0 ? buildWindows(target, valText, T, data, config.valWindows ?? 32, new TrainRng(config.seed ^ 0x7a1)) : undefined;
-  hooks.onData?.(`${train.count} training windows${val ? `, ${val.count} held-out` : ""} of ${T} tokens (${data}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  let train: Windows, val: Windows | undefined;
+  if (resumed) {
+    train = savedWindows(ckPath!, resumed, "windows.train", T);
+    val = withVal ? savedWindows(ckPath!, resumed, "windows.val", T) : undefined;
+    hooks.onData?.(`${train.count} training windows${val ? `, ${val.count} held-out` : ""} of ${T} tokens (${data}), from the checkpoint`);
+  } else {
+    train = buildWindows(target, trainText, T, data, config.maxWindows ?? 512, new TrainRng(config.seed ^ 0x5eed), hooks.onWindows);
+    val = withVal ? buildWindows(target, valText, T, data, config.valWindows ?? 32, new TrainRng(config.seed ^ 0x7a1)) : undefined;
+    hooks.onData?.(`${train.count} training windows${val ? `, ${val.count} held-out` : ""} of ${T} tokens (${data}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
 
   const rng = new TrainRng(config.seed);
   const model = new DraftModel(arch, rng);
@@ -211,12 +306,41 @@ export function trainDraft(target: BuiltinTarget, trainText: string, valText: st
   const dlogits = new Float32Array(B * T * V); // (B·T, V)
   const opt = new AdamW(model.params, { weightDecay: config.weightDecay ?? 0.01 });
   const warmup = config.warmup ?? Math.floor(steps / 20);
-  const order = Int32Array.from({ length: train.count }, (_, i) => i);
+  let order: Int32Array = Int32Array.from({ length: train.count }, (_, i) => i);
   let cursor = train.count; // forces a shuffle before the first batch
   const losses: number[] = [];
   const useTarget = alpha > 0;
 
-  for (let step = 0; step < steps; step++) {
+  let step = 0;
+  if (resumed) {
+    const pos = restoreRun(resumed, ckPath!, model.params, steps, losses);
+    const o = resumed.arrays.get("order"), c = resumed.meta.cursor;
+    if (!(o instanceof Int32Array) || o.length !== train.count || typeof c !== "number" || !(Number.isInteger(c) && c >= 0 && c <= train.count))
+      throw new SpecdecError(`${ckPath} is not a specdec training checkpoint (bad order or cursor)`);
+    order = o;
+    cursor = c;
+    step = pos.step;
+    rng.state = pos.rngState;
+  }
+  const resumedFrom = resumed ? step : undefined;
+  const save = () => {
+    if (!ckPath) return;
+    const arrays = paramArrays(model.params);
+    arrays.set("losses", Float64Array.from(losses));
+    arrays.set("order", order);
+    arrays.set("windows.train", train.tokens);
+    if (val) arrays.set("windows.val", val.tokens);
+    const meta = { kind: DRAFT_CHECKPOINT_KIND, version: 1, configHash, target: { identity: targetId, path: target.path }, config, step, cursor, rngState: rng.state };
+    saveCheckpoint(ckPath, meta, arrays);
+  };
+  const ckEvery = hooks.checkpointEvery ?? 100;
+
+  let stopped = false;
+  while (step < steps) {
+    if (stopRequested(hooks, step)) {
+      stopped = true;
+      break;
+    }
     const ts = performance.now();
     for (let b = 0; b < B; b++) {
       if (cursor >= train.count) {
@@ -233,16 +357,20 @@ export function trainDraft(target: BuiltinTarget, trainText: string, valText: st
     const lr = learningRate(step, steps, config.lr, warmup);
     opt.step(step + 1, lr);
     losses.push(loss.loss);
-    hooks.onStep?.({ step: step + 1, steps, lr, gradNorm, loss, ms: performance.now() - ts });
+    step++;
+    hooks.onStep?.({ step, steps, lr, gradNorm, loss, ms: performance.now() - ts });
     const every = config.evalEvery ?? 0;
-    if (val && every > 0 && (step + 1) % every === 0 && step + 1 < steps) hooks.onEval?.(evaluate(pass, filler, val, alpha, step + 1));
+    if (val && every > 0 && step % every === 0 && step < steps) hooks.onEval?.(evaluate(pass, filler, val, alpha, step));
+    if (ckPath && step % ckEvery === 0 && step < steps) save();
+    yield;
   }
+  save();
   let result: DraftEval | undefined;
-  if (val && config.evalEvery !== 0) {
+  if (val && config.evalEvery !== 0 && !stopped) {
     result = evaluate(pass, filler, val, alpha, steps);
     hooks.onEval?.(result);
   }
-  return { model, params: model.params, losses, val: result };
+  return { model, params: model.params, losses, val: result, step, stopped, resumedFrom };
 }
 
 /**

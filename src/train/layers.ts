@@ -3,11 +3,25 @@
 // ACCUMULATE parameter gradients (+=) so several uses of a parameter add up; zero them per step.
 // Shapes: B = batch, nIn/nOut = features, V = vocabulary.
 
+import { wasmMatmul, wasmMatmulABt, type MatView, type OutView } from "./wasmMatmul.js";
+
+export type { MatView, OutView };
+
 /**
- * out (M, N) = A (M, K) · Bmᵀ, Bm (N, K) — or += with `accumulate`. Blocked 2 × 2 (four dot
- * products share their loads); the one kernel every product here is written in.
+ * out (M, N) = A (M, K) · Bmᵀ, Bm (N, K) — or += with `accumulate`: the one product every layer
+ * here is written in. The WebAssembly SIMD kernel (wasmMatmul.ts) does it, except for tiny
+ * products (where copying into its memory costs more) or where WASM is unavailable.
  */
 export function matmulABt(A: Float32Array, Bm: Float32Array, M: number, N: number, K: number, out: Float32Array, accumulate: boolean): void {
+  if (M * N * K >= WASM_MIN_WORK && wasmMatmulABt(A, Bm, M, N, K, out, accumulate)) return;
+  matmulABtJs(A, Bm, M, N, K, out, accumulate);
+}
+
+/** Multiply-adds below which the JS loops beat copying into WASM memory. */
+const WASM_MIN_WORK = 4096;
+
+/** matmulABt in plain JS, blocked 2 × 2 (four dot products share their loads). */
+export function matmulABtJs(A: Float32Array, Bm: Float32Array, M: number, N: number, K: number, out: Float32Array, accumulate: boolean): void {
   const M2 = M & ~1, N2 = N & ~1;
   for (let m = 0; m < M2; m += 2) {
     const a0 = m * K, a1 = a0 + K, o0 = m * N, o1 = o0 + N;
@@ -55,12 +69,35 @@ export function transpose(src: Float32Array, rows: number, cols: number, dst: Fl
   }
 }
 
-// Transposes for the backward pass: grown when a larger layer comes, never per call otherwise.
-let scratchA = new Float32Array(0);
-let scratchB = new Float32Array(0);
-function scratch(which: 0 | 1, n: number): Float32Array {
-  if (which === 0) return scratchA.length >= n ? scratchA : (scratchA = new Float32Array(n));
-  return scratchB.length >= n ? scratchB : (scratchB = new Float32Array(n));
+// Dense copies for the JS path of `matmul`: grown when a larger product comes, never per call otherwise.
+const scratch: Float32Array[] = [new Float32Array(0), new Float32Array(0), new Float32Array(0)];
+function scratchOf(which: 0 | 1 | 2, n: number): Float32Array {
+  return scratch[which].length >= n ? scratch[which] : (scratch[which] = new Float32Array(n));
+}
+
+/** A dense (rows, K) copy of a strided operand. */
+function dense(v: MatView, rows: number, K: number, which: 0 | 1): Float32Array {
+  if (v.off === 0 && v.rs === K && v.ks === 1) return v.data;
+  const d = scratchOf(which, rows * K);
+  for (let r = 0; r < rows; r++) for (let k = 0; k < K; k++) d[r * K + k] = v.data[v.off + r * v.rs + k * v.ks];
+  return d;
+}
+
+/**
+ * out (M, N) = A (M, K) · Bᵀ (B is (N, K)) — or += — for strided views (slices, transposes):
+ * the WASM kernel takes them as they are; the JS path copies them dense first.
+ */
+export function matmul(A: MatView, Bm: MatView, M: number, N: number, K: number, out: OutView, accumulate: boolean): void {
+  if (M * N * K >= WASM_MIN_WORK && wasmMatmul(A, Bm, M, N, K, out, accumulate)) return;
+  const a = dense(A, M, K, 0), b = dense(Bm, N, K, 1);
+  if (out.off === 0 && out.rs === N) return matmulABtJs(a, b, M, N, K, out.data, accumulate);
+  const o = scratchOf(2, M * N);
+  matmulABtJs(a, b, M, N, K, o, false);
+  for (let m = 0; m < M; m++)
+    for (let n = 0; n < N; n++) {
+      const d = out.off + m * out.rs + n;
+      out.data[d] = accumulate ? out.data[d] + o[m * N + n] : o[m * N + n];
+    }
 }
 
 /** y (B, nOut) = x (B, nIn) · Wᵀ + b.  W (nOut, nIn), b (nOut) or null. */
@@ -85,17 +122,10 @@ export function linearBackward(
   dx: Float32Array | null,
 ): void {
   if (db) for (let r = 0; r < B; r++) for (let o = 0; o < nOut; o++) db[o] += dy[r * nOut + o];
-  if (dW) {
-    const dyT = scratch(0, nOut * B), xT = scratch(1, nIn * B);
-    transpose(dy, B, nOut, dyT);
-    transpose(x, B, nIn, xT);
-    matmulABt(dyT, xT, nOut, nIn, B, dW, true);
-  }
-  if (dx) {
-    const WT = scratch(0, nIn * nOut);
-    transpose(W, nOut, nIn, WT);
-    matmulABt(dy, WT, B, nIn, nOut, dx, false);
-  }
+  // dW (o, i) = Σ_b dy (b, o) x (b, i): both operands are read transposed.
+  if (dW) matmul({ data: dy, off: 0, rs: 1, ks: nOut }, { data: x, off: 0, rs: 1, ks: nIn }, nOut, nIn, B, { data: dW, off: 0, rs: nIn }, true);
+  // dx (b, i) = Σ_o dy (b, o) W (o, i): W read transposed.
+  if (dx) matmul({ data: dy, off: 0, rs: nOut, ks: 1 }, { data: W, off: 0, rs: 1, ks: nIn }, B, nIn, nOut, { data: dx, off: 0, rs: nIn }, false);
 }
 
 /** SiLU(z) = z σ(z). */

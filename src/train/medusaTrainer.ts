@@ -187,7 +187,8 @@ export async function buildMedusaDataset(
     let toks = target.tokenize(para, true);
     if (toks.length < 2) continue;
     if (cfg.targets === "greedy") {
-      const cut = Math.min(toks.length, 4 + rng.int(Math.max(1, Math.min(toks.length, 96) - 3)));
+      // A prompt of 4..96 tokens, and never the whole context: the target must have room to continue.
+      const cut = Math.min(toks.length, ctx - 1, 4 + rng.int(Math.max(1, Math.min(toks.length, 96, ctx - 1) - 3)));
       const seq: number[] = toks.slice(0, cut);
       const states: Float32Array[] = []; // hidden at positions cut − 1 ..
       e.truncate(0);

@@ -10,6 +10,23 @@
 // into consecutive windows the same way and evaluated at the end (and every evalEvery steps).
 // AdamW, linear warm-up + cosine decay, global-norm clipping (optim.ts), as trainDraft.
 //
+// Threads (config.threads, `--threads`). 1 (the default) is the plain single-thread loop. N > 1
+// cuts each step's batch into N shards run in parallel, shard 0 here and the others in worker
+// threads, their gradients summed into the full-batch mean before clipping and AdamW
+// (dataParallel.ts): the same windows and the same RNG stream, bit-identical from run to run for
+// the same N, but not bit-identical to another N (matrix products sum over fewer rows). Only
+// trainModelAsync runs it (a step awaits the workers).
+//
+// Checkpoints (hooks.checkpoint, checkpoint.ts): parameters with their AdamW moments, the step,
+// the RNG state, the per-step losses and the trained tokenizer (its hash checked on load, so a
+// resumed run does not train it again), tied to a hash of the texts and of every option that
+// changes the result. A run stopped (stopAfter, shouldStop) and resumed is bit-identical to an
+// uninterrupted one: same parameters, moments and losses. Without a checkpoint nothing of this
+// runs and the numbers are those of a plain run. The thread count is part of that hash when it is
+// more than 1. The trainer is a generator that yields after each step (and yields a promise while
+// a data-parallel step waits for its workers): trainModel drives it synchronously,
+// trainModelAsync lets the event loop (SIGINT) in between steps and awaits those promises.
+//
 // saveModelGguf writes a llama GGUF (F32, tied output: no output.weight), parameters in
 // DraftModel's order and shapes; saveDraftGguf (draftTrainer.ts) writes drafts through it.
 
@@ -17,6 +34,8 @@ import { SpecdecError } from "../errors.js";
 import { kv, writeGguf, type GgufWriteEntry, type GgufWriteTensor } from "../gguf/writer.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { bpeTokenizerEntries, tokenizerFromEntries, trainBpe, type BpeTokenizerModel } from "./bpeTrainer.js";
+import { openResume, paramArrays, restoreRun, saveCheckpoint, sha256, stopRequested, type CheckpointHooks, type LoadedCheckpoint } from "./checkpoint.js";
+import { DataParallel } from "./dataParallel.js";
 import { DraftModel, DraftPass, checkArch, distillLoss, type DraftArch, type LossParts, type WindowTrainingConfig } from "./draftModel.js";
 import { AdamW, clipGradNorm, learningRate, zeroGrads, type Param } from "./optim.js";
 import { TrainRng } from "./rng.js";
@@ -31,6 +50,12 @@ export interface ModelTrainConfig extends WindowTrainingConfig {
   valText?: string;
   /** A tokenizer trained before (skips BPE training). */
   tokenizer?: BpeTokenizerModel;
+  /**
+   * Threads sharing each step's batch (default 1: the plain single-thread loop). More than 1:
+   * data-parallel over worker threads (dataParallel.ts); batch must be divisible by it, and only
+   * trainModelAsync runs it.
+   */
+  threads?: number;
 }
 
 export interface ModelStepInfo {
@@ -52,9 +77,11 @@ export interface ModelEval {
   tokens: number;
 }
 
-export interface ModelTrainHooks {
+export interface ModelTrainHooks extends CheckpointHooks {
   /** Tokenizer training progress and data messages. */
   onData?(message: string): void;
+  /** Tokenizer training: merges done of `total`. */
+  onTokenizer?(merges: number, total: number): void;
   onStep?(info: ModelStepInfo): void;
   onEval?(info: ModelEval): void;
 }
@@ -66,11 +93,57 @@ export interface ModelTrainResult {
   arch: DraftArch;
   model: DraftModel;
   params: Param[];
-  /** Per-step training loss. */
+  /** Per-step training loss (all steps, those before a resume included). */
   losses: number[];
   /** Tokens in the training stream. */
   trainTokens: number;
+  /** Held-out evaluation at the end (none when stopped). */
   val?: ModelEval;
+  /** Steps done (== config.steps unless stopped). */
+  step: number;
+  stopped: boolean;
+  /** The step the run resumed at. */
+  resumedFrom?: number;
+}
+
+export const MODEL_CHECKPOINT_KIND = "llama-model";
+
+/** A hash of a trained tokenizer (what tokenizes, not the training statistics). */
+export function bpeTokenizerHash(m: BpeTokenizerModel): string {
+  return sha256(JSON.stringify({ pre: m.pre, tokens: m.tokens, tokenTypes: m.tokenTypes, merges: m.merges, bos: m.bos, eos: m.eos }));
+}
+
+/** The hash a checkpoint is tied to: the texts and every option that changes the result. */
+function modelConfigHash(text: string, c: ModelTrainConfig): string {
+  const val = c.valText?.trim() ? c.valText : undefined;
+  return sha256(
+    JSON.stringify({
+      kind: MODEL_CHECKPOINT_KIND,
+      text: sha256(text),
+      val: val === undefined ? null : sha256(val),
+      tokenizer: c.tokenizer ? { given: bpeTokenizerHash(c.tokenizer) } : { vocab: c.vocab },
+      shape: [c.dim, c.layers, c.heads, c.kvHeads, c.hidden],
+      context: c.context,
+      steps: c.steps,
+      batch: c.batch,
+      lr: c.lr,
+      seed: c.seed,
+      warmup: c.warmup ?? Math.floor(c.steps / 20),
+      weightDecay: c.weightDecay ?? 0.01,
+      clip: c.clip ?? 1,
+      valWindows: c.valWindows ?? 32,
+      // Results depend on the thread count; 1 adds nothing, so older checkpoints still resume.
+      ...((c.threads ?? 1) > 1 ? { threads: c.threads } : {}),
+    }),
+  );
+}
+
+/** The tokenizer saved in a checkpoint, checked against its hash. */
+function checkpointTokenizer(path: string, meta: Record<string, unknown>): BpeTokenizerModel {
+  const t = meta.tokenizer as BpeTokenizerModel | undefined;
+  const ok = t && typeof t === "object" && Array.isArray(t.tokens) && Array.isArray(t.merges) && Array.isArray(t.tokenTypes);
+  if (!ok || bpeTokenizerHash(t) !== meta.tokenizerHash) throw new SpecdecError(`${path} is not a specdec training checkpoint (damaged tokenizer)`);
+  return t;
 }
 
 /** The stream "EOT p1 EOT p2 …" of a text's paragraphs (see the header). */
@@ -89,6 +162,9 @@ function checkSizes(c: ModelTrainConfig): void {
   const int = (x: number, min: number) => Number.isInteger(x) && x >= min;
   if (!int(c.context, 2) || !int(c.batch, 1) || !int(c.steps, 0)) throw new SpecdecError(`bad training sizes: context ${c.context}, batch ${c.batch}, steps ${c.steps}`);
   if (!(c.lr > 0)) throw new SpecdecError(`learning rate must be positive, got ${c.lr}`);
+  const threads = c.threads ?? 1;
+  if (!int(threads, 1) || threads > 256) throw new SpecdecError(`bad thread count ${threads}: expected an integer from 1 to 256`);
+  if (c.batch % threads !== 0) throw new SpecdecError(`--batch ${c.batch} is not divisible by --threads ${threads}`);
 }
 
 /** Evaluate cross-entropy over consecutive windows of `stream`. */
@@ -116,12 +192,63 @@ function evaluate(pass: DraftPass, stream: Int32Array, maxWindows: number, step:
 
 /** Train a tokenizer (unless given) and a llama model on `text`. Deterministic under config.seed. */
 export function trainModel(text: string, config: ModelTrainConfig, hooks: ModelTrainHooks = {}): ModelTrainResult {
+  if ((config.threads ?? 1) > 1) throw new SpecdecError("training with more than one thread needs trainModelAsync");
+  const run = modelTraining(text, config, hooks);
+  for (;;) {
+    const r = run.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * trainModel, letting the event loop run between steps (so that SIGINT can set shouldStop), and
+ * during a data-parallel step while the main thread waits for the workers.
+ */
+export async function trainModelAsync(text: string, config: ModelTrainConfig, hooks: ModelTrainHooks = {}): Promise<ModelTrainResult> {
+  const run = modelTraining(text, config, hooks);
+  const everyMs = 25; // as runYielding (checkpoint.ts)
+  let last = performance.now();
+  let r = run.next();
+  for (;;) {
+    if (r.done) return r.value;
+    if (r.value) {
+      // The trainer waits for its workers: resume it with their outcome (an error is thrown
+      // inside it, so that it terminates them on its way out).
+      let error: { e: unknown } | undefined;
+      try {
+        await r.value;
+      } catch (e) {
+        error = { e };
+      }
+      last = performance.now();
+      r = error ? run.throw(error.e) : run.next();
+      continue;
+    }
+    if (performance.now() - last >= everyMs) {
+      await new Promise((resolve) => setImmediate(resolve));
+      last = performance.now();
+    }
+    r = run.next();
+  }
+}
+
+/** The trainer: yields nothing after each step, or a promise to await (data-parallel workers). */
+function* modelTraining(text: string, config: ModelTrainConfig, hooks: ModelTrainHooks): Generator<Promise<void> | undefined, ModelTrainResult, void> {
   checkSizes(config);
   const { context: T, batch: B, steps } = config;
+  const ckPath = hooks.checkpoint;
+  if (hooks.resume && !ckPath) throw new SpecdecError("--resume needs --checkpoint FILE");
+  const configHash = ckPath ? modelConfigHash(text, config) : "";
+  const resumed: LoadedCheckpoint | undefined = hooks.resume ? openResume(hooks, MODEL_CHECKPOINT_KIND, configHash) : undefined;
   let bpe = config.tokenizer;
-  if (!bpe) {
+  if (resumed) {
+    const saved = checkpointTokenizer(ckPath!, resumed.meta);
+    bpe ??= saved;
+    hooks.onData?.(`tokenizer: ${bpe.merges.length} merges, ${bpe.tokens.length} tokens, from the checkpoint`);
+  } else if (!bpe) {
     const t0 = performance.now();
-    bpe = trainBpe(text, { vocabSize: config.vocab });
+    bpe = trainBpe(text, { vocabSize: config.vocab, onProgress: hooks.onTokenizer });
+    hooks.onTokenizer?.(bpe.merges.length, bpe.merges.length);
     hooks.onData?.(`tokenizer: ${bpe.merges.length} merges, ${bpe.tokens.length} tokens, from ${bpe.words} distinct words in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
   const tokenizerEntries = bpeTokenizerEntries(bpe);
@@ -140,43 +267,82 @@ export function trainModel(text: string, config: ModelTrainConfig, hooks: ModelT
   hooks.onData?.(`${stream.length} training tokens (${(stream.length / text.length).toFixed(3)} per character)${valStream ? `, ${valStream.length} held-out` : ""}`);
 
   const rng = new TrainRng(config.seed);
-  const model = new DraftModel(arch, rng);
-  const pass = new DraftPass(model, B, T);
-  const V = arch.vocab, N = B * T;
-  const inputs = new Int32Array(N), labels = new Int32Array(N);
-  const dlogits = new Float32Array(N * V);
-  const opt = new AdamW(model.params, { weightDecay: config.weightDecay ?? 0.01 });
-  const warmup = config.warmup ?? Math.floor(steps / 20);
-  const span = stream.length - T; // window start offsets 0..span-1
-  const losses: number[] = [];
-  const every = config.evalEvery ?? 0;
-  const valWindows = config.valWindows ?? 32;
+  const threads = config.threads ?? 1;
+  // Random initialization either way (the same draws); data-parallel copies it into shared memory.
+  const dp = threads > 1 ? new DataParallel(new DraftModel(arch, rng), B, T, threads) : null;
+  try {
+    const model = dp ? dp.model : new DraftModel(arch, rng);
+    const pass = dp ? dp.pass : new DraftPass(model, B, T);
+    const V = arch.vocab, N = B * T;
+    const inputs = dp ? dp.inputs : new Int32Array(N), labels = dp ? dp.labels : new Int32Array(N);
+    const dlogits = dp ? null : new Float32Array(N * V);
+    const opt = new AdamW(model.params, { weightDecay: config.weightDecay ?? 0.01 });
+    const warmup = config.warmup ?? Math.floor(steps / 20);
+    const span = stream.length - T; // window start offsets 0..span-1
+    const losses: number[] = [];
+    const every = config.evalEvery ?? 0;
+    const valWindows = config.valWindows ?? 32;
 
-  for (let step = 0; step < steps; step++) {
-    const ts = performance.now();
-    for (let b = 0; b < B; b++) {
-      const at = rng.int(span);
-      for (let t = 0; t < T; t++) {
-        inputs[b * T + t] = stream[at + t];
-        labels[b * T + t] = stream[at + t + 1];
-      }
+    let step = 0;
+    if (resumed) {
+      const pos = restoreRun(resumed, ckPath!, model.params, steps, losses);
+      step = pos.step;
+      rng.state = pos.rngState;
     }
-    const loss: LossParts = distillLoss(pass.forward(inputs), null, labels, 0, N, V, dlogits);
-    zeroGrads(model.params);
-    pass.backward(dlogits);
-    const gradNorm = clipGradNorm(model.params, config.clip ?? 1);
-    const lr = learningRate(step, steps, config.lr, warmup);
-    opt.step(step + 1, lr);
-    losses.push(loss.ce);
-    hooks.onStep?.({ step: step + 1, steps, lr, gradNorm, loss: loss.ce, accuracy: loss.agree, ms: performance.now() - ts });
-    if (valOk && every > 0 && (step + 1) % every === 0 && step + 1 < steps) hooks.onEval?.(evaluate(pass, valStream!, valWindows, step + 1, inputs, labels));
+    const resumedFrom = resumed ? step : undefined;
+    const save = () => {
+      if (!ckPath) return;
+      const arrays = paramArrays(model.params);
+      arrays.set("losses", Float64Array.from(losses));
+      const meta = { kind: MODEL_CHECKPOINT_KIND, version: 1, configHash, config: { ...config, tokenizer: undefined, valText: undefined }, step, rngState: rng.state, tokenizer: bpe, tokenizerHash: bpeTokenizerHash(bpe!) };
+      saveCheckpoint(ckPath, meta, arrays);
+    };
+    const ckEvery = hooks.checkpointEvery ?? 100;
+    if (dp) yield dp.ready();
+
+    let stopped = false;
+    while (step < steps) {
+      if (stopRequested(hooks, step)) {
+        stopped = true;
+        break;
+      }
+      const ts = performance.now();
+      for (let b = 0; b < B; b++) {
+        const at = rng.int(span);
+        for (let t = 0; t < T; t++) {
+          inputs[b * T + t] = stream[at + t];
+          labels[b * T + t] = stream[at + t + 1];
+        }
+      }
+      let loss: LossParts;
+      if (!dp) {
+        loss = distillLoss(pass.forward(inputs), null, labels, 0, N, V, dlogits);
+        zeroGrads(model.params);
+        pass.backward(dlogits!);
+      } else {
+        yield dp.step(); // shard 0 here, then wait for the workers' shards
+        loss = dp.finish(); // the full-batch mean gradient
+      }
+      const gradNorm = clipGradNorm(model.params, config.clip ?? 1);
+      const lr = learningRate(step, steps, config.lr, warmup);
+      opt.step(step + 1, lr);
+      losses.push(loss.ce);
+      step++;
+      hooks.onStep?.({ step, steps, lr, gradNorm, loss: loss.ce, accuracy: loss.agree, ms: performance.now() - ts });
+      if (valOk && every > 0 && step % every === 0 && step < steps) hooks.onEval?.(evaluate(pass, valStream!, valWindows, step, inputs, labels));
+      if (ckPath && step % ckEvery === 0 && step < steps) save();
+      yield;
+    }
+    save();
+    let val: ModelEval | undefined;
+    if (valOk && !stopped) {
+      val = evaluate(pass, valStream!, valWindows, steps, inputs, labels);
+      hooks.onEval?.(val);
+    }
+    return { tokenizer: bpe, tokenizerEntries, arch, model, params: model.params, losses, trainTokens: stream.length, val, step, stopped, resumedFrom };
+  } finally {
+    dp?.close();
   }
-  let val: ModelEval | undefined;
-  if (valOk) {
-    val = evaluate(pass, valStream!, valWindows, steps, inputs, labels);
-    hooks.onEval?.(val);
-  }
-  return { tokenizer: bpe, tokenizerEntries, arch, model, params: model.params, losses, trainTokens: stream.length, val };
 }
 
 /**

@@ -8,6 +8,8 @@
 // says it accumulates. Buffers may be f32 (training) or f64 (exact gradient checks).
 // Shapes: N = rows (batch × window), T = window length, n = features.
 
+import { matmul } from "./layers.js";
+
 export type Buf = Float32Array | Float64Array;
 
 /** x (N, dim) = E[tokens] — rows of E (V, dim). */
@@ -192,4 +194,65 @@ export function swigluBackward(g: Buf, u: Buf, dh: Buf, n: number, dg: Buf, du: 
     dg[i] = dh[i] * u[i] * sg * (1 + x * (1 - sg));
     du[i] = dh[i] * x * sg;
   }
+}
+
+/**
+ * attentionForward for f32 buffers through matrix products, one (window, head) at a time:
+ * S = scale · Q_h K_hᵀ (T, T) into the head's probs slice, causal mask and softmax in place
+ * (entries j > i become 0), then out_h = P V_h. The products cover the whole T × T square
+ * (half of it masked), which still beats the scalar loops many times over on the WASM kernel.
+ * Same results as attentionForward up to f32 rounding.
+ */
+export function attentionForwardMm(q: Float32Array, k: Float32Array, v: Float32Array, s: AttentionShape, probs: Float32Array, out: Float32Array): void {
+  const { B, T, nHeads, nKvHeads, headDim: hd } = s;
+  const dim = nHeads * hd, kvDim = nKvHeads * hd, group = nHeads / nKvHeads, scale = 1 / Math.sqrt(hd);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < nHeads; h++) {
+      const qo = b * T * dim + h * hd, kvo = b * T * kvDim + Math.floor(h / group) * hd, po = (b * nHeads + h) * T * T;
+      matmul({ data: q, off: qo, rs: dim, ks: 1 }, { data: k, off: kvo, rs: kvDim, ks: 1 }, T, T, hd, { data: probs, off: po, rs: T }, false);
+      for (let i = 0; i < T; i++) {
+        const ao = po + i * T;
+        let max = -Infinity;
+        for (let j = 0; j <= i; j++) if ((probs[ao + j] *= scale) > max) max = probs[ao + j];
+        let sum = 0;
+        for (let j = 0; j <= i; j++) sum += probs[ao + j] = Math.exp(probs[ao + j] - max);
+        const inv = 1 / sum;
+        for (let j = 0; j <= i; j++) probs[ao + j] *= inv;
+        probs.fill(0, ao + i + 1, ao + T);
+      }
+      // out_h (i, d) = Σ_j P (i, j) V_h (j, d): V_h read transposed.
+      matmul({ data: probs, off: po, rs: T, ks: 1 }, { data: v, off: kvo, rs: 1, ks: kvDim }, T, hd, T, { data: out, off: qo, rs: dim }, false);
+    }
+}
+
+/**
+ * attentionBackward through matrix products (see attentionForwardMm), for the probs it kept:
+ * dP = dO_h V_hᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale (in dP's place), dQ_h = dS K_h,
+ * dK_h += dSᵀ Q_h, dV_h += Pᵀ dO_h. dP (T, T) is scratch; dq, dk, dv are overwritten.
+ */
+export function attentionBackwardMm(q: Float32Array, k: Float32Array, v: Float32Array, s: AttentionShape, probs: Float32Array, dout: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, dP: Float32Array): void {
+  const { B, T, nHeads, nKvHeads, headDim: hd } = s;
+  const dim = nHeads * hd, kvDim = nKvHeads * hd, group = nHeads / nKvHeads, scale = 1 / Math.sqrt(hd);
+  dk.fill(0, 0, B * T * kvDim);
+  dv.fill(0, 0, B * T * kvDim);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < nHeads; h++) {
+      const qo = b * T * dim + h * hd, kvo = b * T * kvDim + Math.floor(h / group) * hd, po = (b * nHeads + h) * T * T;
+      const PT = { data: probs, off: po, rs: 1, ks: T };
+      // dV_h (j, d) += Σ_i P (i, j) dO (i, d)
+      matmul(PT, { data: dout, off: qo, rs: 1, ks: dim }, T, hd, T, { data: dv, off: kvo, rs: kvDim }, true);
+      // dP (i, j) = Σ_d dO (i, d) V (j, d)
+      matmul({ data: dout, off: qo, rs: dim, ks: 1 }, { data: v, off: kvo, rs: kvDim, ks: 1 }, T, T, hd, { data: dP, off: 0, rs: T }, false);
+      for (let i = 0; i < T; i++) {
+        const ao = po + i * T, ro = i * T;
+        let sum = 0;
+        for (let j = 0; j <= i; j++) sum += probs[ao + j] * dP[ro + j];
+        for (let j = 0; j <= i; j++) dP[ro + j] = probs[ao + j] * (dP[ro + j] - sum) * scale;
+        dP.fill(0, ro + i + 1, ro + T);
+      }
+      // dQ_h (i, d) = Σ_j dS (i, j) K (j, d)
+      matmul({ data: dP, off: 0, rs: T, ks: 1 }, { data: k, off: kvo, rs: 1, ks: kvDim }, T, hd, T, { data: dq, off: qo, rs: dim }, false);
+      // dK_h (j, d) += Σ_i dS (i, j) Q (i, d)
+      matmul({ data: dP, off: 0, rs: 1, ks: T }, { data: q, off: qo, rs: 1, ks: dim }, T, hd, T, { data: dk, off: kvo, rs: kvDim }, true);
+    }
 }

@@ -45,7 +45,7 @@ export type SimdOp = keyof typeof SIMD;
 
 // Scalar opcodes without immediates.
 const PLAIN = {
-  "i32.eqz": 0x45, "i32.lt_u": 0x49, "i32.ge_u": 0x4f, "i32.lt_s": 0x48, "i32.le_s": 0x4c,
+  "i32.eqz": 0x45, "i32.eq": 0x46, "i32.lt_u": 0x49, "i32.ge_u": 0x4f, "i32.lt_s": 0x48, "i32.le_s": 0x4c,
   "i32.add": 0x6a, "i32.sub": 0x6b, "i32.mul": 0x6c, "i32.div_u": 0x6e,
   "i64.add": 0x7c, "i64.shl": 0x86,
   "f32.add": 0x92, "f32.sub": 0x93, "f32.mul": 0x94, "f32.max": 0x97,

@@ -164,8 +164,10 @@ function dotTile(name: KernelName, tile: number): Func {
 
 // mm_<name>(w, nc, rows, X, xStride, batch, OUT): OUT (batch, rows) f32 = X (batch, xStride
 // bytes) · Wᵀ for the `rows` rows of nc chunk records at w. Each row is applied to the batch
-// four items at a time (one decode of each chunk), then one at a time.
-function matMulFunc(name: KernelName, dot1: number, dot4: number): Func {
+// four items at a time (one decode and one load of each chunk), then to the 1 to 3 left over as
+// one tile — so a 2- or 3-token verification pass also reads its weights once. Every tile size
+// adds up an item's products in the same order, so the batch never changes a result.
+function matMulFunc(name: KernelName, dot: readonly [number, number, number, number]): Func {
   const f = new Func(`mm_${name}`, [I32, I32, I32, I32, I32, I32, I32]);
   const [w, nc, rows, X, xStride, batch, OUT] = [0, 1, 2, 3, 4, 5, 6];
   const r = f.local(I32), b = f.local(I32), xp = f.local(I32), op = f.local(I32), rowBytes = f.local(I32), outStride = f.local(I32);
@@ -178,19 +180,17 @@ function matMulFunc(name: KernelName, dot1: number, dot4: number): Func {
   // Tiles of four.
   f.block().loop();
   f.get(b).i32(4).op("i32.add").get(batch).op("i32.le_s").op("i32.eqz").brIf(1);
-  f.get(w).get(nc).get(xp).get(xStride).get(op).get(outStride).call(dot4);
+  f.get(w).get(nc).get(xp).get(xStride).get(op).get(outStride).call(dot[3]);
   f.get(b).i32(4).op("i32.add").set(b);
   f.get(xp).get(xStride).i32(4).op("i32.mul").op("i32.add").set(xp);
   f.get(op).get(outStride).i32(4).op("i32.mul").op("i32.add").set(op);
   f.br(0).end().end();
-  // The rest one by one.
-  f.block().loop();
-  f.get(b).get(batch).op("i32.lt_s").op("i32.eqz").brIf(1);
-  f.get(w).get(nc).get(xp).get(xStride).get(op).get(outStride).call(dot1);
-  f.get(b).i32(1).op("i32.add").set(b);
-  f.get(xp).get(xStride).op("i32.add").set(xp);
-  f.get(op).get(outStride).op("i32.add").set(op);
-  f.br(0).end().end();
+  // The 1 to 3 left over, as one tile.
+  for (let tile = 1; tile <= 3; tile++) {
+    f.get(batch).get(b).op("i32.sub").i32(tile).op("i32.eq").if_();
+    f.get(w).get(nc).get(xp).get(xStride).get(op).get(outStride).call(dot[tile - 1]);
+    f.end();
+  }
   f.get(w).get(rowBytes).op("i32.add").set(w);
   f.get(r).i32(1).op("i32.add").tee(r).get(rows).op("i32.lt_s").brIf(0);
   f.end().end();
@@ -277,13 +277,13 @@ function attendFunc(): Func {
   return f;
 }
 
-/** The module: for each kernel name, dot1_, dot4_ and the exported entry mm_<name>; attend. */
+/** The module: for each kernel name, dot1_ .. dot4_ and the exported entry mm_<name>; attend. */
 export function buildModule(maxPages: number): Uint8Array<ArrayBuffer> {
   const funcs: Func[] = [attendFunc()];
   for (const name of Object.keys(DECODERS) as KernelName[]) {
     const i = funcs.length;
-    funcs.push(dotTile(name, 1), dotTile(name, 4));
-    funcs.push(matMulFunc(name, i, i + 1));
+    funcs.push(dotTile(name, 1), dotTile(name, 2), dotTile(name, 3), dotTile(name, 4));
+    funcs.push(matMulFunc(name, [i, i + 1, i + 2, i + 3]));
   }
   return moduleBytes(funcs, maxPages);
 }

@@ -1,0 +1,79 @@
+// Same-run comparison of methods: every method decodes the same prompts on the same loaded
+// target in one process, so a speedup is a ratio to plain decoding measured under the same
+// conditions (machine load, JIT state, cache sizes), never to a number from another run.
+
+import type { AnyDrafter } from "./drafter.js";
+import { DEFAULT_MAX_TOKENS, generate, type GenerateOptions, type GenerationResult } from "./decode/speculativeDecode.js";
+import type { Target } from "./target.js";
+import type { Token } from "./types.js";
+
+export interface MeasureOptions {
+  /** Tokens per generation. Default 128 (DEFAULT_MAX_TOKENS). */
+  maxTokens?: number;
+  /** Timed runs per prompt; the median decoding time is kept. Default 1. */
+  repeats?: number;
+  /** The rest of a generation's settings (draftMax, treeNodes, sampling, verifiers). Default: generate's. */
+  run?: Omit<GenerateOptions, "prompt" | "maxTokens">;
+  /** Plain decoding's tokens, one array per prompt, that the method must reproduce. Default: none (no check). */
+  reference?: readonly (readonly Token[])[];
+}
+
+export interface Measurement {
+  /** Tokens per target pass, over all prompts. */
+  tau: number;
+  /** Generated tokens per second of decoding (prefill excluded), median time per prompt, summed. */
+  tokensPerSecond: number;
+  /** Share of decoding time spent drafting. */
+  draftShare: number;
+  /** Guesses (tree nodes) checked per target pass. */
+  nodesPerPass: number;
+  /** Acceptance rate per draft position (tree depth), over all prompts. */
+  acceptanceByPosition: number[];
+  /** Per prompt, the last run's result. */
+  results: GenerationResult[];
+  /** Whether every prompt's tokens equal `reference`; undefined when none was given. */
+  sameAsReference?: boolean;
+}
+
+export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Decode every prompt `repeats` times with one drafter and sum the statistics. */
+export async function measureMethod(target: Target, drafter: AnyDrafter, prompts: readonly GenerateOptions["prompt"][], options: MeasureOptions = {}): Promise<Measurement> {
+  const repeats = options.repeats ?? 1;
+  if (options.reference && options.reference.length !== prompts.length) throw new Error(`reference has ${options.reference.length} outputs for ${prompts.length} prompts`);
+  let tokens = 0, decided = 0, calls = 0, drafted = 0, draftMs = 0, decodeMs = 0;
+  let same = options.reference ? true : undefined;
+  const pos: { d: number; a: number }[] = [];
+  const results: GenerationResult[] = [];
+  for (const [i, prompt] of prompts.entries()) {
+    const times: number[] = [];
+    let last!: GenerationResult;
+    for (let r = 0; r < repeats; r++) {
+      last = await generate(target, drafter, { ...options.run, prompt, maxTokens: options.maxTokens ?? DEFAULT_MAX_TOKENS });
+      times.push(last.stats.decodeMs);
+    }
+    const s = last.stats;
+    const ms = median(times);
+    tokens += s.generatedTokens; decided += s.decidedTokens; calls += s.targetCalls; drafted += s.draftedTokens; decodeMs += ms;
+    // The drafting share of the kept run, scaled to its median time.
+    if (s.decodeMs > 0) draftMs += s.draftMs * (ms / s.decodeMs);
+    s.acceptanceByPosition.forEach((x, j) => { pos[j] ??= { d: 0, a: 0 }; pos[j].d += x.drafted; pos[j].a += x.accepted; });
+    if (options.reference) same &&= options.reference[i].join() === last.tokens.join();
+    results.push(last);
+  }
+  return {
+    tau: calls > 0 ? decided / calls : 0,
+    tokensPerSecond: decodeMs > 0 ? (tokens * 1000) / decodeMs : 0,
+    draftShare: decodeMs > 0 ? draftMs / decodeMs : 0,
+    nodesPerPass: calls > 0 ? drafted / calls : 0,
+    acceptanceByPosition: pos.map((x) => x.a / x.d),
+    results,
+    sameAsReference: same,
+  };
+}
+
+/** A GitHub-style markdown table, one string with a line per row. */
+export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const line = (cells: readonly string[]) => `| ${cells.join(" | ")} |`;
+  return [line(header), `|${header.map(() => "---").join("|")}|`, ...rows.map(line)].join("\n");
+}
