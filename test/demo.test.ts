@@ -91,6 +91,10 @@ test("generate without --model uses the default family: target, draft, Medusa he
   const plain = run("--method", "none");
   assert.equal(plain.tokens.length > 0, true);
   for (const method of ["draft", "medusa"]) assert.deepEqual(run("--method", method).tokens, plain.tokens, method);
+  // A tree method without --backend runs on the built-in engine (the one with tree attention).
+  const auto = specdec(env, "generate", "--method", "medusa", "--prompt", "Once upon a time", "--max-tokens", "16", "--json");
+  assert.equal(auto.code, 0, auto.stderr);
+  assert.deepEqual((JSON.parse(auto.stdout) as { tokens: number[] }).tokens, plain.tokens);
 });
 
 test("bad input: a missing default model gives one line naming it, exit 1", () => {
@@ -107,6 +111,8 @@ test("bad input: the family's helpers are defaults only for the family's target"
   const target = join(family, DEFAULT_MODEL_FILES.target);
   assertCleanError(specdec({ SPECDEC_MODELS: family }, "generate", "--model", target, "--method", "draft", "--prompt", "hi"), /needs a helper model/);
   assertCleanError(specdec({ SPECDEC_MODELS: family }, "generate", "--model", target, "--backend", "builtin", "--method", "medusa", "--prompt", "hi"), /needs its heads/);
-  // Without --backend builtin, Medusa still asks for it before any model is looked for.
-  assertCleanError(specdec({ SPECDEC_MODELS: MISSING }, "generate", "--method", "medusa", "--prompt", "hi"), /--backend builtin/);
+  // Medusa on llama.cpp asks for the built-in engine before any model is looked for; without
+  // --backend, a tree method gets the built-in engine (and here finds no default model).
+  assertCleanError(specdec({ SPECDEC_MODELS: MISSING }, "generate", "--backend", "llama.cpp", "--method", "medusa", "--prompt", "hi"), /--backend builtin/);
+  assertCleanError(specdec({ SPECDEC_MODELS: MISSING }, "generate", "--method", "medusa", "--prompt", "hi"), /default model not found/);
 });

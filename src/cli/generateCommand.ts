@@ -16,7 +16,8 @@ import { defaultModels, requireDefaultModel } from "../defaultModels.js";
 export interface GenerateCliOptions {
   /** Target model; default the default family's target (src/defaultModels.ts). */
   model?: string;
-  backend: Backend;
+  /** Default: llama.cpp, or builtin for tree methods (the only backend with tree attention). */
+  backend?: Backend;
   draftModel?: string;
   method?: string;
   prompt?: string;
@@ -42,11 +43,12 @@ export interface GenerateCliOptions {
   json?: boolean;
 }
 
-export async function runGenerate(o: GenerateCliOptions): Promise<void> {
-  const method = parseMethod(o.method ?? (o.draftModel ? "draft" : "prompt-lookup"));
+export async function runGenerate(options: GenerateCliOptions): Promise<void> {
+  const method = parseMethod(options.method ?? (options.draftModel ? "draft" : "prompt-lookup"));
+  const trees = draftsTrees({ method, candidates: options.candidates });
+  const o = { ...options, backend: options.backend ?? (trees ? "builtin" : "llama.cpp") };
   if (o.draftModel && method !== "draft") throw new SpecdecError(`--draft-model is only used by --method draft (got --method ${method})`);
   if (o.ngramMin > o.ngramMax) throw new SpecdecError(`--ngram-min ${o.ngramMin} is larger than --ngram-max ${o.ngramMax}`);
-  const trees = draftsTrees({ method, candidates: o.candidates });
   if (trees && o.backend !== "builtin")
     throw new SpecdecError(`${method === "prompt-lookup" ? `--candidates ${o.candidates}` : `--method ${method}`} drafts a tree of guesses, which needs tree attention: use --backend builtin (llama.cpp through node-llama-cpp has no custom attention masks)`);
   if (o.medusa && method !== "medusa") throw new SpecdecError(`--medusa is only used by --method medusa (got --method ${method})`);

@@ -17,7 +17,7 @@ function program(): Command {
     .command("generate")
     .description("generate text from a prompt, drafting guesses and verifying them losslessly")
     .option("--model <file>", "target model (GGUF); default: the stories model shipped in models/ (or in $SPECDEC_MODELS)")
-    .addOption(new Option("--backend <name>", "inference backend: llama.cpp (node-llama-cpp) or builtin (specdec's own engine)").choices(BACKENDS).default("llama.cpp"))
+    .addOption(new Option("--backend <name>", "inference backend: llama.cpp (node-llama-cpp) or builtin (specdec's own engine); default llama.cpp, or builtin for methods that draft trees (medusa, lookahead, --candidates > 1)").choices(BACKENDS))
     .option("--draft-model <file>", "helper model for --method draft (same vocabulary as the target); default with the default target: its distilled draft in models/")
     .addOption(new Option("--method <name>", "how guesses are made; default: draft with --draft-model, else prompt-lookup").choices(METHODS))
     .option("--prompt <text>", "the prompt")
