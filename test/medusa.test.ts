@@ -69,7 +69,7 @@ test("Medusa heads made for another model, and Medusa on llama.cpp, are clear er
 
   const cli = (...args: string[]) => spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--model", MODEL, "--prompt", "hi", ...args], { encoding: "utf8" });
   for (const [args, pattern] of [
-    [["--method", "medusa", "--medusa", headsPath], /--backend builtin/],
+    [["--backend", "llama.cpp", "--method", "medusa", "--medusa", headsPath], /--backend builtin/],
     [["--backend", "builtin", "--method", "medusa", "--medusa", other], /another vocabulary/],
     [["--backend", "builtin", "--method", "medusa", "--medusa", headsPath, "--tree", "0;0,0;1,1"], /no parent/],
     [["--backend", "builtin", "--method", "medusa"], /needs its heads/],

@@ -70,7 +70,7 @@ test("a tree method on the llama.cpp backend is a clear error (library and CLI)"
   } finally {
     await llama.dispose();
   }
-  const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--model", MODEL, "--candidates", "4", "--prompt", "hi"], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--model", MODEL, "--backend", "llama.cpp", "--candidates", "4", "--prompt", "hi"], { encoding: "utf8" });
   assert.notEqual(r.status, 0);
   assert.equal(r.stderr.trim().split("\n").length, 1);
   assert.match(r.stderr, /needs tree attention.*--backend builtin/);

@@ -159,8 +159,11 @@ function chainStep(target: Target, drafter: Drafter, sampling: SamplingSettings,
     stats.draftMs += verifyStart - t0;
 
     // 2. One target pass: k + 1 distributions.
-    const raw = await target.evaluate([context[context.length - 1], ...guesses], { outputs: "all", signal, argmaxOnly });
-    const p = raw.map((d) => shapeDistribution(d, sampling, d));
+    const input = [context[context.length - 1]];
+    for (const g of guesses) input.push(g);
+    const raw = await target.evaluate(input, { outputs: "all", signal, argmaxOnly });
+    // With argmaxOnly the greedy verifier reads only argmaxes, which shaping at T = 0 keeps: skip it.
+    const p = argmaxOnly ? raw : raw.map((d) => shapeDistribution(d, sampling, d));
 
     // 3. Verify: accepted prefix plus one token of the target's own.
     const verdict = verifier.verify({ tokens: guesses, q: draft.q }, p, rng);

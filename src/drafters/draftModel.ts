@@ -4,6 +4,11 @@ import { argmax, sample, shapeDistribution } from "../sampling/shapeDistribution
 import type { Target } from "../target.js";
 import type { Distribution, Rng, Token } from "../types.js";
 
+/** A model that can return just the argmax after a pass (BuiltinTarget): no distribution per guess. */
+interface ArgmaxModel {
+  evaluateArgmax(tokens: readonly Token[], signal?: AbortSignal): Promise<Token>;
+}
+
 /**
  * Method `draft`: a smaller helper model with the same vocabulary guesses k tokens one at a
  * time (greedy at temperature 0, otherwise sampled from its own shaped distribution q, which
@@ -15,14 +20,26 @@ export class DraftModelDrafter implements Drafter {
   private sampling!: SamplingSettings;
   private rng!: Rng;
   private cached: Token[] = []; // the tokens in the draft model's cache, in order
+  private readonly argmaxModel: ArgmaxModel | undefined;
+  private readonly one: Token[] = [0 as Token]; // the one-token input of every guess after the first
 
-  constructor(private readonly model: Target) {}
+  constructor(private readonly model: Target) {
+    const m = model as Target & Partial<ArgmaxModel>;
+    this.argmaxModel = typeof m.evaluateArgmax === "function" ? (m as ArgmaxModel) : undefined;
+  }
 
   async begin(start: DrafterStart): Promise<void> {
     this.sampling = start.sampling;
     this.rng = start.rng;
     await this.model.reset();
     this.cached = [];
+    // Prefill the prompt now, as the target does (prefill time, not drafting time); the first
+    // propose then evaluates only the last token. Skipped when no guess could fit anyway.
+    const head = start.prompt.slice(0, -1);
+    if (head.length > 0 && start.prompt.length < this.model.contextSize) {
+      await this.model.evaluate(head, { outputs: "none", signal: start.signal });
+      this.cached = head;
+    }
   }
 
   async propose(context: readonly Token[], maxTokens: number, signal?: AbortSignal): Promise<Draft> {
@@ -38,19 +55,25 @@ export class DraftModelDrafter implements Drafter {
     const q: (Distribution | undefined)[] = [];
     let next: readonly Token[] = context.slice(common);
     for (let i = 0; i < maxTokens; i++) {
-      const [raw] = await this.model.evaluate(next, { outputs: "last", signal, argmaxOnly: greedy });
-      this.cached.push(...next);
       let tok: Token;
-      if (greedy) {
+      if (greedy && this.argmaxModel) {
+        tok = await this.argmaxModel.evaluateArgmax(next, signal);
+        for (const t of next) this.cached.push(t);
+      } else if (greedy) {
+        const [raw] = await this.model.evaluate(next, { outputs: "last", signal, argmaxOnly: true });
+        for (const t of next) this.cached.push(t);
         tok = argmax(raw);
       } else {
+        const [raw] = await this.model.evaluate(next, { outputs: "last", signal });
+        for (const t of next) this.cached.push(t);
         const shaped = shapeDistribution(raw, this.sampling);
         tok = sample(shaped, this.rng);
         q.push(shaped);
       }
       tokens.push(tok);
       if (this.model.eogTokens.has(tok)) break; // nothing sensible follows the end
-      next = [tok];
+      this.one[0] = tok;
+      next = this.one;
     }
     return greedy ? { tokens } : { tokens, q };
   }

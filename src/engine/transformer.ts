@@ -60,6 +60,9 @@ export class Transformer {
   private readonly visibleCount: Int32Array; // (maxBatch)
   private readonly logitsBuf: Float32Array; // (maxBatch, vocab)
   private readonly ropeFreq: Float64Array; // (ropeDim / 2) rotation frequency of each pair
+  private readonly ropeCos: Float64Array; // (maxBatch, ropeDim / 2) cos of each batch token's angles, shared by heads and layers
+  private readonly ropeSin: Float64Array; // (maxBatch, ropeDim / 2)
+  private readonly identityRows: Int32Array; // (maxBatch) leading entries of each visible row known to be 0, 1, 2, ...
   private readonly batchParents: Int32Array; // (maxBatch)
   // The WASM attention kernel, when available: the KV cache, q, xb, att and visible then live
   // in its memory, at these byte offsets.
@@ -106,6 +109,9 @@ export class Transformer {
     this.logitsBuf = new Float32Array(B * vocabSize);
     this.batchParents = new Int32Array(B);
     this.ropeFreq = new Float64Array(hp.ropeDim / 2);
+    this.ropeCos = new Float64Array((B * hp.ropeDim) / 2);
+    this.ropeSin = new Float64Array((B * hp.ropeDim) / 2);
+    this.identityRows = new Int32Array(B);
     for (let i = 0; i < hp.ropeDim / 2; i++) this.ropeFreq[i] = hp.ropeScale * Math.pow(hp.ropeBase, (-2 * i) / hp.ropeDim);
   }
 
@@ -126,10 +132,13 @@ export class Transformer {
       this.positions[start + t] = p < 0 ? start : this.positions[start + p] + 1;
     }
     // Visible slots of each token in ascending order: the whole cache before the pass, then its ancestors.
+    // The cache part of a row is 0, 1, ..., start - 1 every pass: only the entries past what the
+    // row already holds of it are written (the ancestors overwrite from `start` on).
     for (let t = 0; t < T; t++) {
       const vis = this.visible, o = t * this.contextSize;
-      let n = 0;
-      for (let s = 0; s < start; s++) vis[o + n++] = s;
+      for (let s = Math.min(this.identityRows[t], start); s < start; s++) vis[o + s] = s;
+      this.identityRows[t] = start;
+      const n = start;
       let chain = 0;
       for (let a = t; a >= 0; a = parents[a]) chain++;
       let idx = n + chain;
@@ -142,6 +151,17 @@ export class Transformer {
       const id = tokens[t];
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new SpecdecError(`token id ${id} is outside the vocabulary (0..${vocabSize - 1})`);
       this.w.embed.readRow(id, this.x, t * dim);
+    }
+
+    // RoPE angles of each batch token, once per pass (the same for every head and layer).
+    const half = this.hp.ropeDim / 2;
+    for (let t = 0; t < T; t++) {
+      const pos = this.positions[start + t];
+      for (let i = 0; i < half; i++) {
+        const angle = pos * this.ropeFreq[i];
+        this.ropeCos[t * half + i] = Math.cos(angle);
+        this.ropeSin[t * half + i] = Math.sin(angle);
+      }
     }
 
     for (let l = 0; l < nLayers; l++) {
@@ -157,9 +177,8 @@ export class Transformer {
       if (L.bk) addBiasRows(this.k, L.bk, T, kvDim);
       if (L.bv) addBiasRows(this.v, L.bv, T, kvDim);
       for (let t = 0; t < T; t++) {
-        const pos = this.positions[start + t];
-        this.rope(this.q, t * dim, this.hp.nHeads, pos);
-        this.rope(this.k, t * kvDim, this.hp.nKvHeads, pos);
+        this.rope(this.q, t * dim, this.hp.nHeads, t);
+        this.rope(this.k, t * kvDim, this.hp.nKvHeads, t);
         this.keyCache.set(this.k.subarray(t * kvDim, (t + 1) * kvDim), layerOff + (start + t) * kvDim);
         this.valueCache.set(this.v.subarray(t * kvDim, (t + 1) * kvDim), layerOff + (start + t) * kvDim);
       }
@@ -221,15 +240,15 @@ export class Transformer {
     this.length = from + keep.length;
   }
 
-  // Rotate pairs of each head's first ropeDim dimensions by position-dependent angles.
-  private rope(vec: Float32Array, off: number, nHeads: number, pos: number): void {
+  // Rotate pairs of each head's first ropeDim dimensions by batch token t's angles.
+  private rope(vec: Float32Array, off: number, nHeads: number, t: number): void {
     const { headDim, ropeDim, ropeNeox } = this.hp;
     const half = ropeDim / 2;
+    const cos = this.ropeCos, sin = this.ropeSin, co = t * half;
     for (let h = 0; h < nHeads; h++) {
       const base = off + h * headDim;
       for (let i = 0; i < half; i++) {
-        const angle = pos * this.ropeFreq[i];
-        const c = Math.cos(angle), s = Math.sin(angle);
+        const c = cos[co + i], s = sin[co + i];
         const a = ropeNeox ? base + i : base + 2 * i;
         const b = ropeNeox ? base + i + half : base + 2 * i + 1;
         const v0 = vec[a], v1 = vec[b];
