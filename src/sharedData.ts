@@ -1,10 +1,10 @@
 // Where the third-party test data lives: $SPECDEC_SHARED, else ../shared beside the project.
 import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
+import { packageRoot } from "./defaultModels.js";
 
-/** The project root (this file compiles to dist/src/sharedData.js). */
-export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** The project root (the folder of specdec's package.json). */
+export const PROJECT_ROOT = packageRoot();
 
 /** The shared data folder. Throws when it is missing: tests that need it must fail loudly. */
 export function sharedDir(): string {
