@@ -4,7 +4,7 @@
 
 import { Command } from "commander";
 import { BuiltinTarget } from "../src/backends/builtin.js";
-import { generate } from "../src/decode/speculativeDecode.js";
+import { measureMethod } from "../src/compare.js";
 import { chainChoices, formatTreeChoices, type TreeChoices } from "../src/draftTree.js";
 import { createDrafter, METHOD_DRAFT_MAX } from "../src/methods.js";
 import { sharedFile } from "../src/sharedData.js";
@@ -32,25 +32,12 @@ const SHAPES: [string, TreeChoices][] = [
 
 const target = await BuiltinTarget.load(opts.model);
 const prompts = benchPrompts(opts.prompts).filter((p) => p.group === "free");
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function measure(method: "none" | "medusa" | "prompt-lookup", choices?: TreeChoices) {
   const drafter = await createDrafter({ method, medusaPath: opts.medusa, target, treeChoices: choices });
-  let tokens = 0, decided = 0, calls = 0, nodes = 0, ms = 0;
-  const outputs: string[] = [];
-  for (const p of prompts) {
-    const times: number[] = [];
-    for (let r = 0; r < opts.repeats; r++) {
-      const res = await generate(target, drafter, { prompt: p.text, maxTokens: opts.maxTokens, draftMax: method === "prompt-lookup" ? METHOD_DRAFT_MAX["prompt-lookup"] : 4 });
-      times.push(res.stats.decodeMs);
-      if (r === 0) {
-        tokens += res.stats.generatedTokens; decided += res.stats.decidedTokens; calls += res.stats.targetCalls; nodes += res.stats.draftedTokens;
-        outputs.push(res.tokens.join());
-      }
-    }
-    ms += median(times);
-  }
-  return { tau: decided / calls, nodes: nodes / calls, tps: (tokens * 1000) / ms, outputs };
+  const draftMax = method === "prompt-lookup" ? METHOD_DRAFT_MAX["prompt-lookup"] : 4;
+  const m = await measureMethod(target, drafter, prompts.map((p) => p.text), { maxTokens: opts.maxTokens, repeats: opts.repeats, run: { draftMax } });
+  return { tau: m.tau, nodes: m.nodesPerPass, tps: m.tokensPerSecond, outputs: m.results.map((r) => r.tokens.join()) };
 }
 
 console.log(`${opts.model} with heads ${opts.medusa}; ${prompts.length} held-out prompts × ${opts.maxTokens} tokens, median of ${opts.repeats}; greedy`);

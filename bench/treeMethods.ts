@@ -9,6 +9,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BuiltinTarget } from "../src/backends/builtin.js";
+import { measureMethod } from "../src/compare.js";
 import { generate, type GenerateOptions } from "../src/decode/speculativeDecode.js";
 import { chainChoices } from "../src/draftTree.js";
 import { fitMedusaHeads } from "../src/medusa/fitHeads.js";
@@ -28,7 +29,6 @@ const opts = new Command("bench-trees")
 
 const target = await BuiltinTarget.load(opts.model);
 const prompts = benchPrompts(opts.prompts);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 // Plain greedy outputs: the reference every method must reproduce, and the heads' training set.
 const reference = new Map<string, Token[]>();
@@ -71,19 +71,6 @@ process.exit(0);
 
 async function measure(c: Config, ps: BenchPrompt[]) {
   const drafter = await createDrafter(c.drafter);
-  let tokens = 0, decided = 0, calls = 0, drafted = 0, ms = 0, equal = true;
-  const depth: { d: number; a: number }[] = [];
-  for (const p of ps) {
-    const times: number[] = [];
-    for (let r = 0; r < opts.repeats; r++) {
-      const res = await generate(target, drafter, { prompt: p.text, maxTokens: opts.maxTokens, ...c.run });
-      times.push(res.stats.decodeMs);
-      if (r > 0) continue;
-      tokens += res.stats.generatedTokens; decided += res.stats.decidedTokens; calls += res.stats.targetCalls; drafted += res.stats.draftedTokens;
-      equal &&= res.tokens.join() === reference.get(p.name)!.join();
-      res.stats.acceptanceByPosition.forEach((x, i) => { depth[i] ??= { d: 0, a: 0 }; depth[i].d += x.drafted; depth[i].a += x.accepted; });
-    }
-    ms += median(times);
-  }
-  return { tau: decided / calls, nodes: drafted / calls, tps: (tokens * 1000) / ms, equal, byDepth: depth.map((x) => x.a / x.d) };
+  const m = await measureMethod(target, drafter, ps.map((p) => p.text), { maxTokens: opts.maxTokens, repeats: opts.repeats, run: c.run, reference: ps.map((p) => reference.get(p.name)!) });
+  return { tau: m.tau, nodes: m.nodesPerPass, tps: m.tokensPerSecond, equal: m.sameAsReference === true, byDepth: m.acceptanceByPosition };
 }

@@ -103,27 +103,6 @@ export class BuiltinTarget implements TreeTarget {
     return dists;
   }
 
-  /**
-   * Append `tokens` and return the argmax of the last one's logits (lowest index on a tie), as
-   * evaluate's argmaxOnly distribution would give it, without building any distribution: what
-   * a greedy draft model needs per guess.
-   */
-  async evaluateArgmax(tokens: readonly Token[], signal?: AbortSignal): Promise<Token> {
-    if (tokens.length === 0) throw new SpecdecError("evaluateArgmax needs at least one token");
-    if (this.length + tokens.length > this.contextSize)
-      throw new SpecdecError(`context full: ${this.length} + ${tokens.length} tokens exceed the context size ${this.contextSize}`);
-    // Chunks as evaluate makes them; only the last one computes logits.
-    const B = this.engine.maxBatch;
-    let from = 0;
-    for (; tokens.length - from > B; from += B) {
-      signal?.throwIfAborted();
-      this.engine.forward(tokens.slice(from, from + B), { logits: "none" });
-    }
-    signal?.throwIfAborted();
-    const { logits } = this.engine.forward(from === 0 ? tokens : tokens.slice(from), { logits: "last" });
-    return argmaxOf(logits, 0, this.vocabSize);
-  }
-
   async evaluateTree(tokens: readonly Token[], parents: readonly number[], options: { hidden?: boolean; signal?: AbortSignal } = {}): Promise<{ dists: Distribution[]; hidden?: Float32Array }> {
     options.signal?.throwIfAborted();
     if (tokens.length > this.maxBatch) throw new SpecdecError(`a tree of ${tokens.length} tokens exceeds the engine's batch of ${this.maxBatch}`);
@@ -151,17 +130,12 @@ export class BuiltinTarget implements TreeTarget {
   async dispose(): Promise<void> {}
 }
 
-/** The index of the largest of logits[off, off + n) (lowest index on a tie). */
-function argmaxOf(logits: Float32Array, off: number, n: number): Token {
+/** The one-hot distribution at the largest of logits[off, off + n) (lowest index on a tie). */
+function oneHotArgmax(logits: Float32Array, off: number, n: number): Distribution {
   let best = 0;
   for (let i = 1; i < n; i++) if (logits[off + i] > logits[off + best]) best = i;
-  return best as Token;
-}
-
-/** The one-hot distribution at argmaxOf(logits, off, n). */
-function oneHotArgmax(logits: Float32Array, off: number, n: number): Distribution {
   const out = new Float32Array(n);
-  out[argmaxOf(logits, off, n)] = 1;
+  out[best] = 1;
   return out;
 }
 

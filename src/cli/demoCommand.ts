@@ -127,7 +127,7 @@ export async function runDemo(o: DemoCliOptions): Promise<void> {
   if (o.backend === "builtin") requireDefaultModel(models.medusa, hint);
 
   const reusePrompts = DEMO_STORIES.map(retellPrompt);
-  const { target, maxTokens } = await loadSized(o, models.target, [...reusePrompts, DEMO_FREE_PROMPT]);
+  const { target, maxTokens } = await loadCapped(o, models.target, [...reusePrompts, DEMO_FREE_PROMPT]);
   const run: DemoCliOptions = { ...o, maxTokens };
   try {
     const demos: Demo[] = [
@@ -179,7 +179,7 @@ export async function runDemo(o: DemoCliOptions): Promise<void> {
  * it a small model's text degrades) and cap the tokens generated so that the longest prompt and
  * its output fit; `maxTokens` is the cap (≤ the asked-for count).
  */
-async function loadSized(o: DemoCliOptions, path: string, prompts: readonly string[]): Promise<{ target: Target; maxTokens: number }> {
+async function loadCapped(o: DemoCliOptions, path: string, prompts: readonly string[]): Promise<{ target: Target; maxTokens: number }> {
   const target = await loadTarget(o.backend, path, { threads: o.threads });
   const longest = Math.max(...prompts.map((p) => target.tokenize(p).length));
   const room = target.contextSize - longest;

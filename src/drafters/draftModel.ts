@@ -4,11 +4,6 @@ import { argmax, sample, shapeDistribution } from "../sampling/shapeDistribution
 import type { Target } from "../target.js";
 import type { Distribution, Rng, Token } from "../types.js";
 
-/** A model that can return just the argmax after a pass (BuiltinTarget): no distribution per guess. */
-interface ArgmaxModel {
-  evaluateArgmax(tokens: readonly Token[], signal?: AbortSignal): Promise<Token>;
-}
-
 /**
  * Method `draft`: a smaller helper model with the same vocabulary guesses k tokens one at a
  * time (greedy at temperature 0, otherwise sampled from its own shaped distribution q, which
@@ -20,13 +15,9 @@ export class DraftModelDrafter implements Drafter {
   private sampling!: SamplingSettings;
   private rng!: Rng;
   private cached: Token[] = []; // the tokens in the draft model's cache, in order
-  private readonly argmaxModel: ArgmaxModel | undefined;
   private readonly one: Token[] = [0 as Token]; // the one-token input of every guess after the first
 
-  constructor(private readonly model: Target) {
-    const m = model as Target & Partial<ArgmaxModel>;
-    this.argmaxModel = typeof m.evaluateArgmax === "function" ? (m as ArgmaxModel) : undefined;
-  }
+  constructor(private readonly model: Target) {}
 
   async begin(start: DrafterStart): Promise<void> {
     this.sampling = start.sampling;
@@ -55,17 +46,12 @@ export class DraftModelDrafter implements Drafter {
     const q: (Distribution | undefined)[] = [];
     let next: readonly Token[] = context.slice(common);
     for (let i = 0; i < maxTokens; i++) {
+      const [raw] = await this.model.evaluate(next, { outputs: "last", signal, argmaxOnly: greedy });
+      for (const t of next) this.cached.push(t);
       let tok: Token;
-      if (greedy && this.argmaxModel) {
-        tok = await this.argmaxModel.evaluateArgmax(next, signal);
-        for (const t of next) this.cached.push(t);
-      } else if (greedy) {
-        const [raw] = await this.model.evaluate(next, { outputs: "last", signal, argmaxOnly: true });
-        for (const t of next) this.cached.push(t);
+      if (greedy) {
         tok = argmax(raw);
       } else {
-        const [raw] = await this.model.evaluate(next, { outputs: "last", signal });
-        for (const t of next) this.cached.push(t);
         const shaped = shapeDistribution(raw, this.sampling);
         tok = sample(shaped, this.rng);
         q.push(shaped);

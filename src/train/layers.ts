@@ -3,7 +3,7 @@
 // ACCUMULATE parameter gradients (+=) so several uses of a parameter add up; zero them per step.
 // Shapes: B = batch, nIn/nOut = features, V = vocabulary.
 
-import { wasmMatmul, wasmMatmulABt, type MatView, type OutView } from "./wasmMatmul.js";
+import { wasmMatmul, type MatView, type OutView } from "./wasmMatmul.js";
 
 export type { MatView, OutView };
 
@@ -13,8 +13,7 @@ export type { MatView, OutView };
  * products (where copying into its memory costs more) or where WASM is unavailable.
  */
 export function matmulABt(A: Float32Array, Bm: Float32Array, M: number, N: number, K: number, out: Float32Array, accumulate: boolean): void {
-  if (M * N * K >= WASM_MIN_WORK && wasmMatmulABt(A, Bm, M, N, K, out, accumulate)) return;
-  matmulABtJs(A, Bm, M, N, K, out, accumulate);
+  matmul({ data: A, off: 0, rs: K, ks: 1 }, { data: Bm, off: 0, rs: K, ks: 1 }, M, N, K, { data: out, off: 0, rs: N }, accumulate);
 }
 
 /** Multiply-adds below which the JS loops beat copying into WASM memory. */
@@ -59,14 +58,6 @@ function dotInto(A: Float32Array, a: number, Bm: Float32Array, b: number, K: num
   let s = 0;
   for (let k = 0; k < K; k++) s += A[a + k] * Bm[b + k];
   out[o] = accumulate ? out[o] + s : s;
-}
-
-/** dst (cols, rows) = src (rows, cols)ᵀ. */
-export function transpose(src: Float32Array, rows: number, cols: number, dst: Float32Array): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    for (let c = 0; c < cols; c++) dst[c * rows + r] = src[o + c];
-  }
 }
 
 // Dense copies for the JS path of `matmul`: grown when a larger product comes, never per call otherwise.

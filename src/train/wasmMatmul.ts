@@ -183,8 +183,3 @@ export function wasmMatmul(A: MatView, Bm: MatView, M: number, N: number, K: num
   }
   return true;
 }
-
-/** out (M, N) = A (M, K) · Bmᵀ for dense row-major A and Bm (N, K); see wasmMatmul. */
-export function wasmMatmulABt(A: Float32Array, Bm: Float32Array, M: number, N: number, K: number, out: Float32Array, accumulate: boolean): boolean {
-  return wasmMatmul({ data: A, off: 0, rs: K, ks: 1 }, { data: Bm, off: 0, rs: K, ks: 1 }, M, N, K, { data: out, off: 0, rs: N }, accumulate);
-}
