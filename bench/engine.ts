@@ -15,7 +15,7 @@ import { GgmlType } from "../src/gguf/ggmlTypes.js";
 import { openGguf } from "../src/gguf/reader.js";
 import { kv, writeGguf, type GgufWriteTensor } from "../src/gguf/writer.js";
 import { quantizeRow } from "../src/engine/quant/index.js";
-import { useWasmKernels } from "../src/engine/quant/wasm/index.js";
+import { useWasmKernels } from "../src/engine/wasm/wasmMatrix.js";
 import { sharedFile } from "../src/sharedData.js";
 
 const args = new Set(process.argv.slice(2));

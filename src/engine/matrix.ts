@@ -1,11 +1,11 @@
 // A weight matrix as the forward pass sees it: (rows, cols), row r producing output r,
 // kept in the file's storage type (f32, f16, or quantized blocks) — never expanded to f32.
-// matMul runs on the WebAssembly SIMD kernels (quant/wasm/) when this Node has them, with the
+// matMul runs on the WebAssembly SIMD kernels (wasm/) when this Node has them, with the
 // weights copied once into WASM memory; otherwise on the JS kernels (quant/kernels.ts). The
 // choice is made per matrix at load, so every pass of a model uses the same accumulation order.
 
 import { dequantizeRow, matMul } from "./quant/index.js";
-import { WasmMatrix } from "./quant/wasm/index.js";
+import { WasmMatrix } from "./wasm/wasmMatrix.js";
 
 export interface Matrix {
   readonly rows: number;

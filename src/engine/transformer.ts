@@ -7,14 +7,14 @@
 // in slot order, norms) is done in the same order whether the token comes alone or in a batch,
 // so a k-token pass gives bit-identical logits to k one-token passes.
 //
-// Attention runs on the WASM SIMD kernel (quant/wasm/kernels.ts, `attend`) when available, with
+// Attention runs on the WASM SIMD kernel (wasm/attention.ts) when available, with
 // the KV cache, q and the attention output in a fixed WASM memory of this engine; otherwise on
 // the JS loop below. Either way one engine always uses the same code for every token.
 
 import { SpecdecError } from "../errors.js";
 import type { HParams } from "./hparams.js";
 import type { LlamaWeights } from "./llamaWeights.js";
-import { attentionMemory, type AttendFn } from "./quant/wasm/index.js";
+import { attentionMemory, type AttendFn } from "./wasm/wasmMatrix.js";
 
 export interface ForwardOptions {
   /**

@@ -1,5 +1,5 @@
 // The trainer's matrix product out (M, N) = A (M, K) · Bᵀ, B (N, K), as a WebAssembly SIMD
-// kernel (emitted by our own src/engine/quant/wasm/asm.ts, no toolchain).
+// kernel (emitted by our own src/engine/wasm/asm.ts, no toolchain).
 //
 // Layout. Both operands are copied into the module's memory as tiles, so the kernel's inner
 // loop reads consecutive bytes with constant offsets: A as tiles of 4 rows, B of 2 rows, each
@@ -12,7 +12,7 @@
 // Arithmetic. Each output is the f32 sum over chunks of f32x4 products, lanes summed at the end
 // ((l0 + l1) + l2) + l3: a fixed order, so a product is deterministic, whatever the sizes.
 
-import { Func, I32, V128, moduleBytes } from "../engine/quant/wasm/asm.js";
+import { Func, I32, V128, moduleBytes } from "../engine/wasm/asm.js";
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB

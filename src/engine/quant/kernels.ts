@@ -11,7 +11,7 @@
 //
 // These JS kernels are the reference and the fallback. The engine's matrices (matrix.ts) run
 // on the WebAssembly SIMD kernels in wasm/ when Node has them: same weights, a different
-// (f32x4-lane) accumulation order documented in wasm/kernels.ts, equally batch-invariant.
+// (f32x4-lane) accumulation order documented in ../wasm/matmul.ts, equally batch-invariant.
 
 import { SpecdecError } from "../../errors.js";
 import { GgmlType, ggmlTypeInfo } from "../../gguf/ggmlTypes.js";

@@ -1,6 +1,6 @@
 // A tiny WebAssembly binary emitter: just what the SIMD kernels need (one imported memory,
 // functions with i32/f32/f64/v128 locals, structured control flow, scalar and SIMD opcodes).
-// The kernels are written against it in kernels.ts, so the .wasm is built at load time by our
+// The kernels are written against it in matmul.ts and attention.ts, so the .wasm is built at load time by our
 // own code, with no toolchain. Opcode numbers: WebAssembly core spec 2.0, binary format.
 
 export const I32 = 0x7f, F32 = 0x7d, F64 = 0x7c, V128 = 0x7b;

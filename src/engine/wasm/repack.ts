@@ -1,4 +1,4 @@
-// Weights are copied once, at load, into the chunk records the WASM kernels read (kernels.ts):
+// Weights are copied once, at load, into the chunk records the WASM kernels read (matmul.ts):
 // every row becomes ceil(cols / 32) records of 32 elements, whatever the ggml block size.
 //   f32  (128 B): f32[32]                      F32 (a short last chunk is zero-padded)
 //   f16  ( 64 B): f16[32]                      F16
@@ -9,9 +9,9 @@
 // Every decoded weight is exactly the f32 that dequantizeRow gives (the scales are exact
 // products of f16 and small integers, and d*q + m rounds once, like the reference).
 
-import { GgmlType } from "../../../gguf/ggmlTypes.js";
-import { F16_TO_F32 } from "../f16.js";
-import type { KernelName } from "./kernels.js";
+import { GgmlType } from "../../gguf/ggmlTypes.js";
+import { F16_TO_F32 } from "../quant/f16.js";
+import type { KernelName } from "./matmul.js";
 
 export interface Layout {
   readonly kernel: KernelName;

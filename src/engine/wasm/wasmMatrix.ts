@@ -1,11 +1,12 @@
-// Weight matrices in WebAssembly linear memory, multiplied by the SIMD kernels of kernels.ts.
+// Weight matrices in WebAssembly linear memory, multiplied by the SIMD kernels of matmul.ts.
 //
 // Memory: an arena is one WebAssembly.Memory with one instance of the kernel module. Weights
 // are copied (repacked, repack.ts) into it once, when a WasmMatrix is made, by bumping `top`;
 // activations go through one scratch area per arena (grown, never per call). When an arena
 // cannot grow further, the next matrix starts a new one; an arena lives as long as its matrices.
 
-import { buildModule, type KernelName } from "./kernels.js";
+import { buildModule } from "./kernelModule.js";
+import type { KernelName } from "./matmul.js";
 import { layoutOf, repackRow } from "./repack.js";
 
 const PAGE = 65536;
@@ -148,7 +149,7 @@ export class WasmMatrix {
   }
 }
 
-/** attend(q, kc, vc, vis, n, nHeads, group, headDim, slotBytes, scale, att, out): see kernels.ts. */
+/** attend(q, kc, vc, vis, n, nHeads, group, headDim, slotBytes, scale, att, out): see attention.ts. */
 export type AttendFn = (q: number, kc: number, vc: number, vis: number, n: number, nHeads: number, group: number, headDim: number, slotBytes: number, scale: number, att: number, out: number) => void;
 
 /**
