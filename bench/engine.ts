@@ -10,13 +10,13 @@ import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, LlamaLogLevel, type Token as LlamaToken } from "node-llama-cpp";
-import { BuiltinTarget } from "../src/backends/builtin.js";
+import { BuiltinTarget } from "../src/targets/builtin.js";
 import { GgmlType } from "../src/gguf/ggmlTypes.js";
 import { openGguf } from "../src/gguf/reader.js";
 import { kv, writeGguf, type GgufWriteTensor } from "../src/gguf/writer.js";
 import { quantizeRow } from "../src/engine/quant/index.js";
 import { useWasmKernels } from "../src/engine/wasm/wasmMatrix.js";
-import { sharedFile } from "../src/sharedData.js";
+import { sharedFile } from "../test/support/sharedData.js";
 
 const args = new Set(process.argv.slice(2));
 const STORIES = sharedFile("models", "stories260K.gguf");

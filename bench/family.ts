@@ -8,12 +8,13 @@
 import { Command } from "commander";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BuiltinTarget } from "../src/backends/builtin.js";
+import { BuiltinTarget } from "../src/targets/builtin.js";
 import { markdownTable, measureMethod } from "../src/compare.js";
 import { DEFAULT_MODEL_FILES, defaultModels } from "../src/defaultModels.js";
-import { chainChoices } from "../src/draftTree.js";
-import { createDrafter, type DrafterConfig } from "../src/methods.js";
-import { sharedFile } from "../src/sharedData.js";
+import { chainChoices } from "../src/drafters/draftTree.js";
+import type { MethodOptionValues } from "../src/drafters/method.js";
+import { drafterFor } from "../test/support/methods.js";
+import { sharedFile } from "../test/support/sharedData.js";
 import type { GenerateOptions } from "../src/decode/speculativeDecode.js";
 import type { Token } from "../src/types.js";
 
@@ -39,20 +40,20 @@ const groups = {
   "free (a held-out paragraph's first sentence)": tail.map(first),
 };
 
-interface Config { label: string; drafter: DrafterConfig; run: Omit<GenerateOptions, "prompt" | "maxTokens"> }
-const draft = (k: number): Config => ({ label: `draft k=${k}`, drafter: { method: "draft", targetPath: family.target, draftModelPath: family.draft, draftBackend: "builtin" }, run: { draftMax: k } });
+interface Config { label: string; method: string; options: MethodOptionValues; run: Omit<GenerateOptions, "prompt" | "maxTokens"> }
+const draft = (k: number): Config => ({ label: `draft k=${k}`, method: "draft", options: { draftModel: family.draft }, run: { draftMax: k } });
 const configs: Config[] = [
-  { label: "none", drafter: { method: "none" }, run: {} },
-  { label: "blind k=2", drafter: { method: "blind" }, run: { draftMax: 2 } },
-  { label: "prompt-lookup k=2", drafter: { method: "prompt-lookup" }, run: { draftMax: 2 } },
-  { label: "prompt-lookup tree c=3 k=6", drafter: { method: "prompt-lookup", candidates: 3, target }, run: { draftMax: 6 } },
-  { label: "lookahead (default)", drafter: { method: "lookahead", target }, run: {} },
+  { label: "none", method: "none", options: {}, run: {} },
+  { label: "blind k=2", method: "blind", options: {}, run: { draftMax: 2 } },
+  { label: "prompt-lookup k=2", method: "prompt-lookup", options: {}, run: { draftMax: 2 } },
+  { label: "prompt-lookup tree c=3 k=6", method: "prompt-lookup", options: { candidates: 3 }, run: { draftMax: 6 } },
+  { label: "lookahead (default)", method: "lookahead", options: {}, run: {} },
   draft(1),
   draft(2),
   draft(4),
-  { label: "medusa chain 1 `0`", drafter: { method: "medusa", medusaPath: family.medusa, target, treeChoices: chainChoices(1) }, run: {} },
-  { label: "medusa default tree `0;0,0`", drafter: { method: "medusa", medusaPath: family.medusa, target }, run: {} },
-  { label: "medusa chain 4", drafter: { method: "medusa", medusaPath: family.medusa, target, treeChoices: chainChoices(4) }, run: {} },
+  { label: "medusa chain 1 `0`", method: "medusa", options: { medusa: family.medusa, tree: chainChoices(1) }, run: {} },
+  { label: "medusa default tree `0;0,0`", method: "medusa", options: { medusa: family.medusa }, run: {} },
+  { label: "medusa chain 4", method: "medusa", options: { medusa: family.medusa, tree: chainChoices(4) }, run: {} },
 ];
 
 console.log(`built-in engine, ${family.target}; ${opts.prompts} held-out prompts per group, ${opts.maxTokens} tokens each, median of ${opts.repeats}; greedy; node ${process.version}`);
@@ -62,7 +63,7 @@ for (const [group, prompts] of Object.entries(groups)) {
   let baseline = 0;
   const rows: string[][] = [];
   for (const c of configs) {
-    const drafter = await createDrafter(c.drafter);
+    const drafter = await drafterFor(target, c.method, c.options);
     const m = await measureMethod(target, drafter, prompts, { maxTokens: opts.maxTokens, repeats: opts.repeats, run: c.run, reference });
     await drafter.dispose?.();
     if (!reference) {

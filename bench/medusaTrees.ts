@@ -3,11 +3,13 @@
 // validation head), against plain decoding on the built-in engine in the same process.
 
 import { Command } from "commander";
-import { BuiltinTarget } from "../src/backends/builtin.js";
+import { BuiltinTarget } from "../src/targets/builtin.js";
 import { measureMethod } from "../src/compare.js";
-import { chainChoices, formatTreeChoices, type TreeChoices } from "../src/draftTree.js";
-import { createDrafter, METHOD_DRAFT_MAX } from "../src/methods.js";
-import { sharedFile } from "../src/sharedData.js";
+import { chainChoices, type TreeChoices } from "../src/drafters/draftTree.js";
+import { formatTreeChoices } from "../src/cli/treeChoices.js";
+import { methodNamed } from "../src/methods.js";
+import { drafterFor } from "../test/support/methods.js";
+import { sharedFile } from "../test/support/sharedData.js";
 import { benchPrompts } from "./prompts.js";
 
 const opts = new Command("bench-medusa")
@@ -34,8 +36,8 @@ const target = await BuiltinTarget.load(opts.model);
 const prompts = benchPrompts(opts.prompts).filter((p) => p.group === "free");
 
 async function measure(method: "none" | "medusa" | "prompt-lookup", choices?: TreeChoices) {
-  const drafter = await createDrafter({ method, medusaPath: opts.medusa, target, treeChoices: choices });
-  const draftMax = method === "prompt-lookup" ? METHOD_DRAFT_MAX["prompt-lookup"] : 4;
+  const drafter = await drafterFor(target, method, method === "medusa" ? { medusa: opts.medusa, tree: choices } : {});
+  const draftMax = method === "prompt-lookup" ? methodNamed("prompt-lookup").defaultDraftMax : 4;
   const m = await measureMethod(target, drafter, prompts.map((p) => p.text), { maxTokens: opts.maxTokens, repeats: opts.repeats, run: { draftMax } });
   return { tau: m.tau, nodes: m.nodesPerPass, tps: m.tokensPerSecond, outputs: m.results.map((r) => r.tokens.join()) };
 }

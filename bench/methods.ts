@@ -6,10 +6,11 @@
 
 import { Command } from "commander";
 import { getLlama, InputLookupTokenPredictor, DraftSequenceTokenPredictor, LlamaLogLevel, type Token as LlamaToken, type TokenPredictor } from "node-llama-cpp";
-import { LlamaCppTarget } from "../src/backends/llamaCpp.js";
+import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
 import { markdownTable, measureMethod, median } from "../src/compare.js";
-import { createDrafter, METHOD_DRAFT_MAX, type Method } from "../src/methods.js";
-import { sharedFile } from "../src/sharedData.js";
+import { methodNamed } from "../src/methods.js";
+import { drafterFor } from "../test/support/methods.js";
+import { sharedFile } from "../test/support/sharedData.js";
 import type { Token } from "../src/types.js";
 import { benchPrompts, type BenchPrompt } from "./prompts.js";
 
@@ -28,17 +29,17 @@ const fmt = (x: number, d = 2) => x.toFixed(d);
 
 interface Row { label: string; group: string; tau: number; tps: number; draftShare: number; byPos: number[]; equal: boolean }
 
-const target = await LlamaCppTarget.load(opts.model);
+const target = await NodeLlamaCppTarget.load(opts.model);
 const prompts: BenchPrompt[] = opts.prompt ? [{ name: "custom", group: "repeat", text: opts.prompt }] : benchPrompts(opts.prompts);
 const groups = opts.prompt ? (["repeat"] as const) : (["repeat", "free"] as const);
 
 /** Run one configuration over a prompt group (median of repeats); the first, plain decoding, is the reference. */
-async function runConfig(label: string, method: Method, group: string, ps: BenchPrompt[], checkReference: boolean, extra: { draftMax?: number; maxNgram?: number; minNgram?: number } = {}): Promise<Row> {
-  const drafter = await createDrafter({ method, targetPath: opts.model, draftModelPath: opts.model, promptLookup: { maxNgram: extra.maxNgram, minNgram: extra.minNgram } });
+async function runConfig(label: string, method: string, group: string, ps: BenchPrompt[], checkReference: boolean, extra: { draftMax?: number; maxNgram?: number; minNgram?: number } = {}): Promise<Row> {
+  const drafter = await drafterFor(target, method, method === "draft" ? { draftModel: opts.model } : method === "prompt-lookup" ? { ngramMax: extra.maxNgram, ngramMin: extra.minNgram } : {});
   const m = await measureMethod(target, drafter, ps.map((p) => p.text), {
     maxTokens: opts.maxTokens,
     repeats: opts.repeats,
-    run: { draftMax: extra.draftMax ?? opts.draftMax ?? METHOD_DRAFT_MAX[method] },
+    run: { draftMax: extra.draftMax ?? opts.draftMax ?? methodNamed(method).defaultDraftMax },
     reference: checkReference ? ps.map((p) => referenceTokens.get(p.name)!) : undefined,
   });
   if (!checkReference) ps.forEach((p, i) => referenceTokens.set(p.name, m.results[i].tokens));
@@ -115,7 +116,7 @@ for (const group of groups) {
       const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
       const draft = await llama.loadModel({ modelPath: opts.model });
       const draftCtx = await draft.createContext({ contextSize: target.contextSize, sequences: 1, threads: 1 });
-      return new DraftSequenceTokenPredictor(draftCtx.getSequence(), { maxTokens: METHOD_DRAFT_MAX.draft });
+      return new DraftSequenceTokenPredictor(draftCtx.getSequence(), { maxTokens: methodNamed("draft").defaultDraftMax });
     }),
   ];
   const header = ["node-llama-cpp", "tok/s", "ratio to our none", "same tokens", "predictions validated / refuted"];

@@ -1,6 +1,6 @@
 // Benchmark prompts built from the TinyStories validation head in the shared folder.
 import { readFileSync } from "node:fs";
-import { sharedFile } from "../src/sharedData.js";
+import { sharedFile } from "../test/support/sharedData.js";
 
 export interface BenchPrompt {
   name: string;

@@ -9,11 +9,11 @@
 
 import { Command } from "commander";
 import { existsSync, readFileSync } from "node:fs";
-import { BuiltinTarget } from "../src/backends/builtin.js";
-import type { Backend } from "../src/backends/loadTarget.js";
+import { BuiltinTarget } from "../src/targets/builtin.js";
+import { loadTarget, type Backend } from "../src/targets/loadTarget.js";
 import { generate, type GenerationResult } from "../src/decode/speculativeDecode.js";
 import { createDrafter } from "../src/methods.js";
-import { sharedFile } from "../src/sharedData.js";
+import { sharedFile } from "../test/support/sharedData.js";
 import { saveDraftGguf, trainDraft, type DraftData, type DraftTrainConfig } from "../src/train/draftTrainer.js";
 
 const int = (v: string) => parseInt(v, 10);
@@ -89,7 +89,7 @@ for (const line of valText.split("\n")) {
 interface Row { label: string; tau: number; tps: number; byPos: number[]; equal: boolean; draftShare: number }
 const reference = new Map<number, number[]>();
 async function run(label: string, method: "none" | "draft", backend: Backend, k: number): Promise<Row> {
-  const drafter = await createDrafter({ method, targetPath: opts.model, draftModelPath: opts.out, draftBackend: backend });
+  const drafter = await createDrafter(method, { target, loadModel: (path) => loadTarget(backend, path) }, method === "draft" ? { draftModel: opts.out } : {});
   let gen = 0, decided = 0, calls = 0, ms = 0, draftMs = 0, equal = true;
   const pos: { d: number; a: number }[] = [];
   for (let i = 0; i < prompts.length; i++) {

@@ -8,14 +8,15 @@ import { Command } from "commander";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BuiltinTarget } from "../src/backends/builtin.js";
+import { BuiltinTarget } from "../src/targets/builtin.js";
 import { measureMethod } from "../src/compare.js";
 import { generate, type GenerateOptions } from "../src/decode/speculativeDecode.js";
-import { chainChoices } from "../src/draftTree.js";
-import { fitMedusaHeads } from "../src/medusa/fitHeads.js";
-import { saveMedusaHeads } from "../src/medusa/medusaHeads.js";
-import { createDrafter, type DrafterConfig } from "../src/methods.js";
-import { sharedFile } from "../src/sharedData.js";
+import { chainChoices } from "../src/drafters/draftTree.js";
+import { fitMedusaHeads } from "../test/support/fitHeads.js";
+import { saveMedusaHeads } from "../src/drafters/medusaHeads.js";
+import type { MethodOptionValues } from "../src/drafters/method.js";
+import { drafterFor } from "../test/support/methods.js";
+import { sharedFile } from "../test/support/sharedData.js";
 import type { Token } from "../src/types.js";
 import { benchPrompts, type BenchPrompt } from "./prompts.js";
 
@@ -32,7 +33,7 @@ const prompts = benchPrompts(opts.prompts);
 
 // Plain greedy outputs: the reference every method must reproduce, and the heads' training set.
 const reference = new Map<string, Token[]>();
-const none = await createDrafter({ method: "none" });
+const none = await drafterFor(target, "none");
 for (const p of prompts) reference.set(p.name, (await generate(target, none, { prompt: p.text, maxTokens: opts.maxTokens })).tokens);
 const K = 4;
 const fit = fitMedusaHeads(target, prompts.map((p) => {
@@ -40,19 +41,19 @@ const fit = fitMedusaHeads(target, prompts.map((p) => {
   return { seq: [...prompt, ...reference.get(p.name)!], from: prompt.length - 1 };
 }), K);
 const headsPath = join(mkdtempSync(join(tmpdir(), "specdec-bench-")), "heads.gguf");
-saveMedusaHeads(headsPath, fit.heads, { hiddenSize: target.hiddenSize, vocabSize: target.vocabSize, vocabFingerprint: target.vocabFingerprint });
+saveMedusaHeads(headsPath, fit.heads, { hiddenSize: target.hiddenSize, vocabSize: target.vocabSize, vocabFingerprint: target.vocab.fingerprint });
 
-interface Config { label: string; drafter: DrafterConfig; run: Partial<GenerateOptions> }
+interface Config { label: string; method: string; options: MethodOptionValues; run: Partial<GenerateOptions> }
 const configs: Config[] = [
-  { label: "none", drafter: { method: "none" }, run: {} },
-  { label: "prompt-lookup chain k=2", drafter: { method: "prompt-lookup" }, run: { draftMax: 2 } },
-  { label: "prompt-lookup chain k=6", drafter: { method: "prompt-lookup" }, run: { draftMax: 6 } },
-  { label: "prompt-lookup tree c=4 k=6", drafter: { method: "prompt-lookup", candidates: 4 }, run: { draftMax: 6 } },
-  { label: "lookahead W,N,G=3,2,3", drafter: { method: "lookahead", lookahead: { window: 3, ngram: 2, verify: 3 } }, run: {} },
-  { label: "lookahead W,N,G=5,3,5", drafter: { method: "lookahead", lookahead: { window: 5, ngram: 3, verify: 5 } }, run: {} },
-  { label: "lookahead W,N,G=7,4,5 (40 nodes)", drafter: { method: "lookahead", lookahead: { window: 7, ngram: 4, verify: 5 } }, run: { treeNodes: 40 } },
-  { label: `medusa (oracle heads) chain K=${K}`, drafter: { method: "medusa", medusaPath: headsPath, target, treeChoices: chainChoices(K) }, run: { draftMax: K } },
-  { label: "medusa (oracle heads) 10-node tree", drafter: { method: "medusa", medusaPath: headsPath, target, treeChoices: [[0], [1], [2], [0, 0], [0, 1], [1, 0], [0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 0, 0]] }, run: { draftMax: K } },
+  { label: "none", method: "none", options: {}, run: {} },
+  { label: "prompt-lookup chain k=2", method: "prompt-lookup", options: {}, run: { draftMax: 2 } },
+  { label: "prompt-lookup chain k=6", method: "prompt-lookup", options: {}, run: { draftMax: 6 } },
+  { label: "prompt-lookup tree c=4 k=6", method: "prompt-lookup", options: { candidates: 4 }, run: { draftMax: 6 } },
+  { label: "lookahead W,N,G=3,2,3", method: "lookahead", options: { lookahead: { window: 3, ngram: 2, verify: 3 } }, run: {} },
+  { label: "lookahead W,N,G=5,3,5", method: "lookahead", options: { lookahead: { window: 5, ngram: 3, verify: 5 } }, run: {} },
+  { label: "lookahead W,N,G=7,4,5 (40 nodes)", method: "lookahead", options: { lookahead: { window: 7, ngram: 4, verify: 5 } }, run: { treeNodes: 40 } },
+  { label: `medusa (oracle heads) chain K=${K}`, method: "medusa", options: { medusa: headsPath, tree: chainChoices(K) }, run: { draftMax: K } },
+  { label: "medusa (oracle heads) 10-node tree", method: "medusa", options: { medusa: headsPath, tree: [[0], [1], [2], [0, 0], [0, 1], [1, 0], [0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 0, 0]] }, run: { draftMax: K } },
 ];
 
 console.log(`built-in engine, ${opts.model}; ${opts.prompts} prompts per group, ${opts.maxTokens} tokens each, median of ${opts.repeats}; greedy; node ${process.version}`);
@@ -63,14 +64,14 @@ for (const group of ["repeat", "free"] as const) {
   let baseline = 0;
   for (const c of configs) {
     const row = await measure(c, ps);
-    if (c.drafter.method === "none") baseline = row.tps;
+    if (c.method === "none") baseline = row.tps;
     console.log(`| ${c.label} | ${row.tau.toFixed(2)} | ${row.byDepth.slice(0, 6).map((x) => x.toFixed(2)).join(" ") || "-"} | ${row.nodes.toFixed(1)} | ${row.tps.toFixed(0)} | ${(row.tps / baseline).toFixed(2)}x | ${row.equal ? "yes" : "NO"} |`);
   }
 }
 process.exit(0);
 
 async function measure(c: Config, ps: BenchPrompt[]) {
-  const drafter = await createDrafter(c.drafter);
+  const drafter = await drafterFor(target, c.method, c.options);
   const m = await measureMethod(target, drafter, ps.map((p) => p.text), { maxTokens: opts.maxTokens, repeats: opts.repeats, run: c.run, reference: ps.map((p) => reference.get(p.name)!) });
   return { tau: m.tau, nodes: m.nodesPerPass, tps: m.tokensPerSecond, equal: m.sameAsReference === true, byDepth: m.acceptanceByPosition };
 }

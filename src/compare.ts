@@ -2,9 +2,9 @@
 // target in one process, so a speedup is a ratio to plain decoding measured under the same
 // conditions (machine load, JIT state, cache sizes), never to a number from another run.
 
-import type { AnyDrafter } from "./drafter.js";
+import type { Drafter } from "./drafters/drafter.js";
 import { DEFAULT_MAX_TOKENS, generate, type GenerateOptions, type GenerationResult } from "./decode/speculativeDecode.js";
-import type { Target } from "./target.js";
+import type { Target } from "./targets/target.js";
 import type { Token } from "./types.js";
 
 export interface MeasureOptions {
@@ -38,7 +38,7 @@ export interface Measurement {
 export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Decode every prompt `repeats` times with one drafter and sum the statistics. */
-export async function measureMethod(target: Target, drafter: AnyDrafter, prompts: readonly GenerateOptions["prompt"][], options: MeasureOptions = {}): Promise<Measurement> {
+export async function measureMethod(target: Target, drafter: Drafter, prompts: readonly GenerateOptions["prompt"][], options: MeasureOptions = {}): Promise<Measurement> {
   const repeats = options.repeats ?? 1;
   if (options.reference && options.reference.length !== prompts.length) throw new Error(`reference has ${options.reference.length} outputs for ${prompts.length} prompts`);
   let tokens = 0, decided = 0, calls = 0, drafted = 0, draftMs = 0, decodeMs = 0;

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { SpecdecError } from "./errors.js";
+import { OptionError } from "./errors.js";
 
 /** The environment variable naming a folder that replaces models/ (same file names). */
 export const MODELS_ENV = "SPECDEC_MODELS";
@@ -14,7 +14,7 @@ export const DEFAULT_MODEL_FILES = {
   target: "stories-target.gguf",
   /** Its distilled draft model (same tokenizer), for --method draft. */
   draft: "stories-draft.gguf",
-  /** Its Medusa heads, for --method medusa (built-in engine). */
+  /** Its Medusa heads, for --method medusa. */
   medusa: "stories-medusa.gguf",
 } as const;
 
@@ -63,12 +63,12 @@ export function defaultModels(): DefaultModels {
 }
 
 /**
- * Return `path` if the file exists, else throw a one-line SpecdecError saying where the default
- * was looked for and what to pass instead (`hint`, default "pass --model FILE").
+ * Return `path` if the file exists, else throw a one-line error saying where the default was
+ * looked for and what to do instead (`hint`, naming options as {name}: see OptionError).
  */
-export function requireDefaultModel(path: string, hint = "pass --model FILE"): string {
+export function requireDefaultModel(path: string, hint = "pass {model} FILE"): string {
   if (existsSync(path)) return path;
   // Name the override when it is set: a forgotten SPECDEC_MODELS is the likeliest cause.
   const env = process.env[MODELS_ENV] ? ` (${MODELS_ENV}=${process.env[MODELS_ENV]})` : "";
-  throw new SpecdecError(`default model not found at ${path}${env}: the models/ folder ships with the repository; ${hint}`);
+  throw new OptionError(`default model not found at ${path}${env}: the models/ folder ships with the repository; ${hint}`);
 }

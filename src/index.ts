@@ -1,34 +1,35 @@
 // The public API, in the order data flows: prompt → tokens → drafter → target pass → verifier
-// → commit / roll back → stream.
+// → commit / roll back → stream. The llama.cpp target's module (native code) loads only when
+// `loadTarget("llama.cpp", ...)` asks for it.
 export * from "./types.js";
 export * from "./errors.js";
-export * from "./target.js";
-export * from "./drafter.js";
-export * from "./draftTree.js";
-export type * from "./verifier.js";
 export * from "./sampling/rng.js";
 export * from "./sampling/samplingSettings.js";
 export * from "./sampling/shapeDistribution.js";
-export * from "./backends/llamaCpp.js";
-export * from "./backends/builtin.js";
-export * from "./backends/loadTarget.js";
-export * from "./drafters/noDrafter.js";
-export * from "./drafters/blindDrafter.js";
+export * from "./targets/target.js";
+export * from "./targets/loadTarget.js";
+export * from "./targets/builtin.js";
+export type { NodeLlamaCppTarget, NodeLlamaCppOptions } from "./targets/nodeLlamaCpp.js";
+export * from "./drafters/drafter.js";
+export * from "./drafters/draftTree.js";
+export * from "./drafters/method.js";
+export * from "./drafters/none.js";
+export * from "./drafters/blind.js";
 export * from "./drafters/ngramIndex.js";
 export * from "./drafters/promptLookup.js";
-export * from "./drafters/promptLookupTree.js";
 export * from "./drafters/draftModel.js";
 export * from "./drafters/lookahead.js";
 export * from "./drafters/medusa.js";
-export * from "./medusa/medusaHeads.js";
-export * from "./verify/greedyVerifier.js";
-export * from "./verify/rejectionSampler.js";
-export * from "./verify/treeVerifier.js";
-export * from "./verify/typicalAcceptance.js";
+export * from "./drafters/medusaHeads.js";
+export * from "./verifiers/verifier.js";
+export * from "./verifiers/greedy.js";
+export * from "./verifiers/rejectionSampler.js";
+export * from "./verifiers/typicalAcceptance.js";
 export * from "./decode/speculativeDecode.js";
 export * from "./decode/stats.js";
 export * from "./decode/textStream.js";
 export * from "./methods.js";
+export * from "./session.js";
 export * from "./compare.js";
 export * from "./defaultModels.js";
 export * from "./gguf/reader.js";

@@ -1,85 +1,94 @@
-// Method names → drafters. The place the CLI and the benchmarks agree on what a method is.
+// The registry of methods: name → descriptor (each next to its drafter, in drafters/). The CLI,
+// the demo, the benchmarks and the server look methods up here; adding a method is one file in
+// drafters/ and one line below (or `registerMethod` from outside).
 
-import { checkSameVocabulary, inspectModelFile } from "./gguf/modelInfo.js";
-import { loadTarget, type Backend, type TargetOptions } from "./backends/loadTarget.js";
-import type { AnyDrafter } from "./drafter.js";
-import { BlindDrafter } from "./drafters/blindDrafter.js";
-import { DraftModelDrafter } from "./drafters/draftModel.js";
-import { NoDrafter } from "./drafters/noDrafter.js";
-import { PromptLookupDrafter, type PromptLookupOptions } from "./drafters/promptLookup.js";
-import { PromptLookupTreeDrafter } from "./drafters/promptLookupTree.js";
-import { SpecdecError } from "./errors.js";
-import { BuiltinTarget } from "./backends/builtin.js";
-import { MedusaDrafter } from "./drafters/medusa.js";
-import { LookaheadDrafter, type LookaheadOptions } from "./drafters/lookahead.js";
-import { MedusaHeads } from "./medusa/medusaHeads.js";
-import type { TreeChoices } from "./draftTree.js";
-import type { Target } from "./target.js";
+import { OptionError, SpecdecError } from "./errors.js";
+import { normalizeTreeChoices } from "./drafters/draftTree.js";
+import type { Drafter } from "./drafters/drafter.js";
+import type { MethodContext, MethodDescriptor, MethodOption, MethodOptionValues } from "./drafters/method.js";
+import { blindMethod } from "./drafters/blind.js";
+import { draftModelMethod } from "./drafters/draftModel.js";
+import { lookaheadMethod } from "./drafters/lookahead.js";
+import { medusaMethod } from "./drafters/medusa.js";
+import { noneMethod } from "./drafters/none.js";
+import { promptLookupMethod } from "./drafters/promptLookup.js";
 
-export const METHODS = ["none", "blind", "prompt-lookup", "draft", "medusa", "lookahead"] as const;
-export type Method = (typeof METHODS)[number];
+const registry = new Map<string, MethodDescriptor>();
+for (const m of [noneMethod, blindMethod, promptLookupMethod, draftModelMethod, lookaheadMethod, medusaMethod]) registry.set(m.name, m);
+
+/** Add a method (or replace one of the same name). */
+export function registerMethod(method: MethodDescriptor): void {
+  registry.set(method.name, method);
+}
+
+/** Every registered method, in registration order. */
+export function methods(): MethodDescriptor[] {
+  return [...registry.values()];
+}
+
+export function methodNamed(name: string): MethodDescriptor {
+  const m = registry.get(name);
+  if (!m) throw new SpecdecError(`unknown method '${name}' (choose one of: ${[...registry.keys()].join(", ")})`);
+  return m;
+}
+
+/** An error about one option of a method: the CLI names the option by its flag. */
+export class MethodOptionError extends OptionError {
+  constructor(readonly method: string, readonly option: string, detail: string) {
+    super(`method '${method}': {${option}} ${detail}`);
+  }
+}
 
 /**
- * Draft length per method when none is given, chosen by measurement on the llama.cpp backend
- * (`npm run bench -- --sweep`, docs/measurements.md): there a 9-token pass that reads every
- * position's distribution measured 2.58 ms against 0.67 ms for one token (stories260K), so
- * short drafts win unless guesses are very reliable.
+ * The options a method runs with: the given ones checked against its descriptor (unknown names,
+ * kinds, ranges), the rest filled with their defaults. A file option without a value and
+ * without a default is an error naming the option.
  */
-export const METHOD_DRAFT_MAX: Record<Method, number> = { none: 0, blind: 2, "prompt-lookup": 2, draft: 8, medusa: 8, lookahead: 8 };
-
-export function parseMethod(name: string): Method {
-  if ((METHODS as readonly string[]).includes(name)) return name as Method;
-  throw new SpecdecError(`unknown method '${name}' (choose one of: ${METHODS.join(", ")})`);
-}
-
-export interface DrafterConfig {
-  method: Method;
-  /** The target's model file (its vocabulary is checked against the draft model's). */
-  targetPath?: string;
-  /** Helper model for method `draft`. */
-  draftModelPath?: string;
-  /** Backend of the helper model (default llama.cpp) and its options. */
-  draftBackend?: Backend;
-  draftOptions?: TargetOptions;
-  promptLookup?: PromptLookupOptions;
-  /** Prompt lookup: continuations merged into a tree (> 1 needs a tree-capable backend). Default 1. */
-  candidates?: number;
-  /** Method `medusa`: the heads file, and the target they are for (the built-in engine). */
-  medusaPath?: string;
-  target?: Target;
-  /** Method `lookahead`: window, n-gram size, verification set. */
-  lookahead?: LookaheadOptions;
-  /** Tree shape for methods with static trees (Medusa), e.g. parsed from "0;1;0,0". */
-  treeChoices?: TreeChoices;
-}
-
-/** Whether a configuration drafts trees (and so needs a backend with tree attention). */
-export function draftsTrees(config: Pick<DrafterConfig, "method" | "candidates">): boolean {
-  return config.method === "medusa" || config.method === "lookahead" || (config.method === "prompt-lookup" && (config.candidates ?? 1) > 1);
-}
-
-export async function createDrafter(config: DrafterConfig): Promise<AnyDrafter> {
-  switch (config.method) {
-    case "none":
-      return new NoDrafter();
-    case "blind":
-      return new BlindDrafter();
-    case "prompt-lookup":
-      return draftsTrees(config) ? new PromptLookupTreeDrafter({ ...config.promptLookup, candidates: config.candidates }) : new PromptLookupDrafter(config.promptLookup);
-    case "draft": {
-      if (!config.draftModelPath) throw new SpecdecError("method 'draft' needs a helper model: --draft-model FILE.gguf");
-      const draftInfo = inspectModelFile(config.draftModelPath);
-      if (config.targetPath) checkSameVocabulary(inspectModelFile(config.targetPath).vocab, draftInfo.vocab, config.draftModelPath);
-      return new DraftModelDrafter(await loadTarget(config.draftBackend ?? "llama.cpp", config.draftModelPath, config.draftOptions));
+export function resolveMethodOptions(method: MethodDescriptor, given: MethodOptionValues = {}): MethodOptionValues {
+  const out: Record<string, unknown> = {};
+  for (const name of Object.keys(given)) {
+    if (given[name] !== undefined && !(name in method.options))
+      throw new SpecdecError(`method '${method.name}' has no option ${name} (its options: ${Object.keys(method.options).join(", ") || "none"})`);
+  }
+  for (const [name, spec] of Object.entries(method.options)) {
+    const value = given[name] ?? spec.default;
+    if (value === undefined) {
+      if (spec.kind === "file") throw new OptionError(`method '${method.name}' needs ${spec.description}: {${name}} FILE`);
+      continue;
     }
-    case "lookahead":
-      return new LookaheadDrafter(config.lookahead);
-    case "medusa": {
-      if (!config.medusaPath) throw new SpecdecError("method 'medusa' needs its heads: --medusa HEADS.gguf");
-      if (!(config.target instanceof BuiltinTarget)) throw new SpecdecError("method 'medusa' reads the target's hidden states: it needs --backend builtin");
-      const t = config.target;
-      const heads = MedusaHeads.load(config.medusaPath, { hiddenSize: t.hiddenSize, vocabSize: t.vocabSize, vocabFingerprint: t.vocabFingerprint, outputMatrix: t.outputMatrix });
-      return new MedusaDrafter(heads, config.treeChoices);
+    out[name] = checkOption(method.name, name, spec, value);
+  }
+  return out;
+}
+
+function checkOption(method: string, name: string, spec: MethodOption, value: unknown): unknown {
+  const fail = (detail: string): never => {
+    throw new MethodOptionError(method, name, detail);
+  };
+  const integer = (v: unknown, what: string) => {
+    if (typeof v !== "number" || !Number.isInteger(v)) fail(`${what}must be an integer, got ${JSON.stringify(v)}`);
+    if ((spec.min !== undefined && (v as number) < spec.min) || (spec.max !== undefined && (v as number) > spec.max)) fail(`${what}must be between ${spec.min} and ${spec.max}, got ${v}`);
+    return v as number;
+  };
+  switch (spec.kind) {
+    case "integer":
+      return integer(value, "");
+    case "file":
+      if (typeof value !== "string" || value === "") fail("must be a file path");
+      return value;
+    case "treeChoices":
+      if (!Array.isArray(value)) fail("must be a list of paths of ranks, e.g. [[0], [1], [0, 0]]");
+      return normalizeTreeChoices(value as number[][]);
+    case "integers": {
+      if (typeof value !== "object" || value === null) fail(`must be an object with ${spec.fields!.join(", ")}`);
+      const v = value as Record<string, unknown>;
+      return Object.fromEntries(spec.fields!.map((f) => [f, v[f] === undefined ? undefined : integer(v[f], `${f} `)]));
     }
   }
+}
+
+/** Make a method's drafter for a loaded target. */
+export async function createDrafter(name: string, context: MethodContext, options: MethodOptionValues = {}): Promise<Drafter> {
+  const method = methodNamed(name);
+  return method.create(context, resolveMethodOptions(method, options));
 }

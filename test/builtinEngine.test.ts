@@ -1,10 +1,11 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { BuiltinTarget } from "../src/backends/builtin.js";
+import { BuiltinTarget } from "../src/targets/builtin.js";
 import { generate } from "../src/decode/speculativeDecode.js";
-import { createDrafter, METHODS } from "../src/methods.js";
-import { sharedFile } from "../src/sharedData.js";
+import { methods } from "../src/methods.js";
+import { drafterFor } from "./support/methods.js";
+import { sharedFile } from "./support/sharedData.js";
 import type { Token } from "../src/types.js";
 
 const MODEL = sharedFile("models", "stories260K.gguf");
@@ -39,7 +40,7 @@ test("builtin engine: logits of the first 6 positions match the golden reference
 });
 
 test("builtin engine: greedy tokens from 'Once upon a time' equal all 120 golden tokens", async () => {
-  const r = await generate(target, await createDrafter({ method: "none" }), { prompt: golden.prompt_text, maxTokens: 120 });
+  const r = await generate(target, await drafterFor(target, "none"), { prompt: golden.prompt_text, maxTokens: 120 });
   assert.deepEqual(r.tokens, golden.greedy_tokens);
   assert.equal(golden.prompt_text + r.text, golden.greedy_text);
 });
@@ -96,11 +97,11 @@ test("builtin engine: a tree-masked pass gives each branch the logits of evaluat
 
 test("builtin engine: every method's greedy tokens equal plain decoding exactly", async () => {
   const prompts = ["Once upon a time", "Tom and his dog went to the park.", "Lily liked to draw. One day she drew a big red sun.\n\nLily liked to draw."];
-  const none = await createDrafter({ method: "none" });
+  const none = await drafterFor(target, "none");
   for (const prompt of prompts) {
     const want = await generate(target, none, { prompt, maxTokens: 128 });
-    for (const method of METHODS.filter((m) => m !== "medusa")) { // medusa needs heads: test/medusa.test.ts
-      const drafter = await createDrafter({ method, targetPath: MODEL, draftModelPath: MODEL, draftBackend: "builtin" });
+    for (const method of methods().map((m) => m.name).filter((m) => m !== "medusa")) { // medusa needs heads: test/medusa.test.ts
+      const drafter = await drafterFor(target, method, method === "draft" ? { draftModel: MODEL } : {});
       const got = await generate(target, drafter, { prompt, maxTokens: 128, draftMax: 4 });
       assert.deepEqual(got.tokens, want.tokens, `${method} on ${JSON.stringify(prompt)}`);
       await drafter.dispose?.();

@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
+import { PROJECT_ROOT, sharedFile } from "./support/sharedData.js";
 
 const BIN = join(PROJECT_ROOT, "bin", "specdec.js");
 const MODEL = sharedFile("models", "stories260K.gguf");

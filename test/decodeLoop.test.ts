@@ -2,11 +2,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { generate, speculativeStream } from "../src/decode/speculativeDecode.js";
 import { TextStream } from "../src/decode/textStream.js";
-import { NoDrafter } from "../src/drafters/noDrafter.js";
+import { NoDrafter } from "../src/drafters/none.js";
 import { PromptLookupDrafter } from "../src/drafters/promptLookup.js";
 import { SeededRng } from "../src/sampling/rng.js";
-import { resolveSampling } from "../src/sampling/samplingSettings.js";
-import type { Target } from "../src/target.js";
+import type { Target } from "../src/targets/target.js";
 import { asTokens, type Token } from "../src/types.js";
 import { MarkovDrafter, MarkovTarget, randomTransitions } from "./support/markovModel.js";
 
@@ -90,16 +89,17 @@ test("greedy speculative output equals plain greedy output on a Markov target", 
 });
 
 test("prompt lookup: longest n-gram first, most recent occurrence, no self-match", async () => {
-  const d = new PromptLookupDrafter({ maxNgram: 3, minNgram: 1 });
-  await d.begin({ prompt: [], sampling: resolveSampling(), rng: new SeededRng(0) });
+  const d = new PromptLookupDrafter({ ngramMax: 3, ngramMin: 1 });
+  d.begin();
+  const chain = (n: number) => ({ maxDepth: n, maxNodes: n });
   // "7 8 9" occurs twice: after the first comes 1 2, after the second 3 4; "9" alone is followed by 5 once more recently.
   const ctx = asTokens([7, 8, 9, 1, 2, 0, 7, 8, 9, 3, 4, 0, 6, 9, 5, 0, 7, 8, 9]);
-  assert.deepEqual((await d.propose(ctx, 2)).tokens, [3, 4]);
-  assert.deepEqual((await d.propose(asTokens([...ctx, 3, 4, 0, 6]), 3)).tokens, [9, 5, 0]);
-  assert.deepEqual((await d.propose(asTokens([...ctx, 3, 4, 0, 6, 42]), 3)).tokens, []); // 42 never seen before
+  assert.deepEqual(d.propose(ctx, chain(2)).tokens, [3, 4]);
+  assert.deepEqual(d.propose(asTokens([...ctx, 3, 4, 0, 6]), chain(3)).tokens, [9, 5, 0]);
+  assert.deepEqual(d.propose(asTokens([...ctx, 3, 4, 0, 6, 42]), chain(3)).tokens, []); // 42 never seen before
   const fresh = new PromptLookupDrafter();
-  await fresh.begin({ prompt: [], sampling: resolveSampling(), rng: new SeededRng(0) });
+  fresh.begin();
   // A repeat that runs into the end of the context continues with its period.
-  assert.deepEqual((await fresh.propose(asTokens([5, 5, 5, 5]), 4)).tokens, [5, 5, 5, 5]);
-  assert.deepEqual((await fresh.propose(asTokens([1, 7, 8, 9, 7, 8, 9, 7, 8]), 5)).tokens, [9, 7, 8, 9, 7]);
+  assert.deepEqual(fresh.propose(asTokens([5, 5, 5, 5]), chain(4)).tokens, [5, 5, 5, 5]);
+  assert.deepEqual(fresh.propose(asTokens([1, 7, 8, 9, 7, 8, 9, 7, 8]), chain(5)).tokens, [9, 7, 8, 9, 7]);
 });

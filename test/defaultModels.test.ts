@@ -5,11 +5,12 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BuiltinTarget } from "../src/backends/builtin.js";
-import { LlamaCppTarget } from "../src/backends/llamaCpp.js";
+import { BuiltinTarget } from "../src/targets/builtin.js";
+import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
 import { defaultModels, packageRoot } from "../src/defaultModels.js";
 import { generate, type GenerationResult } from "../src/decode/speculativeDecode.js";
-import { createDrafter, type DrafterConfig } from "../src/methods.js";
+import type { MethodOptionValues } from "../src/drafters/method.js";
+import { drafterFor } from "./support/methods.js";
 import { inspectModelFile } from "../src/gguf/modelInfo.js";
 import { openGguf } from "../src/gguf/reader.js";
 
@@ -28,7 +29,7 @@ const plain = new Map<string, GenerationResult>();
 before(async () => {
   for (const f of [family.target, family.draft, family.medusa]) assert.ok(existsSync(f), `${f} is missing: the default family ships in models/`);
   target = await BuiltinTarget.load(family.target);
-  for (const prompt of PROMPTS) plain.set(prompt, await generate(target, await createDrafter({ method: "none" }), { prompt, maxTokens: MAX_TOKENS }));
+  for (const prompt of PROMPTS) plain.set(prompt, await generate(target, await drafterFor(target, "none"), { prompt, maxTokens: MAX_TOKENS }));
 });
 
 test("the default target is a 1-5M-parameter llama with a context of at least 256 and writes text", () => {
@@ -46,19 +47,19 @@ test("the default target is a 1-5M-parameter llama with a context of at least 25
   }
 });
 
-const CONFIGS: [string, (prompt: string) => DrafterConfig][] = [
-  ["blind", () => ({ method: "blind" })],
-  ["prompt-lookup", () => ({ method: "prompt-lookup" })],
-  ["prompt-lookup tree (3 candidates)", () => ({ method: "prompt-lookup", candidates: 3, target })],
-  ["draft (default draft)", () => ({ method: "draft", targetPath: family.target, draftModelPath: family.draft, draftBackend: "builtin" })],
-  ["lookahead", () => ({ method: "lookahead", target })],
-  ["medusa (default heads, default tree)", () => ({ method: "medusa", medusaPath: family.medusa, target })],
+const CONFIGS: [string, string, MethodOptionValues][] = [
+  ["blind", "blind", {}],
+  ["prompt-lookup", "prompt-lookup", {}],
+  ["prompt-lookup tree (3 candidates)", "prompt-lookup", { candidates: 3 }],
+  ["draft (default draft)", "draft", { draftModel: family.draft }],
+  ["lookahead", "lookahead", {}],
+  ["medusa (default heads, default tree)", "medusa", { medusa: family.medusa }],
 ];
 
-for (const [name, config] of CONFIGS) {
+for (const [name, method, options] of CONFIGS) {
   test(`greedy ${name} on the default target gives exactly the tokens of plain decoding (built-in engine)`, async () => {
     for (const prompt of PROMPTS) {
-      const drafter = await createDrafter(config(prompt));
+      const drafter = await drafterFor(target, method, options);
       try {
         const r = await generate(target, drafter, { prompt, maxTokens: MAX_TOKENS, draftMax: 4 });
         assert.deepEqual(r.tokens, plain.get(prompt)!.tokens, `${name} on ${JSON.stringify(prompt.slice(0, 30))}`);
@@ -71,12 +72,12 @@ for (const [name, config] of CONFIGS) {
 }
 
 test("the target and its draft load in llama.cpp; greedy draft decoding there equals plain decoding there", async () => {
-  const llama = await LlamaCppTarget.load(family.target);
+  const llama = await NodeLlamaCppTarget.load(family.target);
   try {
     const prompt = PROMPTS[0];
-    const ref = await generate(llama, await createDrafter({ method: "none" }), { prompt, maxTokens: 48 });
+    const ref = await generate(llama, await drafterFor(llama, "none"), { prompt, maxTokens: 48 });
     assert.ok(ref.tokens.length >= 16);
-    const drafter = await createDrafter({ method: "draft", targetPath: family.target, draftModelPath: family.draft });
+    const drafter = await drafterFor(llama, "draft", { draftModel: family.draft });
     try {
       const r = await generate(llama, drafter, { prompt, maxTokens: 48, draftMax: 4 });
       assert.deepEqual(r.tokens, ref.tokens);

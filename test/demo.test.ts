@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_MODEL_FILES } from "../src/defaultModels.js";
-import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
+import { PROJECT_ROOT, sharedFile } from "./support/sharedData.js";
 
 const BIN = join(PROJECT_ROOT, "bin", "specdec.js");
 const family = mkdtempSync(join(tmpdir(), "specdec-family-"));

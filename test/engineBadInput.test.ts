@@ -9,12 +9,12 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BuiltinTarget } from "../src/backends/builtin.js";
+import { BuiltinTarget } from "../src/targets/builtin.js";
 import { SpecdecError } from "../src/errors.js";
 import { GgmlType } from "../src/gguf/ggmlTypes.js";
 import { GgufValueType } from "../src/gguf/reader.js";
 import { kv, writeGguf, type GgufWriteEntry, type GgufWriteTensor } from "../src/gguf/writer.js";
-import { PROJECT_ROOT } from "../src/sharedData.js";
+import { PROJECT_ROOT } from "./support/sharedData.js";
 import type { Token } from "../src/types.js";
 import { randomModel } from "./support/randomModel.js";
 
@@ -192,7 +192,7 @@ function oneLineSpecdecError(re: RegExp) {
 
 test("bad input: the valid starting model loads and runs (the cases below each break one thing)", async () => {
   const target = await BuiltinTarget.load(validPath, { contextSize: 16 });
-  const d = await target.evaluate([1, 100, 200] as Token[]);
+  const d = (await target.evaluate([1, 100, 200] as Token[])).probs!;
   assert.equal(d.length, 3);
   assert.ok(Math.abs(d[2].reduce((a, b) => a + b, 0) - 1) < 1e-4);
   await target.dispose();

@@ -28,11 +28,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, LlamaLogLevel, type Llama } from "node-llama-cpp";
-import { BuiltinTarget } from "../src/backends/builtin.js";
+import { BuiltinTarget } from "../src/targets/builtin.js";
 import { readHParams, type HParams } from "../src/engine/hparams.js";
 import { loadLlamaWeights, type LlamaWeights } from "../src/engine/llamaWeights.js";
 import { Transformer } from "../src/engine/transformer.js";
-import { softmax } from "../src/backends/builtin.js";
+import { softmax } from "../src/targets/builtin.js";
 import { openGguf } from "../src/gguf/reader.js";
 import type { GgmlMatrix, Matrix } from "../src/engine/matrix.js";
 import { bf16ToF32, f32ToBf16, f32ToF16, F16_TO_F32 } from "../src/engine/quant/index.js";
@@ -89,7 +89,7 @@ async function llamaCppProbs(path: string): Promise<Dists> {
 async function builtinProbs(path: string): Promise<Dists> {
   const target = await BuiltinTarget.load(path, { contextSize: CONTEXT });
   try {
-    return (await target.evaluate(TOKENS as Token[])).map((d) => Float64Array.from(d));
+    return (await target.evaluate(TOKENS as Token[])).probs!.map((d) => Float64Array.from(d));
   } finally {
     await target.dispose();
   }

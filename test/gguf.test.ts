@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { openGguf, metaArray, metaNumber, metaString } from "../src/gguf/reader.js";
-import { sharedFile } from "../src/sharedData.js";
+import { sharedFile } from "./support/sharedData.js";
 
 test("reads stories260K.gguf metadata and tensor infos", () => {
   const f = openGguf(sharedFile("models", "stories260K.gguf"));

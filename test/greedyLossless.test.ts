@@ -1,9 +1,9 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { LlamaCppTarget } from "../src/backends/llamaCpp.js";
+import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
 import { generate, type GenerationResult } from "../src/decode/speculativeDecode.js";
-import { createDrafter, type Method } from "../src/methods.js";
-import { sharedFile } from "../src/sharedData.js";
+import { drafterFor } from "./support/methods.js";
+import { sharedFile } from "./support/sharedData.js";
 import type { Token } from "../src/types.js";
 
 const MODEL = sharedFile("models", "stories260K.gguf");
@@ -18,12 +18,12 @@ const MAX_TOKENS = 160;
 // only acceptable where the two best tokens were this close (probability difference).
 const NEAR_TIE = 2e-3;
 
-let target: LlamaCppTarget;
+let target: NodeLlamaCppTarget;
 const reference = new Map<string, GenerationResult>();
 
 before(async () => {
-  target = await LlamaCppTarget.load(MODEL);
-  const none = await createDrafter({ method: "none" });
+  target = await NodeLlamaCppTarget.load(MODEL);
+  const none = await drafterFor(target, "none");
   for (const prompt of PROMPTS) reference.set(prompt, await generate(target, none, { prompt, maxTokens: MAX_TOKENS }));
 });
 after(async () => target?.dispose());
@@ -33,7 +33,7 @@ async function top2GapAt(prompt: string, tokens: readonly Token[], at: number): 
   const seq = [...target.tokenize(prompt), ...tokens.slice(0, at)];
   await target.reset();
   let d!: Float32Array;
-  for (const t of seq) [d] = await target.evaluate([t]);
+  for (const t of seq) d = (await target.evaluate([t])).probs![0];
   const sorted = [...d].sort((a, b) => b - a);
   return sorted[0] - sorted[1];
 }
@@ -46,9 +46,9 @@ test("plain decoding reference runs to the token budget", () => {
 });
 
 // The chain methods: tree methods need the built-in engine (test/treeSpeculation.test.ts, test/medusa.test.ts).
-for (const method of ["blind", "prompt-lookup", "draft"] as const satisfies readonly Method[]) {
+for (const method of ["blind", "prompt-lookup", "draft"] as const) {
   test(`greedy ${method} gives the tokens of plain decoding (differences only at near-ties)`, async (t) => {
-    const drafter = await createDrafter({ method, targetPath: MODEL, draftModelPath: MODEL });
+    const drafter = await drafterFor(target, method, method === "draft" ? { draftModel: MODEL } : {});
     let differing = 0;
     try {
       for (const prompt of PROMPTS) {
@@ -71,11 +71,11 @@ for (const method of ["blind", "prompt-lookup", "draft"] as const satisfies read
 }
 
 test("draft = target at temperature 0: nearly every guess accepted, tau close to k + 1", async () => {
-  const drafter = await createDrafter({ method: "draft", targetPath: MODEL, draftModelPath: MODEL });
+  const drafter = await drafterFor(target, "draft", { draftModel: MODEL });
   try {
     const k = 4;
     const r = await generate(target, drafter, { prompt: PROMPTS[1], maxTokens: 150, draftMax: k });
-    assert.equal(r.tokens.join(), (await generate(target, await createDrafter({ method: "none" }), { prompt: PROMPTS[1], maxTokens: 150 })).tokens.join());
+    assert.equal(r.tokens.join(), (await generate(target, await drafterFor(target, "none"), { prompt: PROMPTS[1], maxTokens: 150 })).tokens.join());
     assert.ok(r.stats.acceptanceRate > 0.95, `acceptance ${r.stats.acceptanceRate}`);
     assert.ok(r.stats.tau > 0.9 * (k + 1), `tau ${r.stats.tau} for k = ${k}`);
   } finally {
@@ -84,7 +84,7 @@ test("draft = target at temperature 0: nearly every guess accepted, tau close to
 });
 
 test("blind guessing: (nearly) nothing accepted, output still equal", async () => {
-  const drafter = await createDrafter({ method: "blind" });
+  const drafter = await drafterFor(target, "blind");
   const r = await generate(target, drafter, { prompt: PROMPTS[0], maxTokens: MAX_TOKENS, draftMax: 4 });
   assert.equal(r.tokens.join(), reference.get(PROMPTS[0])!.tokens.join());
   assert.ok(r.stats.draftedTokens > 100, `blind drafted ${r.stats.draftedTokens}`);
@@ -93,14 +93,14 @@ test("blind guessing: (nearly) nothing accepted, output still equal", async () =
 });
 
 test("prompt lookup on a prompt that repeats a passage reaches tau > 1", async () => {
-  const drafter = await createDrafter({ method: "prompt-lookup" });
+  const drafter = await drafterFor(target, "prompt-lookup");
   const r = await generate(target, drafter, { prompt: PROMPTS[3], maxTokens: MAX_TOKENS });
   assert.ok(r.stats.tau > 1.1, `tau ${r.stats.tau}`);
   assert.ok(r.stats.acceptanceByPosition[0].rate > 0.2, `first-position acceptance ${r.stats.acceptanceByPosition[0].rate}`);
 });
 
 test("sampling at temperature 0.8 with a draft model is reproducible under a seed", async () => {
-  const drafter = await createDrafter({ method: "draft", targetPath: MODEL, draftModelPath: MODEL });
+  const drafter = await drafterFor(target, "draft", { draftModel: MODEL });
   try {
     const run = (seed: number) => generate(target, drafter, { prompt: PROMPTS[0], maxTokens: 64, sampling: { temperature: 0.8, seed } });
     const a = await run(11);
@@ -119,14 +119,14 @@ test("streamed text equals the detokenized tokens and stop strings cut the text"
   const r = reference.get(PROMPTS[0])!;
   assert.equal(r.text, target.detokenize(r.tokens, target.tokenize(PROMPTS[0])));
   const stop = r.text.slice(40, 46);
-  const s = await generate(target, await createDrafter({ method: "prompt-lookup" }), { prompt: PROMPTS[0], maxTokens: MAX_TOKENS, stop: [stop] });
+  const s = await generate(target, await drafterFor(target, "prompt-lookup"), { prompt: PROMPTS[0], maxTokens: MAX_TOKENS, stop: [stop] });
   assert.equal(s.stopReason, "stop");
   assert.equal(s.text, r.text.slice(0, r.text.indexOf(stop)));
 });
 
 test("the llama.cpp backend reports the full next-token distribution (no hidden top-k / top-p)", async () => {
   await target.reset();
-  const [d] = await target.evaluate(target.tokenize("Once upon a time"), { outputs: "last" });
+  const d = (await target.evaluate(target.tokenize("Once upon a time"), { outputs: "last" })).probs![0];
   let nonzero = 0, sum = 0;
   for (const v of d) {
     if (v > 0) nonzero++;

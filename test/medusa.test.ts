@@ -4,15 +4,16 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BuiltinTarget } from "../src/backends/builtin.js";
+import { BuiltinTarget } from "../src/targets/builtin.js";
 import { generate } from "../src/decode/speculativeDecode.js";
-import { chainChoices } from "../src/draftTree.js";
-import { createDrafter } from "../src/methods.js";
-import { saveMedusaHeads } from "../src/medusa/medusaHeads.js";
-import { fitMedusaHeads } from "../src/medusa/fitHeads.js";
-import { TypicalAcceptanceVerifier } from "../src/verify/typicalAcceptance.js";
-import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
+import { chainChoices } from "../src/drafters/draftTree.js";
+import { drafterFor } from "./support/methods.js";
+import { saveMedusaHeads } from "../src/drafters/medusaHeads.js";
+import { fitMedusaHeads } from "./support/fitHeads.js";
+import { TypicalAcceptanceVerifier } from "../src/verifiers/typicalAcceptance.js";
+import { PROJECT_ROOT, sharedFile } from "./support/sharedData.js";
 import type { Token } from "../src/types.js";
+import { argmax } from "../src/sampling/shapeDistribution.js";
 
 const MODEL = sharedFile("models", "stories260K.gguf");
 const PROMPT = "Tom had a red ball. He liked to";
@@ -25,7 +26,7 @@ let headsPath: string;
 
 before(async () => {
   target = await BuiltinTarget.load(MODEL);
-  const plain = await generate(target, await createDrafter({ method: "none" }), { prompt: PROMPT, maxTokens: LENGTH });
+  const plain = await generate(target, await drafterFor(target, "none"), { prompt: PROMPT, maxTokens: LENGTH });
   reference = plain.tokens;
   // Heads with known weights: projections fitted so head k maps the hidden state at each
   // position of the reference to the token k + 2 positions later.
@@ -33,12 +34,12 @@ before(async () => {
   const { heads, accuracy } = fitMedusaHeads(target, [{ seq: [...prompt, ...reference], from: prompt.length - 1 }], K);
   assert.deepEqual(accuracy, new Array(K).fill(1), `the fitted heads must know the sequence: ${accuracy.join(", ")}`);
   headsPath = join(tmp, "heads.gguf");
-  saveMedusaHeads(headsPath, heads, { hiddenSize: target.hiddenSize, vocabSize: target.vocabSize, vocabFingerprint: target.vocabFingerprint, name: "stories260K" });
+  saveMedusaHeads(headsPath, heads, { hiddenSize: target.hiddenSize, vocabSize: target.vocabSize, vocabFingerprint: target.vocab.fingerprint, name: "stories260K" });
 });
 after(async () => target?.dispose());
 
 test("Medusa heads that know the sequence reach tau close to K + 1, output unchanged", async (t) => {
-  const drafter = await createDrafter({ method: "medusa", medusaPath: headsPath, target, treeChoices: chainChoices(K) });
+  const drafter = await drafterFor(target, "medusa", { medusa: headsPath, tree: chainChoices(K) });
   const r = await generate(target, drafter, { prompt: PROMPT, maxTokens: LENGTH, draftMax: K });
   assert.deepEqual(r.tokens, reference);
   t.diagnostic(`medusa chain of ${K}: tau ${r.stats.tau.toFixed(3)}`);
@@ -46,7 +47,7 @@ test("Medusa heads that know the sequence reach tau close to K + 1, output uncha
 });
 
 test("Medusa with the default tree shape and with sampling stays exact / reproducible", async (t) => {
-  const drafter = await createDrafter({ method: "medusa", medusaPath: headsPath, target });
+  const drafter = await drafterFor(target, "medusa", { medusa: headsPath });
   const greedy = await generate(target, drafter, { prompt: PROMPT, maxTokens: LENGTH, draftMax: K });
   assert.deepEqual(greedy.tokens, reference);
   t.diagnostic(`medusa default tree: tau ${greedy.stats.tau.toFixed(3)}`);
@@ -60,11 +61,11 @@ test("Medusa heads made for another model, and Medusa on llama.cpp, are clear er
   const other = join(tmp, "other.gguf");
   const dim = target.hiddenSize;
   saveMedusaHeads(other, [{ res: new Float32Array(dim * dim), bias: new Float32Array(dim) }], { hiddenSize: dim, vocabSize: target.vocabSize, vocabFingerprint: "0".repeat(64) });
-  await assert.rejects(createDrafter({ method: "medusa", medusaPath: other, target }), /another vocabulary/);
+  await assert.rejects(drafterFor(target, "medusa", { medusa: other }), /another vocabulary/);
   const wide = join(tmp, "wide.gguf");
-  saveMedusaHeads(wide, [{ res: new Float32Array(4 * dim * dim), bias: new Float32Array(2 * dim) }], { hiddenSize: 2 * dim, vocabSize: target.vocabSize, vocabFingerprint: target.vocabFingerprint });
-  await assert.rejects(createDrafter({ method: "medusa", medusaPath: wide, target }), /another model/);
-  await assert.rejects(createDrafter({ method: "medusa", medusaPath: MODEL, target }), /not a Medusa heads file/);
+  saveMedusaHeads(wide, [{ res: new Float32Array(4 * dim * dim), bias: new Float32Array(2 * dim) }], { hiddenSize: 2 * dim, vocabSize: target.vocabSize, vocabFingerprint: target.vocab.fingerprint });
+  await assert.rejects(drafterFor(target, "medusa", { medusa: wide }), /another model/);
+  await assert.rejects(drafterFor(target, "medusa", { medusa: MODEL }), /not a Medusa heads file/);
   assert.throws(() => saveMedusaHeads(other, [], { hiddenSize: dim, vocabSize: 1, vocabFingerprint: "" }), /exist/);
 
   const cli = (...args: string[]) => spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--model", MODEL, "--prompt", "hi", ...args], { encoding: "utf8" });
@@ -84,8 +85,8 @@ test("Medusa heads made for another model, and Medusa on llama.cpp, are clear er
 });
 
 test("Medusa on other prompts (heads that do not know them): 128 tokens each, exactly plain greedy", async () => {
-  const drafter = await createDrafter({ method: "medusa", medusaPath: headsPath, target });
-  const none = await createDrafter({ method: "none" });
+  const drafter = await drafterFor(target, "medusa", { medusa: headsPath });
+  const none = await drafterFor(target, "none");
   for (const prompt of ["Once upon a time", "Lily and Ben went to the park. They saw a big dog.", "The sun was hot. Sam wanted ice cream."]) {
     const want = await generate(target, none, { prompt, maxTokens: 128 });
     const got = await generate(target, drafter, { prompt, maxTokens: 128, draftMax: K });
@@ -101,19 +102,22 @@ test("typical acceptance (lossy) keeps plausible guesses by threshold and ends o
   const pRoot = dist(0.05, 0.5, 0.3, 0.15);
   const tree = { tokens: [2, 3, 0] as Token[], parents: [-1, 0, -1] };
   const after = [dist(0.02, 0.02, 0.01, 0.95), dist(0.7, 0.1, 0.1, 0.1), dist(0.25, 0.25, 0.25, 0.25)];
-  const r = v.verify(tree, pRoot, after);
+  const out = (ps: Float32Array[]) => ({ argmax: ps.map((d) => argmax(d)), p: ps });
+  const r = v.verify(tree, out([pRoot, ...after]));
   // 2 accepted (0.3 > min(0.09, 0.3·e^-H)), then 3 (0.95); after 3 the argmax is token 0.
   assert.deepEqual(r.path, [0, 1]);
   assert.equal(r.token, 0);
   // Token 0 at the root (0.05) is below the threshold: nothing accepted, the argmax follows.
-  const none = v.verify({ tokens: [0] as Token[], parents: [-1] }, pRoot, [after[2]]);
+  const none = v.verify({ tokens: [0] as Token[], parents: [-1] }, out([pRoot, after[2]]));
   assert.deepEqual(none.path, []);
   assert.equal(none.token, 1);
   assert.equal(none.kind, "recovered");
 });
 
-test("--acceptance typical is refused for chain methods", () => {
-  const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--model", MODEL, "--prompt", "hi", "--acceptance", "typical"], { encoding: "utf8" });
-  assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /typical applies to tree methods/);
+test("--acceptance typical runs on a chain method too, and the summary says it is lossy", () => {
+  const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--model", MODEL, "--prompt", "hi", "--max-tokens", "8", "--acceptance", "typical"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /LOSSY verification \(typical-acceptance/);
+  const j = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--model", MODEL, "--prompt", "hi", "--max-tokens", "8", "--acceptance", "typical", "--json"], { encoding: "utf8" });
+  assert.match(JSON.parse(j.stdout).lossy, /lossy/);
 });

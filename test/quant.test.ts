@@ -233,7 +233,7 @@ test("llama.cpp agrees: a model with every type vs the same model with our dequa
   const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
   const { openGguf } = await import("../src/gguf/reader.js");
   const { writeGguf, kv } = await import("../src/gguf/writer.js");
-  const { sharedFile } = await import("../src/sharedData.js");
+  const { sharedFile } = await import("./support/sharedData.js");
 
   // A 2-layer llama (n_embd 256 so K-quant rows fit) with the stories260K tokenizer (512 tokens).
   const E = 256, F = 512, V = 512, H = 4;

@@ -3,10 +3,11 @@ import assert from "node:assert/strict";
 import { generate } from "../src/decode/speculativeDecode.js";
 import { SeededRng } from "../src/sampling/rng.js";
 import { resolveSampling } from "../src/sampling/samplingSettings.js";
-import type { Distribution, Rng, Token } from "../src/types.js";
-import type { Verdict, Verifier } from "../src/verifier.js";
-import { RejectionSampler } from "../src/verify/rejectionSampler.js";
-import { sample } from "../src/sampling/shapeDistribution.js";
+import { chainTree, type DraftTree } from "../src/drafters/draftTree.js";
+import type { Rng, Token } from "../src/types.js";
+import type { TargetOutputs, Verdict, Verifier } from "../src/verifiers/verifier.js";
+import { RejectionSampler } from "../src/verifiers/rejectionSampler.js";
+import { argmax, sample } from "../src/sampling/shapeDistribution.js";
 import { exactSequenceDistribution, MarkovDrafter, MarkovTarget, randomDistribution, randomTransitions, sequenceIndex, totalVariation } from "./support/markovModel.js";
 
 const V = 10;
@@ -23,9 +24,9 @@ function verifierCounts(draftLen: number, oneHot: boolean, samples: number, seed
   for (let s = 0; s < samples; s++) {
     // A deterministic drafter always proposes the same guesses (one-hot q).
     const tokens = q.map((qi, i) => (oneHot ? ((i * 3 + 1) % V) : sample(qi, rng)) as Token);
-    const v = sampler.verify(oneHot ? { tokens } : { tokens, q }, p, rng);
-    for (let j = 0; j < v.accepted; j++) counts[j][tokens[j]]++;
-    counts[v.accepted][v.token]++;
+    const v = sampler.verify(oneHot ? chainTree(tokens) : chainTree(tokens, q), { argmax: p.map((d) => argmax(d)), p }, rng);
+    for (let j = 0; j < v.path.length; j++) counts[j][tokens[j]]++;
+    counts[v.path.length][v.token]++;
   }
   return { p, counts };
 }
@@ -97,9 +98,10 @@ test("speculative sampling loop with a deterministic drafter and temperature 0.7
 test("the TV test detects a lossy verifier (accept every guess)", async () => {
   const acceptAll: Verifier = {
     name: "accept-all",
-    verify(draft, p: readonly Distribution[], rng: Rng): Verdict {
-      const k = draft.tokens.length;
-      return { accepted: k, token: sample(p[k], rng), kind: "bonus" };
+    reads: "probabilities",
+    verify(tree: DraftTree, out: TargetOutputs, rng: Rng): Verdict {
+      const k = tree.tokens.length;
+      return { path: Array.from({ length: k }, (_, i) => i), token: sample(out.p[k], rng), kind: "bonus" };
     },
   };
   const { counts, exact } = await loopCounts(20_000, acceptAll);

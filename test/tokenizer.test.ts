@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SpecdecError } from "../src/errors.js";
 import { openGguf, type GgufFile } from "../src/gguf/reader.js";
-import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
+import { PROJECT_ROOT, sharedFile } from "./support/sharedData.js";
 import { loadTokenizer, TokenTextDecoder, type Tokenizer } from "../src/tokenizer/index.js";
 
 const VOCAB_DIR = sharedFile("tokenizers", "gguf-vocab");

@@ -7,12 +7,12 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BuiltinTarget } from "../src/backends/builtin.js";
-import { LlamaCppTarget } from "../src/backends/llamaCpp.js";
+import { BuiltinTarget } from "../src/targets/builtin.js";
+import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
 import { generate } from "../src/decode/speculativeDecode.js";
-import { NoDrafter } from "../src/drafters/noDrafter.js";
+import { NoDrafter } from "../src/drafters/none.js";
 import { openGguf } from "../src/gguf/reader.js";
-import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
+import { PROJECT_ROOT, sharedFile } from "./support/sharedData.js";
 import { spawnSync } from "node:child_process";
 import { DraftModel, DraftPass, distillLoss } from "../src/train/draftModel.js";
 import { saveDraftGguf, trainDraft, trainDraftAsync, type DraftTrainConfig, type DraftTrainResult } from "../src/train/draftTrainer.js";
@@ -274,7 +274,7 @@ test("saved draft: llama GGUF with the target's tokenizer, same logits as traini
   await ours.reset();
 
   // Same greedy continuation in our engine and in llama.cpp.
-  const llama = await LlamaCppTarget.load(path);
+  const llama = await NodeLlamaCppTarget.load(path);
   try {
     for (const prompt of ["Once upon a time", "Lily went to the park with her mom.", "Tom had a big red ball."]) {
       const a = await generate(ours, new NoDrafter(), { prompt, maxTokens: 24 });

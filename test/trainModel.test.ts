@@ -9,10 +9,10 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BuiltinTarget } from "../src/backends/builtin.js";
-import { LlamaCppTarget } from "../src/backends/llamaCpp.js";
+import { BuiltinTarget } from "../src/targets/builtin.js";
+import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
 import { openGguf } from "../src/gguf/reader.js";
-import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
+import { PROJECT_ROOT, sharedFile } from "./support/sharedData.js";
 import { loadTokenizer } from "../src/tokenizer/tokenizer.js";
 import { bpeTokenizerEntries, END_OF_TEXT, tokenizerFromEntries, trainBpe, writeTokenizerGguf, type BpeTokenizerModel } from "../src/train/bpeTrainer.js";
 
@@ -105,7 +105,7 @@ test("saved model: llama GGUF; llama.cpp tokenizes as we do; same logits as trai
   f.close();
 
   const ours = await BuiltinTarget.load(MODEL_PATH);
-  const llama = await LlamaCppTarget.load(MODEL_PATH);
+  const llama = await NodeLlamaCppTarget.load(MODEL_PATH);
   try {
     // Tokenization: llama.cpp with the learned merges = ours.
     const texts = [...VAL_LINES.slice(300, 320), VAL_LINES.slice(400, 600).join("\n"), "Hello, world! It's 2024: 3.14159 — naïve café 🙂\n\n  two  spaces\tand tabs", "don't won't they're I've we'll he'd 'S"];
@@ -121,7 +121,7 @@ test("saved model: llama GGUF; llama.cpp tokenizes as we do; same logits as trai
 
     // Next-token distributions at every position agree between llama.cpp and the built-in engine.
     const probe = ours.tokenize("Lily went to the park with her mom. She saw a big dog.");
-    const [pa, pb] = [await ours.evaluate(probe), await llama.evaluate(probe)];
+    const [pa, pb] = [(await ours.evaluate(probe)).probs!, (await llama.evaluate(probe)).probs!];
     assert.equal(pa.length, probe.length);
     let maxProbDiff = 0;
     for (let i = 0; i < pa.length; i++) for (let v = 0; v < CFG.vocab; v++) maxProbDiff = Math.max(maxProbDiff, Math.abs(pa[i][v] - pb[i][v]));
@@ -131,15 +131,15 @@ test("saved model: llama GGUF; llama.cpp tokenizes as we do; same logits as trai
 
     // Greedy continuations, 16 tokens each, fed through end-of-text too (a model this small
     // may well end a paragraph early; generate() would stop there).
-    const greedy = async (t: BuiltinTarget | LlamaCppTarget, prompt: string) => {
+    const greedy = async (t: BuiltinTarget | NodeLlamaCppTarget, prompt: string) => {
       await t.reset();
-      let d = (await t.evaluate(t.tokenize(prompt))).at(-1)!;
+      let d = (await t.evaluate(t.tokenize(prompt))).probs!.at(-1)!;
       const out: number[] = [];
       for (let i = 0; i < 16; i++) {
         let best = 0;
         for (let v = 1; v < d.length; v++) if (d[v] > d[best]) best = v;
         out.push(best);
-        [d] = await t.evaluate([best as Token]);
+        d = (await t.evaluate([best as Token])).probs![0];
       }
       return out;
     };

@@ -2,14 +2,13 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { BuiltinTarget } from "../src/backends/builtin.js";
-import { LlamaCppTarget } from "../src/backends/llamaCpp.js";
+import { BuiltinTarget } from "../src/targets/builtin.js";
+import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
 import { generate } from "../src/decode/speculativeDecode.js";
-import { PromptLookupTreeDrafter } from "../src/drafters/promptLookupTree.js";
-import { createDrafter } from "../src/methods.js";
-import { SeededRng } from "../src/sampling/rng.js";
-import { resolveSampling } from "../src/sampling/samplingSettings.js";
-import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
+import { PromptLookupDrafter } from "../src/drafters/promptLookup.js";
+import { LookaheadDrafter } from "../src/drafters/lookahead.js";
+import { drafterFor } from "./support/methods.js";
+import { PROJECT_ROOT, sharedFile } from "./support/sharedData.js";
 import { asTokens } from "../src/types.js";
 
 const MODEL = sharedFile("models", "stories260K.gguf");
@@ -26,29 +25,29 @@ before(async () => {
 after(async () => target?.dispose());
 
 test("tree prompt lookup merges the continuations of several matches, shared prefixes once", async () => {
-  const d = new PromptLookupTreeDrafter({ maxNgram: 2, minNgram: 1, candidates: 4 });
-  await d.begin({ prompt: [], sampling: resolveSampling(), rng: new SeededRng(0) });
+  const d = new PromptLookupDrafter({ ngramMax: 2, ngramMin: 1, candidates: 4 });
+  d.begin();
   // "5 6" is followed by 7 8, by 7 9 and by 1 2: one tree 7→{8, 9}, 1→2.
   const ctx = asTokens([5, 6, 7, 8, 0, 5, 6, 7, 9, 0, 5, 6, 1, 2, 0, 5, 6]);
-  const tree = await d.proposeTree(ctx, { maxNodes: 10, maxDepth: 2 });
+  const tree = d.propose(ctx, { maxNodes: 10, maxDepth: 2 });
   assert.deepEqual(tree.tokens, [1, 2, 7, 9, 8]);
   assert.deepEqual(tree.parents, [-1, 0, -1, 2, 2]);
-  const small = await d.proposeTree(ctx, { maxNodes: 3, maxDepth: 1 });
+  const small = d.propose(ctx, { maxNodes: 3, maxDepth: 1 });
   assert.deepEqual(small.tokens, [1, 7]);
 });
 
 test("tree prompt lookup at temperature 0 gives exactly the plain greedy tokens (builtin engine)", async () => {
-  const none = await createDrafter({ method: "none" });
+  const none = await drafterFor(target, "none");
   let treeCalls = 0, chainCalls = 0;
   for (const prompt of PROMPTS) {
     const want = await generate(target, none, { prompt, maxTokens: 128 });
     for (const candidates of [2, 4, 8]) {
-      const drafter = await createDrafter({ method: "prompt-lookup", candidates });
+      const drafter = await drafterFor(target, "prompt-lookup", { candidates });
       const got = await generate(target, drafter, { prompt, maxTokens: 128, draftMax: 6 });
       assert.deepEqual(got.tokens, want.tokens, `candidates ${candidates} on ${JSON.stringify(prompt)}`);
       if (candidates === 8) treeCalls += got.stats.targetCalls;
     }
-    const chain = await generate(target, await createDrafter({ method: "prompt-lookup" }), { prompt, maxTokens: 128, draftMax: 6 });
+    const chain = await generate(target, await drafterFor(target, "prompt-lookup"), { prompt, maxTokens: 128, draftMax: 6 });
     chainCalls += chain.stats.targetCalls;
   }
   // More candidates per position can only help a greedy walk down the tree.
@@ -56,7 +55,7 @@ test("tree prompt lookup at temperature 0 gives exactly the plain greedy tokens 
 });
 
 test("tree prompt lookup when sampling: reproducible under a seed", async () => {
-  const drafter = await createDrafter({ method: "prompt-lookup", candidates: 4 });
+  const drafter = await drafterFor(target, "prompt-lookup", { candidates: 4 });
   const run = (seed: number) => generate(target, drafter, { prompt: PROMPTS[1], maxTokens: 64, draftMax: 4, sampling: { temperature: 0.8, seed } });
   const a = await run(5), b = await run(5), c = await run(6);
   assert.deepEqual(a.tokens, b.tokens);
@@ -64,9 +63,9 @@ test("tree prompt lookup when sampling: reproducible under a seed", async () => 
 });
 
 test("a tree method on the llama.cpp backend is a clear error (library and CLI)", async () => {
-  const llama = await LlamaCppTarget.load(MODEL);
+  const llama = await NodeLlamaCppTarget.load(MODEL);
   try {
-    await assert.rejects(generate(llama, await createDrafter({ method: "prompt-lookup", candidates: 4 }), { prompt: "Once", maxTokens: 4 }), /--backend builtin/);
+    await assert.rejects(generate(llama, await drafterFor(llama, "prompt-lookup", { candidates: 4 }), { prompt: "Once", maxTokens: 4 }), /needs tree attention.*option "backend" builtin/);
   } finally {
     await llama.dispose();
   }
@@ -77,33 +76,33 @@ test("a tree method on the llama.cpp backend is a clear error (library and CLI)"
 });
 
 test("look-ahead decoding at temperature 0 gives exactly the plain greedy tokens, W,N,G settings", async () => {
-  const none = await createDrafter({ method: "none" });
+  const none = await drafterFor(target, "none");
   for (const prompt of PROMPTS) {
     const want = await generate(target, none, { prompt, maxTokens: 128 });
     for (const lookahead of [{ window: 5, ngram: 3, verify: 5 }, { window: 3, ngram: 2, verify: 3 }, { window: 4, ngram: 4, verify: 2 }]) {
-      const got = await generate(target, await createDrafter({ method: "lookahead", lookahead }), { prompt, maxTokens: 128 });
+      const got = await generate(target, await drafterFor(target, "lookahead", { lookahead }), { prompt, maxTokens: 128 });
       assert.deepEqual(got.tokens, want.tokens, `${JSON.stringify(lookahead)} on ${JSON.stringify(prompt)}`);
     }
   }
 });
 
 test("look-ahead decoding on text that repeats a paragraph reaches tau > 1.3", async (t) => {
-  const r = await generate(target, await createDrafter({ method: "lookahead" }), { prompt: PROMPTS[2], maxTokens: 128 });
+  const r = await generate(target, await drafterFor(target, "lookahead"), { prompt: PROMPTS[2], maxTokens: 128 });
   t.diagnostic(`lookahead 5,3,5 on a repeated paragraph: tau ${r.stats.tau.toFixed(3)}`);
   assert.ok(r.stats.tau > 1.3, `tau ${r.stats.tau}`);
   // Without the prompt's n-grams the pool starts empty: the Jacobi window alone must still find some.
-  const cold = await generate(target, await createDrafter({ method: "lookahead", lookahead: { seedFromPrompt: false } }), { prompt: PROMPTS[0], maxTokens: 128 });
+  const cold = await generate(target, new LookaheadDrafter({ seedFromPrompt: false }), { prompt: PROMPTS[0], maxTokens: 128 });
   assert.ok(cold.stats.acceptedTokens > 0, "the Jacobi window never produced an accepted guess");
 });
 
 test("look-ahead decoding when sampling: reproducible under a seed", async () => {
-  const run = async (seed: number) => generate(target, await createDrafter({ method: "lookahead" }), { prompt: PROMPTS[1], maxTokens: 48, sampling: { temperature: 0.8, seed } });
+  const run = async (seed: number) => generate(target, await drafterFor(target, "lookahead"), { prompt: PROMPTS[1], maxTokens: 48, sampling: { temperature: 0.8, seed } });
   const a = await run(2), b = await run(2);
   assert.deepEqual(a.tokens, b.tokens);
 });
 
 test("bad --lookahead values are one-line errors", () => {
-  for (const [value, pattern] of [["5,3", /three integers/], ["5,1,2", /2 <= N/], ["a,b,c", /three integers/]] as const) {
+  for (const [value, pattern] of [["5,3", /3 integers/], ["5,1,2", /2 <= ngram/], ["a,b,c", /3 integers/]] as const) {
     const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--backend", "builtin", "--model", MODEL, "--method", "lookahead", "--lookahead", value, "--prompt", "hi"], { encoding: "utf8" });
     assert.notEqual(r.status, 0);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);

@@ -1,16 +1,31 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chainChoices, chainToTree, compileTreeChoices, type DraftTree, formatTreeChoices, nodeDepths, parseTreeChoices, pathTo, ROOT, treeChildren, treeFromChoices, validateTree } from "../src/draftTree.js";
+import { chainChoices, chainTree, compileTreeChoices, type DraftTree, nodeDepths, ROOT, treeChildren, treeFromChoices, validateTree } from "../src/drafters/draftTree.js";
+import { formatTreeChoices, parseTreeChoices } from "../src/cli/treeChoices.js";
 import { SpecdecError } from "../src/errors.js";
 import { SeededRng } from "../src/sampling/rng.js";
-import { argmax, sample } from "../src/sampling/shapeDistribution.js";
+import { argmax, sample, sampleFrom } from "../src/sampling/shapeDistribution.js";
 import { asTokens, type Distribution, type Rng, type Token } from "../src/types.js";
-import { GreedyVerifier } from "../src/verify/greedyVerifier.js";
-import { RejectionSampler } from "../src/verify/rejectionSampler.js";
-import { GreedyTreeVerifier, TreeRejectionSampler, type TreeVerdict, type TreeVerifier } from "../src/verify/treeVerifier.js";
+import { GreedyVerifier } from "../src/verifiers/greedy.js";
+import { RejectionSampler } from "../src/verifiers/rejectionSampler.js";
+import type { TargetOutputs, Verdict, Verifier } from "../src/verifiers/verifier.js";
 import { randomDistribution, randomTransitions, sequenceIndex, totalVariation } from "./support/markovModel.js";
 
 const tok = (t: number) => t as Token;
+
+/** The target's outputs for a tree: the distribution after the root slot, then after each node. */
+const outputs = (pRoot: Distribution, pAfter: readonly Distribution[]): TargetOutputs => {
+  const p = [pRoot, ...pAfter];
+  return { argmax: p.map((d) => argmax(d)), p };
+};
+
+/** Node indices from the root level down to `node` (inclusive). */
+function pathTo(tree: DraftTree, node: number): number[] {
+  if (!Number.isInteger(node) || node < 0 || node >= tree.tokens.length) throw new RangeError(`draft tree: no node ${node}`);
+  const path: number[] = [];
+  for (let i = node; i !== ROOT; i = tree.parents[i]) path.push(i);
+  return path.reverse();
+}
 
 // ---- Tree structure -------------------------------------------------------------------------
 
@@ -32,8 +47,8 @@ test("draft tree helpers: children, depths, paths, chains", () => {
   assert.deepEqual(pathTo(tree, 1), [1]);
   assert.throws(() => pathTo(tree, 6), RangeError);
   const q = [randomDistribution(4, new SeededRng(1)), undefined];
-  assert.deepEqual(chainToTree({ tokens: asTokens([2, 3]), q }), { tokens: [2, 3], parents: [ROOT, 0], q });
-  assert.deepEqual(chainToTree({ tokens: asTokens([]) }), { tokens: [], parents: [] });
+  assert.deepEqual(chainTree(asTokens([2, 3]), q), { tokens: [2, 3], parents: [ROOT, 0], q });
+  assert.deepEqual(chainTree(asTokens([])), { tokens: [], parents: [] });
 });
 
 test("validateTree names what is malformed", () => {
@@ -93,45 +108,45 @@ function peakAt(V: number, best: number, tie?: number): Distribution {
 
 test("greedy tree verification: longest matching path, ties, empty acceptance, bonus", () => {
   const V = 10;
-  const g = new GreedyTreeVerifier();
+  const g = new GreedyVerifier();
   // Roots 0(5) 1(3); under 1: 2(2) 3(8); under 2: 4(6); under 3: 5(1).
   const tree: DraftTree = { tokens: asTokens([5, 3, 2, 8, 6, 1]), parents: [ROOT, ROOT, 1, 1, 2, 3] };
   const after = (argmaxes: number[]) => argmaxes.map((a) => peakAt(V, a));
   // Target: 3, then 8, then 1, then 7: path 1 → 3 → 5 (leaf), bonus 7.
-  assert.deepEqual(g.verify(tree, peakAt(V, 3), after([0, 8, 0, 1, 0, 7])), { path: [1, 3, 5], token: 7, kind: "bonus" });
+  assert.deepEqual(g.verify(tree, outputs(peakAt(V, 3), after([0, 8, 0, 1, 0, 7]))), { path: [1, 3, 5], token: 7, kind: "bonus" });
   // Target: 3, then 2, then 0: path 1 → 2, node 4 (6) rejected, recovered 0.
-  assert.deepEqual(g.verify(tree, peakAt(V, 3), after([0, 2, 0, 0, 0, 0])), { path: [1, 2], token: 0, kind: "recovered" });
+  assert.deepEqual(g.verify(tree, outputs(peakAt(V, 3), after([0, 2, 0, 0, 0, 0]))), { path: [1, 2], token: 0, kind: "recovered" });
   // Nothing matches at the root.
-  assert.deepEqual(g.verify(tree, peakAt(V, 4), after([0, 0, 0, 0, 0, 0])), { path: [], token: 4, kind: "recovered" });
+  assert.deepEqual(g.verify(tree, outputs(peakAt(V, 4), after([0, 0, 0, 0, 0, 0]))), { path: [], token: 4, kind: "recovered" });
   // Tie 8 vs 3 at the root: the lowest id (3) wins.
-  assert.deepEqual(g.verify(tree, peakAt(V, 8, 3), after([0, 9, 0, 0, 0, 0])), { path: [1], token: 9, kind: "recovered" });
+  assert.deepEqual(g.verify(tree, outputs(peakAt(V, 8, 3), after([0, 9, 0, 0, 0, 0]))), { path: [1], token: 9, kind: "recovered" });
   // Empty tree: the target's own token, nothing rejected.
-  assert.deepEqual(g.verify({ tokens: [], parents: [] }, peakAt(V, 6), []), { path: [], token: 6, kind: "bonus" });
+  assert.deepEqual(g.verify({ tokens: [], parents: [] }, outputs(peakAt(V, 6), [])), { path: [], token: 6, kind: "bonus" });
   // Duplicate siblings: both carry 3; the second has the longer matching continuation.
   const dup: DraftTree = { tokens: asTokens([3, 3, 4, 4]), parents: [ROOT, ROOT, 0, 1] };
   const dupAfter = [peakAt(V, 4), peakAt(V, 4), peakAt(V, 1), peakAt(V, 2)];
-  assert.deepEqual(g.verify({ tokens: dup.tokens.slice(0, 3), parents: [ROOT, ROOT, 0] }, peakAt(V, 3), dupAfter.slice(0, 3)), { path: [0, 2], token: 1, kind: "bonus" });
+  assert.deepEqual(g.verify({ tokens: dup.tokens.slice(0, 3), parents: [ROOT, ROOT, 0] }, outputs(peakAt(V, 3), dupAfter.slice(0, 3))), { path: [0, 2], token: 1, kind: "bonus" });
   const dupLonger: DraftTree = { tokens: asTokens([3, 3, 4, 4, 2]), parents: [ROOT, ROOT, 1, 0, 2] };
-  assert.deepEqual(g.verify(dupLonger, peakAt(V, 3), [peakAt(V, 4), peakAt(V, 4), peakAt(V, 2), peakAt(V, 0), peakAt(V, 5)]), { path: [1, 2, 4], token: 5, kind: "bonus" });
+  assert.deepEqual(g.verify(dupLonger, outputs(peakAt(V, 3), [peakAt(V, 4), peakAt(V, 4), peakAt(V, 2), peakAt(V, 0), peakAt(V, 5)])), { path: [1, 2, 4], token: 5, kind: "bonus" });
   // Equal lengths: the first duplicate wins.
-  assert.deepEqual(g.verify(dup, peakAt(V, 3), dupAfter), { path: [0, 2], token: 1, kind: "bonus" });
+  assert.deepEqual(g.verify(dup, outputs(peakAt(V, 3), dupAfter)), { path: [0, 2], token: 1, kind: "bonus" });
   // Malformed input is refused.
-  assert.throws(() => g.verify(tree, peakAt(V, 3), after([0, 0])), /6 nodes but 2 target distributions/);
+  assert.throws(() => g.verify(tree, outputs(peakAt(V, 3), after([0, 0]))), /6 nodes need 7 target outputs, got 3/);
 });
 
-test("greedy tree verification on a chain equals chain greedy verification", () => {
+test("greedy verification on a chain keeps the longest prefix equal to the target's argmax", () => {
   const V = 8;
   const rng = new SeededRng(3);
-  const g = new GreedyTreeVerifier();
-  const chain = new GreedyVerifier();
+  const g = new GreedyVerifier();
   for (let trial = 0; trial < 300; trial++) {
     const k = trial % 5;
     const p = Array.from({ length: k + 1 }, () => randomDistribution(V, rng, 2));
     // Guesses that match the argmax most of the time, so long acceptances happen.
     const tokens = asTokens(p.slice(0, k).map((d) => (rng.next() < 0.7 ? argmax(d) : Math.floor(rng.next() * V))));
-    const v = chain.verify({ tokens }, p);
-    const t = g.verify(chainToTree({ tokens }), p[0], p.slice(1));
-    assert.deepEqual(t, { path: Array.from({ length: v.accepted }, (_, i) => i), token: v.token, kind: v.kind });
+    let accepted = 0;
+    while (accepted < k && tokens[accepted] === argmax(p[accepted])) accepted++;
+    const v = g.verify(chainTree(tokens), outputs(p[0], p.slice(1)));
+    assert.deepEqual(v, { path: Array.from({ length: accepted }, (_, i) => i), token: argmax(p[accepted]), kind: accepted < k ? "recovered" : "bonus" });
   }
 });
 
@@ -173,7 +188,7 @@ function truncateRows(P: readonly Float32Array[], k: number): Float32Array[] {
 }
 
 /** Sample the first N_TOKENS committed tokens `samples` times: draft a tree, verify, commit, repeat. */
-function committedCounts(P: readonly Float32Array[], drafter: TreeDrafter, verifier: TreeVerifier, samples: number, seed: number) {
+function committedCounts(P: readonly Float32Array[], drafter: TreeDrafter, verifier: Verifier, samples: number, seed: number) {
   const rng = new SeededRng(seed);
   const counts = new Float64Array(V ** N_TOKENS);
   const out: Token[] = [];
@@ -183,7 +198,7 @@ function committedCounts(P: readonly Float32Array[], drafter: TreeDrafter, verif
     let last = tok(START);
     while (out.length < N_TOKENS) {
       const tree = drafter(last, rng);
-      const v = verifier.verify(tree, P[last], tree.tokens.map((t) => P[t]), rng);
+      const v = verifier.verify(tree, outputs(P[last], tree.tokens.map((t) => P[t])), rng);
       for (const i of v.path) out.push(tree.tokens[i]);
       out.push(v.token);
       deepest = Math.max(deepest, v.path.length);
@@ -296,8 +311,8 @@ const FIRST_BOUND = 0.01; // 8 outcomes: exact sampling gives about 0.003
 for (const c of cases) {
   test(`tree rejection sampling is lossless: ${c.name}`, (t) => {
     const exact = exactJoint(c.P, START, N_TOKENS);
-    const small = committedCounts(c.P, c.drafter, new TreeRejectionSampler(), 2_000, 11);
-    const large = committedCounts(c.P, c.drafter, new TreeRejectionSampler(), BIG, 12);
+    const small = committedCounts(c.P, c.drafter, new RejectionSampler(), 2_000, 11);
+    const large = committedCounts(c.P, c.drafter, new RejectionSampler(), BIG, 12);
     const tvSmall = totalVariation(small.counts, exact);
     const tvLarge = totalVariation(large.counts, exact);
     assert.ok(large.deepest >= 2, `the test must reach deep acceptances (deepest path ${large.deepest})`);
@@ -314,45 +329,60 @@ for (const c of cases) {
 
 test("tree rejection sampling is reproducible under a seed", () => {
   const d = cases[6].drafter;
-  const a = committedCounts(P, d, new TreeRejectionSampler(), 2_000, 42).counts;
-  const b = committedCounts(P, d, new TreeRejectionSampler(), 2_000, 42).counts;
-  const c = committedCounts(P, d, new TreeRejectionSampler(), 2_000, 43).counts;
+  const a = committedCounts(P, d, new RejectionSampler(), 2_000, 42).counts;
+  const b = committedCounts(P, d, new RejectionSampler(), 2_000, 42).counts;
+  const c = committedCounts(P, d, new RejectionSampler(), 2_000, 43).counts;
   assert.deepEqual([...a], [...b]);
   assert.notDeepEqual([...a], [...c]);
 });
 
-test("tree rejection sampling on a chain makes the same decisions as chain rejection sampling", () => {
+/**
+ * Speculative sampling on a chain as Leviathan et al. / Chen et al. state it, written out
+ * independently: keep x_i with probability min(1, p_i(x_i) / q_i(x_i)) (q one-hot without a
+ * recorded q), else draw from norm(max(0, p_i - q_i)); after a fully accepted chain draw from p_k.
+ */
+function chainSpeculativeSampling(tokens: readonly Token[], q: readonly Distribution[] | undefined, p: readonly Distribution[], rng: Rng): Verdict {
+  for (let i = 0; i < tokens.length; i++) {
+    const x = tokens[i];
+    const qx = q ? q[i][x] : 1;
+    if (rng.next() * qx < p[i][x]) continue;
+    const r = Float64Array.from(p[i], (pj, j) => Math.max(0, pj - (q ? q[i][j] : j === x ? 1 : 0)));
+    return { path: Array.from({ length: i }, (_, j) => j), token: sampleFrom(r.map((v) => v / r.reduce((a, b) => a + b, 0)), rng.next()), kind: "recovered" };
+  }
+  return { path: Array.from({ length: tokens.length }, (_, j) => j), token: sample(p[tokens.length], rng), kind: "bonus" };
+}
+
+test("rejection sampling on a chain makes the decisions of chain speculative sampling", () => {
   const rng = new SeededRng(8);
-  const tree = new TreeRejectionSampler();
-  const chain = new RejectionSampler();
+  const verifier = new RejectionSampler();
   for (let trial = 0; trial < 3_000; trial++) {
     const k = trial % 4;
     const p = Array.from({ length: k + 1 }, () => randomDistribution(V, rng, 2));
     const qs = Array.from({ length: k }, () => randomDistribution(V, rng, 2));
     const oneHot = trial % 2 === 0;
     const tokens = asTokens(qs.map((q) => (oneHot ? argmax(q) : sample(q, rng))));
-    const draft = oneHot ? { tokens } : { tokens, q: qs };
     const seed = 1000 + trial;
-    const v = chain.verify(draft, p, new SeededRng(seed));
-    const t = tree.verify(chainToTree(draft), p[0], p.slice(1), new SeededRng(seed));
-    assert.deepEqual(t, { path: Array.from({ length: v.accepted }, (_, i) => i), token: v.token, kind: v.kind }, `trial ${trial}`);
+    const want = chainSpeculativeSampling(tokens, oneHot ? undefined : qs, p, new SeededRng(seed));
+    const got = verifier.verify(oneHot ? chainTree(tokens) : chainTree(tokens, qs), outputs(p[0], p.slice(1)), new SeededRng(seed));
+    assert.deepEqual(got, want, `trial ${trial}`);
   }
 });
 
 /** A plausible bug: every sibling is checked against the target's p itself, never the residual. */
-class NoResidualSampler implements TreeVerifier {
+class NoResidualSampler implements Verifier {
   readonly name = "no-residual";
-  verify(tree: DraftTree, pRoot: Distribution, pAfter: readonly Distribution[], rng: Rng): TreeVerdict {
+  readonly reads = "probabilities";
+  verify(tree: DraftTree, out: TargetOutputs, rng: Rng): Verdict {
     const { roots, children } = treeChildren(tree);
     const path: number[] = [];
-    let p = pRoot;
+    let p = out.p[0];
     let kids = roots;
     for (;;) {
       if (kids.length === 0) return { path, token: sample(p, rng), kind: "bonus" };
       const next = kids.find((c) => rng.next() * (tree.q?.[c]?.[tree.tokens[c]] ?? 1) < p[tree.tokens[c]]);
       if (next === undefined) return { path, token: sample(p, rng), kind: "recovered" };
       path.push(next);
-      p = pAfter[next];
+      p = out.p[next + 1];
       kids = children[next];
     }
   }
@@ -361,14 +391,14 @@ class NoResidualSampler implements TreeVerifier {
 test("the TV test catches lossy tree verification", (t) => {
   const exact = exactJoint(P, START, N_TOKENS);
   const N = 30_000;
-  const tvOf = (drafter: TreeDrafter, verifier: TreeVerifier) => totalVariation(committedCounts(P, drafter, verifier, N, 5).counts, exact);
+  const tvOf = (drafter: TreeDrafter, verifier: Verifier) => totalVariation(committedCounts(P, drafter, verifier, N, 5).counts, exact);
   // A verifier that does not residualise p after a rejection.
   const noResidualDet = tvOf(cases[0].drafter, new NoResidualSampler());
   const noResidualIid = tvOf(cases[3].drafter, new NoResidualSampler());
   // A drafter that samples siblings without replacement but records the original q (documented as not exact).
-  const wrongQ = tvOf(sampledDrafter(Q, [3, 2, 2], "without-replacement-wrong-q"), new TreeRejectionSampler());
+  const wrongQ = tvOf(sampledDrafter(Q, [3, 2, 2], "without-replacement-wrong-q"), new RejectionSampler());
   // I.i.d. samples put most probable first (documented as not exact).
-  const sorted = tvOf(sampledDrafter(Q, [3, 2, 2], "iid-sorted"), new TreeRejectionSampler());
+  const sorted = tvOf(sampledDrafter(Q, [3, 2, 2], "iid-sorted"), new RejectionSampler());
   const report = `no-residual (top-k) ${noResidualDet.toFixed(4)}, no-residual (i.i.d.) ${noResidualIid.toFixed(4)}, without replacement with the original q ${wrongQ.toFixed(4)}, sorted i.i.d. ${sorted.toFixed(4)}`;
   t.diagnostic(report);
   for (const tv of [noResidualDet, noResidualIid, wrongQ, sorted]) assert.ok(tv > 2 * BOUND, `lossy verification must be caught: ${report}`);

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { GgmlType } from "../src/gguf/ggmlTypes.js";
 import { dequantizeRow, f32ToF16, matMul, quantizeRow, rowByteLength, SUPPORTED_TYPES } from "../src/engine/quant/index.js";
 import { useWasmKernels, WasmMatrix, wasmSupports } from "../src/engine/wasm/wasmMatrix.js";
-import { BuiltinTarget } from "../src/backends/builtin.js";
-import { sharedFile } from "../src/sharedData.js";
+import { BuiltinTarget } from "../src/targets/builtin.js";
+import { sharedFile } from "./support/sharedData.js";
 import { BLOCK, gaussian, NAMES, rng } from "./support/quantFixtures.js";
 
 

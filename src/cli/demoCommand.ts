@@ -2,17 +2,20 @@
 // reusing text the prompt holds, and free generation — every method against plain decoding
 // measured in the same run, with a check that each one wrote exactly plain decoding's tokens.
 import { Command, Option } from "commander";
-import { BACKENDS, loadTarget, type Backend } from "../backends/loadTarget.js";
 import { markdownTable, measureMethod } from "../compare.js";
 import { DEFAULT_MAX_TOKENS, generate } from "../decode/speculativeDecode.js";
-import { DEFAULT_MODEL_FILES, defaultModels, MODELS_ENV, requireDefaultModel, type DefaultModels } from "../defaultModels.js";
-import { formatTreeChoices } from "../draftTree.js";
+import { DEFAULT_MODEL_FILES, defaultModels, MODELS_ENV, requireDefaultModel } from "../defaultModels.js";
 import { DEFAULT_MEDUSA_CHOICES } from "../drafters/medusa.js";
+import type { MethodOptionValues } from "../drafters/method.js";
+import { NoDrafter } from "../drafters/none.js";
 import { SpecdecError } from "../errors.js";
-import { createDrafter, draftsTrees, METHOD_DRAFT_MAX, type DrafterConfig, type Method } from "../methods.js";
-import { isTreeTarget, type Target } from "../target.js";
+import { methodNamed } from "../methods.js";
+import { methodNeeds, openDrafter, openTarget, type OpenedTarget } from "../session.js";
+import { BACKENDS, type Backend } from "../targets/loadTarget.js";
+import type { Target } from "../targets/target.js";
 import type { Token } from "../types.js";
 import { integer } from "./options.js";
+import { formatTreeChoices } from "./treeChoices.js";
 
 export interface DemoCliOptions {
   /** Backend of the target and the draft model. Default builtin (the only one Medusa runs on). */
@@ -64,9 +67,9 @@ export function addDemoCommand(cli: Command): void {
 }
 
 interface DemoMethod {
-  method: Method;
+  method: string;
   label: string;
-  drafter: DrafterConfig;
+  options: MethodOptionValues;
   draftMax: number;
 }
 
@@ -79,7 +82,7 @@ interface Demo {
 }
 
 export interface DemoRow {
-  method: Method;
+  method: string;
   label: string;
   /** Tokens per target pass (plain decoding = 1). */
   tau: number;
@@ -103,18 +106,14 @@ export interface DemoResult {
 
 type DemoMethodName = "none" | "prompt-lookup" | "draft" | "medusa";
 
-/** The methods as `generate` runs them by default, except the draft length (DEMO_DRAFT_K). */
-function demoMethods(models: DefaultModels, o: DemoCliOptions, target: Target, names: readonly DemoMethodName[]): DemoMethod[] {
+/** The methods as `generate` runs them by default, except the draft length of the draft model (DEMO_DRAFT_K). */
+function demoMethods(names: readonly DemoMethodName[]): DemoMethod[] {
+  const lookupK = methodNamed("prompt-lookup").defaultDraftMax;
   const all: Record<DemoMethodName, DemoMethod> = {
-    none: { method: "none", label: "none", drafter: { method: "none" }, draftMax: 0 },
-    "prompt-lookup": { method: "prompt-lookup", label: `prompt-lookup (k=${METHOD_DRAFT_MAX["prompt-lookup"]})`, drafter: { method: "prompt-lookup" }, draftMax: METHOD_DRAFT_MAX["prompt-lookup"] },
-    draft: {
-      method: "draft",
-      label: `draft (k=${DEMO_DRAFT_K})`,
-      drafter: { method: "draft", targetPath: models.target, draftModelPath: models.draft, draftBackend: o.backend, draftOptions: { threads: o.threads, contextSize: target.contextSize } },
-      draftMax: DEMO_DRAFT_K,
-    },
-    medusa: { method: "medusa", label: `medusa (tree ${formatTreeChoices(DEFAULT_MEDUSA_CHOICES)})`, drafter: { method: "medusa", medusaPath: models.medusa, target }, draftMax: METHOD_DRAFT_MAX.medusa },
+    none: { method: "none", label: "none", options: {}, draftMax: 0 },
+    "prompt-lookup": { method: "prompt-lookup", label: `prompt-lookup (k=${lookupK})`, options: {}, draftMax: lookupK },
+    draft: { method: "draft", label: `draft (k=${DEMO_DRAFT_K})`, options: {}, draftMax: DEMO_DRAFT_K },
+    medusa: { method: "medusa", label: `medusa (tree ${formatTreeChoices(DEFAULT_MEDUSA_CHOICES)})`, options: {}, draftMax: methodNamed("medusa").defaultDraftMax },
   };
   return names.map((n) => all[n]);
 }
@@ -124,10 +123,11 @@ export async function runDemo(o: DemoCliOptions): Promise<void> {
   const hint = `set ${MODELS_ENV} to a folder holding ${Object.values(DEFAULT_MODEL_FILES).join(", ")}`;
   requireDefaultModel(models.target, hint);
   requireDefaultModel(models.draft, hint);
-  if (o.backend === "builtin") requireDefaultModel(models.medusa, hint);
+  requireDefaultModel(models.medusa, hint);
 
   const reusePrompts = DEMO_STORIES.map(retellPrompt);
-  const { target, maxTokens } = await loadCapped(o, models.target, [...reusePrompts, DEMO_FREE_PROMPT]);
+  const { opened, maxTokens } = await loadCapped(o, [...reusePrompts, DEMO_FREE_PROMPT]);
+  const target = opened.target;
   const run: DemoCliOptions = { ...o, maxTokens };
   try {
     const demos: Demo[] = [
@@ -136,22 +136,22 @@ export async function runDemo(o: DemoCliOptions): Promise<void> {
         title: "Summarization-style: the prompt holds the text to reuse",
         about: `${DEMO_STORIES.length} short stories, each followed by a blank line and its first sentence again, so the model retells it: prompt lookup copies the guesses from the prompt.`,
         prompts: reusePrompts,
-        methods: demoMethods(models, o, target, ["none", "prompt-lookup"]),
+        methods: demoMethods(["none", "prompt-lookup"]),
       },
       {
         name: "free",
         title: "Free text generation",
         about: `The prompt "${DEMO_FREE_PROMPT}": little to copy; the distilled draft model and the Medusa heads guess the model's own continuation (prompt lookup for reference).`,
         prompts: [DEMO_FREE_PROMPT],
-        methods: demoMethods(models, o, target, ["none", "draft", "medusa", "prompt-lookup"]),
+        methods: demoMethods(["none", "draft", "medusa", "prompt-lookup"]),
       },
     ];
 
     // Untimed warm-up, so plain decoding, measured first, does not pay for compiling the kernels.
-    await generate(target, await createDrafter({ method: "none" }), { prompt: DEMO_FREE_PROMPT, maxTokens: Math.min(16, maxTokens) });
+    await generate(target, new NoDrafter(), { prompt: DEMO_FREE_PROMPT, maxTokens: Math.min(16, maxTokens) });
 
     if (!o.json) {
-      const engine = o.backend === "builtin" ? "built-in engine" : `llama.cpp (node-llama-cpp, ${o.threads} thread${o.threads > 1 ? "s" : ""})`;
+      const engine = o.backend === "builtin" ? "built-in engine" : `llama.cpp (${o.threads} thread${o.threads > 1 ? "s" : ""})`;
       console.log(`specdec demo: default model family in ${models.dir}`);
       console.log(`${engine}, greedy (temperature 0), ${maxTokens} tokens per prompt, median of ${o.repeats} run${o.repeats > 1 ? "s" : ""}`);
       if (maxTokens < o.maxTokens) console.log(`(${maxTokens} tokens per prompt, not ${o.maxTokens}: prompt and output must fit the model's context of ${target.contextSize})`);
@@ -160,7 +160,7 @@ export async function runDemo(o: DemoCliOptions): Promise<void> {
     const results: DemoResult[] = [];
     for (const [i, demo] of demos.entries()) {
       if (!o.json) console.log(`\n## ${i + 1}. ${demo.title}\n${demo.about}`);
-      const result = await runOne(demo, target, run);
+      const result = await runOne(demo, opened, run);
       results.push(result);
       if (!o.json) printResult(result);
     }
@@ -179,19 +179,21 @@ export async function runDemo(o: DemoCliOptions): Promise<void> {
  * it a small model's text degrades) and cap the tokens generated so that the longest prompt and
  * its output fit; `maxTokens` is the cap (≤ the asked-for count).
  */
-async function loadCapped(o: DemoCliOptions, path: string, prompts: readonly string[]): Promise<{ target: Target; maxTokens: number }> {
-  const target = await loadTarget(o.backend, path, { threads: o.threads });
+async function loadCapped(o: DemoCliOptions, prompts: readonly string[]): Promise<{ opened: OpenedTarget; maxTokens: number }> {
+  const opened = await openTarget({ backend: o.backend, threads: o.threads });
+  const target = opened.target;
   const longest = Math.max(...prompts.map((p) => target.tokenize(p).length));
   const room = target.contextSize - longest;
   if (room < 8) {
     await target.dispose();
     throw new SpecdecError(`the demo's prompts (${longest} tokens) do not fit the model's context of ${target.contextSize}`);
   }
-  return { target, maxTokens: Math.min(o.maxTokens, room) };
+  return { opened, maxTokens: Math.min(o.maxTokens, room) };
 }
 
 /** Measure a demo's methods, plain decoding first: its tokens are the reference, its speed the baseline. */
-async function runOne(demo: Demo, target: Target, o: DemoCliOptions): Promise<DemoResult> {
+async function runOne(demo: Demo, opened: OpenedTarget, o: DemoCliOptions): Promise<DemoResult> {
+  const target: Target = opened.target;
   const progress = (s: string) => { if (!o.json && process.stderr.isTTY) process.stderr.write(`\r\x1b[K${s}`); };
   const rows: DemoRow[] = [];
   const skipped: DemoResult["skipped"] = [];
@@ -199,12 +201,13 @@ async function runOne(demo: Demo, target: Target, o: DemoCliOptions): Promise<De
   let plainText = "";
   let baseline = 0;
   for (const m of demo.methods) {
-    if (draftsTrees(m.drafter) && !isTreeTarget(target)) {
-      skipped.push({ label: m.label, reason: "needs --backend builtin (tree attention, hidden states)" });
+    const missing = methodNeeds(m.method, m.options).filter((c) => !target.capabilities[c]);
+    if (missing.length > 0) {
+      skipped.push({ label: m.label, reason: `the ${target.backend} backend lacks ${missing.join(" and ")}` });
       continue;
     }
     progress(`measuring ${m.label}…`);
-    const drafter = await createDrafter(m.drafter);
+    const drafter = await openDrafter(opened, m.method, m.options);
     try {
       const r = await measureMethod(target, drafter, demo.prompts, { maxTokens: o.maxTokens, repeats: o.repeats, run: { draftMax: m.draftMax, sampling: { temperature: 0 } }, reference });
       if (!reference) {

@@ -1,24 +1,22 @@
+// `specdec generate`: one prompt, one method, text streamed to stdout and a summary to stderr.
 import { readFileSync } from "node:fs";
-import { loadTarget, type Backend } from "../backends/loadTarget.js";
-import { speculativeStream, type GenerationResult } from "../decode/speculativeDecode.js";
+import { Command, Option } from "commander";
+import { speculativeStream, DEFAULT_MAX_TOKENS, type GenerationResult } from "../decode/speculativeDecode.js";
 import type { GenerationStats } from "../decode/stats.js";
 import { SpecdecError } from "../errors.js";
-import { parseTreeChoices } from "../draftTree.js";
-import { parseLookahead } from "../drafters/lookahead.js";
-import type { Verifier } from "../verifier.js";
-import { GreedyVerifier } from "../verify/greedyVerifier.js";
-import { RejectionSampler } from "../verify/rejectionSampler.js";
-import { GreedyTreeVerifier, TreeRejectionSampler, type TreeVerifier } from "../verify/treeVerifier.js";
-import { TypicalAcceptanceVerifier } from "../verify/typicalAcceptance.js";
-import { createDrafter, draftsTrees, METHOD_DRAFT_MAX, parseMethod, type Method } from "../methods.js";
-import { defaultModels, requireDefaultModel } from "../defaultModels.js";
+import { methodNamed, methods } from "../methods.js";
+import { methodNeeds, openDrafter, openTarget } from "../session.js";
+import { BACKENDS, type Backend } from "../targets/loadTarget.js";
+import { GreedyVerifier } from "../verifiers/greedy.js";
+import { RejectionSampler } from "../verifiers/rejectionSampler.js";
+import { TypicalAcceptanceVerifier } from "../verifiers/typicalAcceptance.js";
+import type { Verifier } from "../verifiers/verifier.js";
+import { addMethodOptions, methodOptionsFrom } from "./methodOptions.js";
+import { collect, integer, real } from "./options.js";
 
 export interface GenerateCliOptions {
-  /** Target model; default the default family's target (src/defaultModels.ts). */
   model?: string;
-  /** Default: llama.cpp, or builtin for tree methods (the only backend with tree attention). */
   backend?: Backend;
-  draftModel?: string;
   method?: string;
   prompt?: string;
   promptFile?: string;
@@ -29,50 +27,59 @@ export interface GenerateCliOptions {
   minP: number;
   seed: number;
   draftMax?: number;
-  ngramMax: number;
-  ngramMin: number;
-  candidates: number;
   treeNodes?: number;
-  medusa?: string;
-  lookahead?: string;
-  tree?: string;
   acceptance?: "greedy" | "sample" | "typical";
   contextSize?: number;
   threads: number;
   stop?: string[];
   json?: boolean;
+  /** Method options (flags of the registered methods), by option name. */
+  [methodOption: string]: unknown;
 }
 
-export async function runGenerate(options: GenerateCliOptions): Promise<void> {
-  const method = parseMethod(options.method ?? (options.draftModel ? "draft" : "prompt-lookup"));
-  const trees = draftsTrees({ method, candidates: options.candidates });
-  const o = { ...options, backend: options.backend ?? (trees ? "builtin" : "llama.cpp") };
-  if (o.draftModel && method !== "draft") throw new SpecdecError(`--draft-model is only used by --method draft (got --method ${method})`);
-  if (o.ngramMin > o.ngramMax) throw new SpecdecError(`--ngram-min ${o.ngramMin} is larger than --ngram-max ${o.ngramMax}`);
-  if (trees && o.backend !== "builtin")
-    throw new SpecdecError(`${method === "prompt-lookup" ? `--candidates ${o.candidates}` : `--method ${method}`} drafts a tree of guesses, which needs tree attention: use --backend builtin (llama.cpp through node-llama-cpp has no custom attention masks)`);
-  if (o.medusa && method !== "medusa") throw new SpecdecError(`--medusa is only used by --method medusa (got --method ${method})`);
-  if (o.acceptance === "typical" && !trees) throw new SpecdecError("--acceptance typical applies to tree methods (medusa, prompt-lookup with --candidates > 1)");
-  const treeChoices = o.tree === undefined ? undefined : parseTreeChoices(o.tree);
-  if (o.lookahead !== undefined && method !== "lookahead") throw new SpecdecError(`--lookahead is only used by --method lookahead (got --method ${method})`);
-  const lookahead = o.lookahead === undefined ? undefined : parseLookahead(o.lookahead);
-  const prompt = readPrompt(o);
-  const files = modelFiles(o, method);
+export function addGenerateCommand(cli: Command): void {
+  const cmd = cli
+    .command("generate")
+    .description("generate text from a prompt, drafting guesses and verifying them losslessly")
+    .option("--model <file>", "target model (GGUF); default: the stories model shipped in models/ (or in $SPECDEC_MODELS)")
+    .addOption(new Option("--backend <name>", "inference backend: llama.cpp or builtin (specdec's own engine); default llama.cpp, or builtin where the method needs what only it has").choices(BACKENDS))
+    .addOption(new Option("--method <name>", "how guesses are made; default: draft with --draft-model, else prompt-lookup").choices(methods().map((m) => m.name)))
+    .option("--prompt <text>", "the prompt")
+    .option("--prompt-file <file>", "read the prompt from a file")
+    .option("--max-tokens <n>", "most tokens to generate", integer(1, 1_000_000), DEFAULT_MAX_TOKENS)
+    .option("--temperature <t>", "0 = greedy (identical tokens to plain decoding); > 0 samples (identical distribution)", real(0, 100), 0)
+    .option("--top-k <k>", "keep the k most probable tokens (0 = off)", integer(0), 0)
+    .option("--top-p <p>", "nucleus sampling mass (1 = off)", real(0, 1, { minExclusive: true }), 1)
+    .option("--min-p <p>", "drop tokens below p × the top probability (0 = off)", real(0, 0.999999), 0)
+    .option("--seed <s>", "random seed for sampling and for the blind drafter", integer(0, 2 ** 32 - 1), 0)
+    .option("--draft-max <k>", `most tokens guessed ahead per step (default per method: ${methods().filter((m) => m.defaultDraftMax > 0).map((m) => `${m.name} ${m.defaultDraftMax}`).join(", ")})`, integer(0, 256))
+    .option("--tree-nodes <n>", "most guesses per step for methods that draft trees (default 24, at most the backend's batch - 1)", integer(1, 1024))
+    .addOption(
+      new Option("--acceptance <rule>", "greedy: guesses must equal the target's argmax; sample: lossless rejection sampling; typical: Medusa's typical acceptance — LOSSY, output no longer follows the target. Default: greedy at temperature 0, else sample").choices(["greedy", "sample", "typical"]),
+    )
+    .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
+    .option("--threads <n>", "CPU threads for llama.cpp (1 is fastest for small models on small machines)", integer(1, 1024), 1)
+    .option("--stop <text>", "stop before this string (repeatable)", collect)
+    .option("--json", "print one JSON object {text, tokens, stats} instead of streaming text");
+  addMethodOptions(cmd).action(runGenerate);
+}
 
-  const target = await loadTarget(o.backend, files.model, { contextSize: o.contextSize, threads: o.threads });
-  const drafter = await createDrafter({
-    method,
-    targetPath: files.model,
-    draftModelPath: files.draftModel,
-    draftBackend: o.backend,
-    draftOptions: { contextSize: o.contextSize, threads: o.threads },
-    promptLookup: { maxNgram: o.ngramMax, minNgram: o.ngramMin },
-    candidates: o.candidates,
-    medusaPath: files.medusa,
-    lookahead,
-    target,
-    treeChoices,
-  });
+export async function runGenerate(o: GenerateCliOptions): Promise<void> {
+  const method = methodNamed(o.method ?? (o.draftModel !== undefined ? "draft" : "prompt-lookup")).name;
+  const methodOptions = methodOptionsFrom(method, o);
+  if (o.stop?.some((s) => s === "")) throw new SpecdecError("--stop takes a non-empty string");
+  const prompt = readPrompt(o);
+  const verifier = verifierFor(o.acceptance);
+
+  const opened = await openTarget({ model: o.model, backend: o.backend, contextSize: o.contextSize, threads: o.threads }, { name: method, needs: methodNeeds(method, methodOptions) });
+  const { target } = opened;
+  let drafter;
+  try {
+    drafter = await openDrafter(opened, method, methodOptions);
+  } catch (e) {
+    await target.dispose();
+    throw e;
+  }
 
   // Ctrl-C ends the generation cleanly: what was produced is printed with its statistics.
   const abort = new AbortController();
@@ -82,9 +89,9 @@ export async function runGenerate(options: GenerateCliOptions): Promise<void> {
     const stream = speculativeStream(target, drafter, {
       prompt,
       maxTokens: o.maxTokens,
-      draftMax: o.draftMax ?? METHOD_DRAFT_MAX[method],
+      draftMax: o.draftMax ?? methodNamed(method).defaultDraftMax,
       treeNodes: o.treeNodes,
-      ...verifiers(o.acceptance),
+      verifier,
       sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP, seed: o.seed },
       stop: o.stop,
       signal: abort.signal,
@@ -99,10 +106,10 @@ export async function runGenerate(options: GenerateCliOptions): Promise<void> {
       if (!o.json && r.value.text) process.stdout.write(r.value.text);
     }
     if (o.json) {
-      process.stdout.write(JSON.stringify({ method, text: result.text, tokens: result.tokens, stopReason: result.stopReason, stats: result.stats }) + "\n");
+      process.stdout.write(JSON.stringify({ method, ...(verifier?.lossy ? { lossy: verifier.name } : {}), text: result.text, tokens: result.tokens, stopReason: result.stopReason, stats: result.stats }) + "\n");
     } else {
       process.stdout.write("\n");
-      process.stderr.write(summaryLine(method, result.stats, result.stopReason) + "\n");
+      process.stderr.write(summaryLine(method, result.stats, result.stopReason) + (verifier?.lossy ? ` — LOSSY verification (${verifier.name}): the output does not follow the target's distribution` : "") + "\n");
     }
   } finally {
     process.off("SIGINT", onSigint);
@@ -111,32 +118,17 @@ export async function runGenerate(options: GenerateCliOptions): Promise<void> {
   }
 }
 
-/**
- * The model files: the user's, or without --model the default family — its target, and its
- * draft and heads for the methods that need them. A user's own target gets no default helpers:
- * the family's would not fit it, so those methods keep asking for --draft-model / --medusa.
- */
-function modelFiles(o: GenerateCliOptions, method: Method): { model: string; draftModel?: string; medusa?: string } {
-  if (o.model !== undefined) return { model: o.model, draftModel: o.draftModel, medusa: o.medusa };
-  const d = defaultModels();
-  return {
-    model: requireDefaultModel(d.target),
-    draftModel: o.draftModel ?? (method === "draft" ? requireDefaultModel(d.draft, "pass --draft-model FILE") : undefined),
-    medusa: o.medusa ?? (method === "medusa" ? requireDefaultModel(d.medusa, "pass --medusa FILE") : undefined),
-  };
-}
-
-/** The verifiers an --acceptance rule asks for; none = the default for the temperature. */
-function verifiers(rule: GenerateCliOptions["acceptance"]): { verifier?: Verifier; treeVerifier?: TreeVerifier } {
+/** The verifier an --acceptance rule asks for; none = the default for the temperature. */
+function verifierFor(rule: GenerateCliOptions["acceptance"]): Verifier | undefined {
   switch (rule) {
     case "greedy":
-      return { verifier: new GreedyVerifier(), treeVerifier: new GreedyTreeVerifier() };
+      return new GreedyVerifier();
     case "sample":
-      return { verifier: new RejectionSampler(), treeVerifier: new TreeRejectionSampler() };
+      return new RejectionSampler();
     case "typical":
-      return { treeVerifier: new TypicalAcceptanceVerifier() };
+      return new TypicalAcceptanceVerifier();
     default:
-      return {};
+      return undefined;
   }
 }
 

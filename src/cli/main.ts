@@ -1,49 +1,16 @@
-import { Command, Option } from "commander";
-import { DEFAULT_MAX_TOKENS } from "../decode/speculativeDecode.js";
+import { Command } from "commander";
 import { SpecdecError } from "../errors.js";
-import { METHODS } from "../methods.js";
-import { BACKENDS } from "../backends/loadTarget.js";
-import { runGenerate } from "./generateCommand.js";
+import { addGenerateCommand } from "./generateCommand.js";
 import { addTrainCommand } from "./trainCommand.js";
 import { addDemoCommand } from "./demoCommand.js";
-import { collect, integer, real } from "./options.js";
+import { cliMessage } from "./methodOptions.js";
 
 function program(): Command {
   const cli = new Command("specdec")
     .description("Speculative decoding for GGUF models: the same output as plain decoding, in fewer target passes.")
     .configureOutput({ outputError: (s, write) => write(s.startsWith("error:") ? `specdec: ${s}` : s) });
 
-  cli
-    .command("generate")
-    .description("generate text from a prompt, drafting guesses and verifying them losslessly")
-    .option("--model <file>", "target model (GGUF); default: the stories model shipped in models/ (or in $SPECDEC_MODELS)")
-    .addOption(new Option("--backend <name>", "inference backend: llama.cpp (node-llama-cpp) or builtin (specdec's own engine); default llama.cpp, or builtin for methods that draft trees (medusa, lookahead, --candidates > 1)").choices(BACKENDS))
-    .option("--draft-model <file>", "helper model for --method draft (same vocabulary as the target); default with the default target: its distilled draft in models/")
-    .addOption(new Option("--method <name>", "how guesses are made; default: draft with --draft-model, else prompt-lookup").choices(METHODS))
-    .option("--prompt <text>", "the prompt")
-    .option("--prompt-file <file>", "read the prompt from a file")
-    .option("--max-tokens <n>", "most tokens to generate", integer(1, 1_000_000), DEFAULT_MAX_TOKENS)
-    .option("--temperature <t>", "0 = greedy (identical tokens to plain decoding); > 0 samples (identical distribution)", real(0, 100), 0)
-    .option("--top-k <k>", "keep the k most probable tokens (0 = off)", integer(0), 0)
-    .option("--top-p <p>", "nucleus sampling mass (1 = off)", real(0, 1, { minExclusive: true }), 1)
-    .option("--min-p <p>", "drop tokens below p × the top probability (0 = off)", real(0, 0.999999), 0)
-    .option("--seed <s>", "random seed for sampling and for the blind drafter", integer(0, 2 ** 32 - 1), 0)
-    .option("--draft-max <k>", "most tokens drafted per step (default: prompt-lookup 2, blind 2, draft 8)", integer(0, 256))
-    .option("--ngram-max <n>", "prompt lookup: longest n-gram matched", integer(1, 64), 3)
-    .option("--ngram-min <n>", "prompt lookup: shortest n-gram matched", integer(1, 64), 2)
-    .option("--medusa <file>", "Medusa heads (GGUF) for --method medusa (needs --backend builtin); default with the default target: its heads in models/")
-    .option("--tree <shape>", "tree shape for Medusa, as ranks per depth: e.g. \"0;1;2;0,0;0,1;1,0;0,0,0\" (Medusa's medusa_choices)")
-    .addOption(
-      new Option("--acceptance <rule>", "greedy: guesses must equal the target's argmax; sample: lossless rejection sampling; typical: Medusa's typical acceptance — LOSSY, output no longer follows the target (tree methods only). Default: greedy at temperature 0, else sample").choices(["greedy", "sample", "typical"]),
-    )
-    .option("--lookahead <W,N,G>", "look-ahead decoding: Jacobi window W, n-gram size N, verification set G (default 5,3,5; needs --backend builtin)")
-    .option("--candidates <c>", "prompt lookup: merge the continuations of up to c matches into a tree verified in one pass (c > 1 needs --backend builtin)", integer(1, 64), 1)
-    .option("--tree-nodes <n>", "tree methods: most guesses per tree (default 24, at most the engine's batch - 1)", integer(1, 1024))
-    .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
-    .option("--threads <n>", "CPU threads for llama.cpp (1 is fastest for small models on small machines)", integer(1, 1024), 1)
-    .option("--stop <text>", "stop before this string (repeatable)", collect)
-    .option("--json", "print one JSON object {text, tokens, stats} instead of streaming text")
-    .action(runGenerate);
+  addGenerateCommand(cli);
   addDemoCommand(cli);
   addTrainCommand(cli);
   return cli;
@@ -55,7 +22,7 @@ export async function main(argv: string[]): Promise<void> {
     await program().parseAsync(argv);
   } catch (e) {
     code = 1;
-    if (e instanceof SpecdecError) process.stderr.write(`specdec: error: ${e.message}\n`);
+    if (e instanceof SpecdecError) process.stderr.write(`specdec: error: ${cliMessage(e)}\n`);
     else if (process.env.SPECDEC_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
     else process.stderr.write(`specdec: internal error: ${String((e as Error)?.message ?? e).split("\n")[0]} (set SPECDEC_DEBUG=1 for details)\n`);
   }

@@ -10,9 +10,9 @@ import { basename } from "node:path";
 import { createHash } from "node:crypto";
 import { Command, Option } from "commander";
 import cliProgress from "cli-progress";
-import { BuiltinTarget } from "../backends/builtin.js";
+import { BuiltinTarget } from "../targets/builtin.js";
 import { SpecdecError } from "../errors.js";
-import { saveMedusaHeads } from "../medusa/medusaHeads.js";
+import { saveMedusaHeads } from "../drafters/medusaHeads.js";
 import { MEDUSA_TRAIN_DEFAULTS, paragraphs, trainMedusa, type MedusaProjection, type MedusaTargets, type TrainProgress, type TrainText } from "../train/medusaTrainer.js";
 import { saveDraftGguf, trainDraftAsync, type DraftData, type DraftTrainConfig } from "../train/draftTrainer.js";
 import { integer, real } from "./options.js";
@@ -431,7 +431,7 @@ export async function runTrainMedusa(o: TrainMedusaCliOptions): Promise<void> {
     ),
   );
   if (!result) return;
-  saveMedusaHeads(o.out, result.heads, { hiddenSize: target.hiddenSize, vocabSize: target.vocabSize, vocabFingerprint: target.vocabFingerprint, name: basename(o.model) }, { overwrite: o.force });
+  saveMedusaHeads(o.out, result.heads, { hiddenSize: target.hiddenSize, vocabSize: target.vocabSize, vocabFingerprint: target.vocab.fingerprint, name: basename(o.model) }, { overwrite: o.force });
   const lines = [
     `trained ${o.heads} Medusa heads for ${basename(o.model)} (targets ${o.targets}, projection ${o.projection}): ${result.step} steps × ${o.batch}${result.resumedFrom !== undefined ? ` (resumed at step ${result.resumedFrom})` : ""} in ${result.trainSeconds.toFixed(1)} s; data: ${result.trainExamples} training positions in ${result.dataSeconds.toFixed(1)} s`,
     `held-out accuracy (${result.valExamples} positions):`,

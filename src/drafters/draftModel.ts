@@ -1,13 +1,16 @@
-import type { Draft, Drafter, DrafterStart, DraftOutcome } from "../drafter.js";
+import { checkSameVocabulary } from "../gguf/modelInfo.js";
 import { isGreedy, type SamplingSettings } from "../sampling/samplingSettings.js";
-import { argmax, sample, shapeDistribution } from "../sampling/shapeDistribution.js";
-import type { Target } from "../target.js";
+import { sample, shapeDistribution } from "../sampling/shapeDistribution.js";
+import type { Target } from "../targets/target.js";
 import type { Distribution, Rng, Token } from "../types.js";
+import { chainTree, type DraftTree } from "./draftTree.js";
+import type { DraftBudget, Drafter, DrafterStart, VerifiedPass } from "./drafter.js";
+import type { MethodDescriptor } from "./method.js";
 
 /**
- * Method `draft`: a smaller helper model with the same vocabulary guesses k tokens one at a
- * time (greedy at temperature 0, otherwise sampled from its own shaped distribution q, which
- * is recorded for rejection sampling). Its cache follows the target's: after each step it is
+ * Method `draft`: a smaller helper model with the same vocabulary guesses a chain one token at a
+ * time (greedy at temperature 0, otherwise sampled from its own shaped distribution q, which is
+ * recorded for rejection sampling). Its cache follows the target's: after each step it is
  * rolled back to the committed tokens.
  */
 export class DraftModelDrafter implements Drafter {
@@ -17,7 +20,7 @@ export class DraftModelDrafter implements Drafter {
   private cached: Token[] = []; // the tokens in the draft model's cache, in order
   private readonly one: Token[] = [0 as Token]; // the one-token input of every guess after the first
 
-  constructor(private readonly model: Target) {}
+  constructor(readonly model: Target) {}
 
   async begin(start: DrafterStart): Promise<void> {
     this.sampling = start.sampling;
@@ -33,26 +36,26 @@ export class DraftModelDrafter implements Drafter {
     }
   }
 
-  async propose(context: readonly Token[], maxTokens: number, signal?: AbortSignal): Promise<Draft> {
+  async propose(context: readonly Token[], budget: DraftBudget, signal?: AbortSignal): Promise<DraftTree> {
     // The helper's own context may be shorter than the target's: guess less, or not at all.
-    maxTokens = Math.min(maxTokens, this.model.contextSize - context.length);
-    if (maxTokens <= 0 || context.length === 0) return { tokens: [] };
+    const maxTokens = Math.min(budget.maxDepth, this.model.contextSize - context.length);
+    if (maxTokens <= 0 || context.length === 0) return chainTree([]);
     // Bring the cache to context minus its last token, which is evaluated for the first guess.
     let common = 0;
     while (common < this.cached.length && common < context.length - 1 && this.cached[common] === context[common]) common++;
     await this.truncateTo(common);
     const greedy = isGreedy(this.sampling);
     const tokens: Token[] = [];
-    const q: (Distribution | undefined)[] = [];
+    const q: Distribution[] = [];
     let next: readonly Token[] = context.slice(common);
     for (let i = 0; i < maxTokens; i++) {
-      const [raw] = await this.model.evaluate(next, { outputs: "last", signal, argmaxOnly: greedy });
+      const out = await this.model.evaluate(next, { outputs: "last", read: greedy ? "argmax" : "probabilities", signal });
       for (const t of next) this.cached.push(t);
       let tok: Token;
       if (greedy) {
-        tok = argmax(raw);
+        tok = out.argmax[0] as Token;
       } else {
-        const shaped = shapeDistribution(raw, this.sampling);
+        const shaped = shapeDistribution(out.probs![0], this.sampling);
         tok = sample(shaped, this.rng);
         q.push(shaped);
       }
@@ -61,12 +64,12 @@ export class DraftModelDrafter implements Drafter {
       this.one[0] = tok;
       next = this.one;
     }
-    return greedy ? { tokens } : { tokens, q };
+    return greedy ? chainTree(tokens) : chainTree(tokens, q);
   }
 
-  async observe(outcome: DraftOutcome): Promise<void> {
+  async observe(pass: VerifiedPass): Promise<void> {
     // Keep the context and the accepted guesses; forget the rejected ones.
-    await this.truncateTo(Math.min(this.cached.length, outcome.contextLength + outcome.accepted));
+    await this.truncateTo(Math.min(this.cached.length, pass.contextLength + pass.path.length));
   }
 
   async dispose(): Promise<void> {
@@ -80,3 +83,23 @@ export class DraftModelDrafter implements Drafter {
     }
   }
 }
+
+export const draftModelMethod: MethodDescriptor = {
+  name: "draft",
+  summary: "a smaller helper model with the same vocabulary drafts a chain (greedy, or sampled with its q recorded)",
+  defaultDraftMax: 8,
+  options: {
+    draftModel: { kind: "file", description: "a helper model with the target's vocabulary (GGUF)", familyFile: "draft" },
+  },
+  async create(ctx, o) {
+    const path = o.draftModel as string;
+    const model = await ctx.loadModel(path);
+    try {
+      checkSameVocabulary(ctx.target.vocab, model.vocab, path);
+    } catch (e) {
+      await model.dispose();
+      throw e;
+    }
+    return new DraftModelDrafter(model);
+  },
+};

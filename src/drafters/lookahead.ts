@@ -1,7 +1,9 @@
-import type { DrafterStart, DraftOutcome, TreeBudget, TreeDrafter } from "../drafter.js";
 import { SpecdecError } from "../errors.js";
-import { ROOT, type DraftTree } from "../draftTree.js";
+import type { Capability } from "../targets/target.js";
 import type { Rng, Token } from "../types.js";
+import { ROOT, type DraftTree } from "./draftTree.js";
+import type { DraftBudget, Drafter, DrafterStart, VerifiedPass } from "./drafter.js";
+import type { MethodDescriptor } from "./method.js";
 
 export interface LookaheadOptions {
   /** Jacobi window: columns guessed ahead of the last committed token. Default 5. */
@@ -12,17 +14,6 @@ export interface LookaheadOptions {
   verify?: number;
   /** Seed the n-gram pool with the prompt's own n-grams. Default true. */
   seedFromPrompt?: boolean;
-}
-
-/** Parse "W,N,G" as given on the command line. */
-export function parseLookahead(text: string): Required<Pick<LookaheadOptions, "window" | "ngram" | "verify">> {
-  const parts = text.split(",").map((s) => Number(s.trim()));
-  if (parts.length !== 3 || parts.some((x) => !Number.isInteger(x)))
-    throw new SpecdecError(`--lookahead takes three integers W,N,G (window, n-gram size, verification set), got '${text}'`);
-  const [window, ngram, verify] = parts;
-  if (window < 1 || ngram < 2 || verify < 0 || window > 64 || ngram > 16 || verify > 64)
-    throw new SpecdecError(`--lookahead ${text}: need 1 <= W <= 64, 2 <= N <= 16, 0 <= G <= 64`);
-  return { window, ngram, verify };
 }
 
 /**
@@ -43,9 +34,9 @@ export function parseLookahead(text: string): Required<Pick<LookaheadOptions, "w
  * nodes, so a correct Jacobi guess is accepted too. All guesses are deterministic (one-hot q):
  * greedy and sampled verification stay exact.
  */
-export class LookaheadDrafter implements TreeDrafter {
+export class LookaheadDrafter implements Drafter {
   readonly name = "lookahead";
-  readonly needsPredictions = true;
+  readonly requires: readonly Capability[] = ["treeAttention"];
   readonly window: number;
   readonly ngram: number;
   readonly verify: number;
@@ -61,9 +52,12 @@ export class LookaheadDrafter implements TreeDrafter {
     this.ngram = options.ngram ?? 3;
     this.verify = options.verify ?? 5;
     this.seedFromPrompt = options.seedFromPrompt ?? true;
+    const { window: W, ngram: N, verify: G } = this;
+    if (![W, N, G].every(Number.isInteger) || W < 1 || N < 2 || G < 0 || W > 64 || N > 16 || G > 64)
+      throw new SpecdecError(`lookahead: window, ngram, verify (${W}, ${N}, ${G}) must be integers with 1 <= window <= 64, 2 <= ngram <= 16, 0 <= verify <= 64`);
   }
 
-  async begin(start: DrafterStart): Promise<void> {
+  begin(start: DrafterStart): void {
     this.rng = start.rng;
     this.pool = new Map();
     this.fillFrom = start.prompt;
@@ -72,7 +66,7 @@ export class LookaheadDrafter implements TreeDrafter {
     this.levels = Array.from({ length: this.ngram - 1 }, () => Array.from({ length: this.window }, () => this.randomToken()));
   }
 
-  async proposeTree(context: readonly Token[], budget: TreeBudget): Promise<DraftTree> {
+  propose(context: readonly Token[], budget: DraftBudget): DraftTree {
     this.fillFrom = context;
     const tokens: Token[] = [];
     const parents: number[] = [];
@@ -112,15 +106,15 @@ export class LookaheadDrafter implements TreeDrafter {
     return { tokens, parents };
   }
 
-  observe(outcome: DraftOutcome): void {
-    const predicted = outcome.predictions;
-    if (!predicted) return;
+  observe(pass: VerifiedPass): void {
+    // The target's prediction after each node (slot node + 1 of the pass).
+    const predicted = pass.argmax.subarray(1) as unknown as ArrayLike<Token>;
     const top = this.levels.length - 1;
     // The next level: the target's prediction after (top, i) guesses column i + 1; column 0 is
     // the position right after the last committed token, predicted after the root — that is
     // the first committed token itself.
     const next: Token[] = new Array(this.window);
-    next[0] = outcome.committed[0];
+    next[0] = pass.committed[0];
     this.layout.forEach(({ level, column }, node) => {
       if (level !== top || column + 1 >= this.window) return;
       next[column + 1] = predicted[node];
@@ -137,7 +131,7 @@ export class LookaheadDrafter implements TreeDrafter {
     for (let i = 0; i < this.window; i++) next[i] ??= this.randomToken();
     this.levels = [...this.levels.slice(1), next];
     // Slide: column i now refers to the position `committed` tokens further on.
-    const m = outcome.committed.length;
+    const m = pass.committed.length;
     this.levels = this.levels.map((lv) => [...lv.slice(m), ...Array.from({ length: Math.min(m, this.window) }, () => this.randomToken())].slice(0, this.window));
   }
 
@@ -157,3 +151,14 @@ export class LookaheadDrafter implements TreeDrafter {
     return src.length > 0 ? src[Math.floor(this.rng.next() * src.length)] : (0 as Token);
   }
 }
+
+export const lookaheadMethod: MethodDescriptor = {
+  name: "lookahead",
+  summary: "look-ahead decoding: a Jacobi window and n-grams from a pool, verified in one tree pass",
+  defaultDraftMax: 8,
+  options: {
+    lookahead: { kind: "integers", fields: ["window", "ngram", "verify"], description: "Jacobi window W, n-gram size N, verification set G", default: { window: 5, ngram: 3, verify: 5 } },
+  },
+  requires: () => ["treeAttention"],
+  create: (_ctx, o) => new LookaheadDrafter(o.lookahead as LookaheadOptions),
+};

@@ -1,16 +1,15 @@
-import type { DrafterStart, DraftOutcome, TreeBudget, TreeDrafter } from "../drafter.js";
-import { compileTreeChoices, treeFromChoices, type DraftTree, type TreeChoices, type TreeShape } from "../draftTree.js";
-import type { MedusaHeads } from "../medusa/medusaHeads.js";
+import type { Capability } from "../targets/target.js";
 import type { Token } from "../types.js";
+import { compileTreeChoices, NO_DRAFT, treeFromChoices, type DraftTree, type TreeChoices, type TreeShape } from "./draftTree.js";
+import type { DraftBudget, Drafter, VerifiedPass } from "./drafter.js";
+import { MedusaHeads } from "./medusaHeads.js";
+import type { MethodDescriptor } from "./method.js";
 
 /**
- * The default candidate tree: the top-1 guesses of the first two heads. Chosen by measurement
- * (`npm run bench:medusa`, heads trained with `specdec train medusa` for stories260K, 8 held-out
- * prompts, docs/measurements.md): τ grows with the tree (1.60 with one node, 1.94 with two, 2.25
- * with a chain of four, 2.80 with 16 nodes) but on that compute-bound model every node costs
- * about a one-token pass, so only one or two guesses come near plain decoding (0.74–1.11x and
- * 0.58–0.94x over two runs). Two keep most of the gain where a pass is memory-bound and extra nodes are nearly free;
- * pass a bigger `--tree` for such models.
+ * The default candidate tree: the top-1 guesses of the first two heads, chosen by measurement
+ * with the default family's heads (docs/measurements.md, "Medusa tree shapes"): on a compute-bound
+ * model every node costs about a one-token pass, so a small tree comes closest to paying. Where a
+ * pass is memory-bound and extra nodes are nearly free, pass a bigger `tree`.
  */
 export const DEFAULT_MEDUSA_CHOICES: TreeChoices = [[0], [0, 0]];
 
@@ -20,10 +19,9 @@ export const DEFAULT_MEDUSA_CHOICES: TreeChoices = [[0], [0, 0]];
  * shape (Medusa's `medusa_choices`) are filled with each head's top-k, whatever the path
  * above them (Medusa-1), and verified in one tree pass.
  */
-export class MedusaDrafter implements TreeDrafter {
+export class MedusaDrafter implements Drafter {
   readonly name = "medusa";
-  /** The loop hands this drafter the target's hidden state after every step. */
-  readonly needsHidden = true;
+  readonly requires: readonly Capability[] = ["treeAttention", "hiddenStates"];
   private readonly shape: TreeShape;
   private readonly topK: number[]; // per depth: how many candidates the shape ranks
   private readonly logits: Float32Array; // (vocab)
@@ -36,15 +34,15 @@ export class MedusaDrafter implements TreeDrafter {
     this.shape = compileTreeChoices(choices);
     this.topK = [];
     for (const p of this.shape.choices) this.topK[p.length - 1] = Math.max(this.topK[p.length - 1] ?? 0, p[p.length - 1] + 1);
-    this.logits = new Float32Array(heads.target.vocabSize);
+    this.logits = new Float32Array(heads.vocabSize);
   }
 
-  async begin(_start: DrafterStart): Promise<void> {
+  begin(): void {
     this.hidden = undefined; // none before the first verified step: that step drafts nothing
   }
 
-  async proposeTree(_context: readonly Token[], budget: TreeBudget): Promise<DraftTree> {
-    if (!this.hidden) return { tokens: [], parents: [] };
+  propose(_context: readonly Token[], budget: DraftBudget): DraftTree {
+    if (!this.hidden) return NO_DRAFT;
     const depth = Math.min(budget.maxDepth, this.heads.count, this.topK.length);
     // Each head's ranked candidates, computed once per step.
     const ranked: Token[][] = [];
@@ -57,13 +55,16 @@ export class MedusaDrafter implements TreeDrafter {
     return treeFromChoices(keep, (path) => ranked[path.length] ?? []);
   }
 
-  observe(outcome: DraftOutcome): void {
-    this.hidden = outcome.hidden;
+  observe(pass: VerifiedPass): void {
+    // The state at the last verified slot: the deepest accepted node, or the root slot.
+    const slot = pass.path.length > 0 ? pass.path[pass.path.length - 1] + 1 : 0;
+    const dim = pass.hidden!.length / (pass.tree.tokens.length + 1);
+    this.hidden = pass.hidden!.slice(slot * dim, (slot + 1) * dim);
   }
 }
 
 /** The k highest-scoring indices, best first (lowest index on ties). */
-function topK(scores: Float32Array, k: number): Token[] {
+export function topK(scores: Float32Array, k: number): Token[] {
   const best: number[] = [];
   for (let i = 0; i < scores.length; i++) {
     if (best.length === k && scores[i] <= scores[best[k - 1]]) continue;
@@ -76,3 +77,15 @@ function topK(scores: Float32Array, k: number): Token[] {
   }
   return best as Token[];
 }
+
+export const medusaMethod: MethodDescriptor = {
+  name: "medusa",
+  summary: "Medusa-1 heads on the target's hidden state guess 1..K tokens ahead; a static tree of their top candidates",
+  defaultDraftMax: 8,
+  options: {
+    medusa: { kind: "file", description: "its heads (a GGUF file trained with `specdec train medusa` for this target)", familyFile: "medusa" },
+    tree: { kind: "treeChoices", description: "tree shape as ranks per depth (Medusa's medusa_choices)", default: DEFAULT_MEDUSA_CHOICES },
+  },
+  requires: () => ["treeAttention", "hiddenStates"],
+  create: (ctx, o) => new MedusaDrafter(MedusaHeads.load(o.medusa as string, ctx.target), o.tree as TreeChoices),
+};

@@ -1,41 +1,71 @@
-// What a model file says about itself, read with our own GGUF reader before any backend sees it:
-// a clear error for files that are not models, and the vocabulary to check a helper against.
+// What a model file says about itself, read once with our own GGUF reader before any backend
+// sees it: a clear error for files that are not models, and the vocabulary a helper must match.
 
+import { createHash } from "node:crypto";
 import { SpecdecError } from "../errors.js";
-import { metaArray, metaNumber, metaString, openGguf } from "./reader.js";
+import { metaArray, metaNumber, metaString, openGguf, type GgufFile } from "./reader.js";
 
-/** What a GGUF file says about its tokenizer, read with our own reader (used to check vocabularies match). */
-export interface VocabSignature {
+/** The vocabulary as a model file declares it. */
+export interface Vocabulary {
+  /** tokenizer.ggml.model ("llama", "gpt2", ...), when the file says. */
   readonly model: string | undefined;
+  /** Token texts by id. */
   readonly tokens: readonly string[];
+  /** sha256 over the token texts (each followed by a NUL byte): ties helper files to this vocabulary. */
+  readonly fingerprint: string;
 }
 
-/** Validate a model file before handing it to a backend (llama.cpp reports bad files less clearly). */
-export function inspectModelFile(path: string): { architecture: string; contextLength: number | undefined; vocab: VocabSignature } {
+/** A validated model file: what every backend needs to know before it loads the weights. */
+export interface ModelFileInfo {
+  readonly path: string;
+  readonly architecture: string;
+  /** `<arch>.context_length`, when the file says. */
+  readonly contextLength: number | undefined;
+  readonly vocab: Vocabulary;
+}
+
+/** The vocabulary of an open GGUF file, or undefined when it has none. */
+export function readVocabulary(f: GgufFile): Vocabulary | undefined {
+  const tokens = metaArray(f, "tokenizer.ggml.tokens");
+  if (!tokens || !tokens.every((t) => typeof t === "string")) return undefined;
+  return { model: metaString(f, "tokenizer.ggml.model"), tokens: tokens as string[], fingerprint: vocabFingerprint(tokens as string[]) };
+}
+
+/** Check an open GGUF file is a model (architecture, tokenizer, tensors) and describe it. */
+export function describeModelFile(f: GgufFile): ModelFileInfo {
+  const architecture = metaString(f, "general.architecture");
+  if (!architecture) throw new SpecdecError(`${f.path}: GGUF file has no general.architecture: not a model`);
+  const vocab = readVocabulary(f);
+  if (!vocab) throw new SpecdecError(`${f.path}: GGUF file has no tokenizer (tokenizer.ggml.tokens)`);
+  if (f.tensors.length === 0) throw new SpecdecError(`${f.path}: GGUF file has no tensors (a vocabulary-only file?)`);
+  return { path: f.path, architecture, contextLength: metaNumber(f, `${architecture}.context_length`), vocab };
+}
+
+/** Open, validate and describe a model file (for backends that load the weights themselves). */
+export function inspectModelFile(path: string): ModelFileInfo {
   const f = openGguf(path);
   try {
-    const architecture = metaString(f, "general.architecture");
-    if (!architecture) throw new SpecdecError(`${path}: GGUF file has no general.architecture: not a model`);
-    const tokens = metaArray(f, "tokenizer.ggml.tokens");
-    if (!tokens) throw new SpecdecError(`${path}: GGUF file has no tokenizer (tokenizer.ggml.tokens)`);
-    if (f.tensors.length === 0) throw new SpecdecError(`${path}: GGUF file has no tensors (a vocabulary-only file?)`);
-    return {
-      architecture,
-      contextLength: metaNumber(f, `${architecture}.context_length`),
-      vocab: { model: metaString(f, "tokenizer.ggml.model"), tokens: tokens as string[] },
-    };
+    return describeModelFile(f);
   } finally {
     f.close();
   }
 }
 
 /** Throws a clear error when two models cannot share drafts (different vocabularies). */
-export function checkSameVocabulary(target: VocabSignature, draft: VocabSignature, draftPath: string): void {
+export function checkSameVocabulary(target: Vocabulary, draft: Vocabulary, draftPath: string): void {
   if (target.model !== draft.model) throw new SpecdecError(`draft model ${draftPath} uses tokenizer '${draft.model}', the target uses '${target.model}': vocabularies must match`);
   if (target.tokens.length !== draft.tokens.length)
     throw new SpecdecError(`draft model ${draftPath} has ${draft.tokens.length} tokens, the target has ${target.tokens.length}: vocabularies must match`);
+  if (target.fingerprint === draft.fingerprint) return;
   for (let i = 0; i < target.tokens.length; i++) {
     if (target.tokens[i] !== draft.tokens[i])
-      throw new SpecdecError(`draft model ${draftPath} differs from the target's vocabulary at token ${i} (${JSON.stringify(draft.tokens[i])} vs ${JSON.stringify(target.tokens[i])})`);
+      throw new SpecdecError(`draft model ${draftPath} differs from the target's vocabulary at token ${i} (${JSON.stringify(draft.tokens[i]).slice(0, 40)} vs ${JSON.stringify(target.tokens[i]).slice(0, 40)})`);
   }
+}
+
+/** sha256 over the token texts, each followed by a NUL byte. */
+export function vocabFingerprint(tokens: readonly string[]): string {
+  const h = createHash("sha256");
+  for (const t of tokens) h.update(t).update("\0");
+  return h.digest("hex");
 }

@@ -25,7 +25,7 @@
 // trainDraftAsync lets the event loop (SIGINT) in between steps.
 
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import type { BuiltinTarget } from "../backends/builtin.js";
+import type { BuiltinTarget } from "../targets/builtin.js";
 import { SpecdecError } from "../errors.js";
 import type { GgufWriteEntry } from "../gguf/writer.js";
 import { saveModelGguf } from "./modelTrainer.js";
@@ -92,7 +92,7 @@ function targetIdentity(target: BuiltinTarget): string {
     const head = Buffer.alloc(n), tail = Buffer.alloc(n);
     readSync(fd, head, 0, n, 0);
     readSync(fd, tail, 0, n, size - n);
-    return sha256(JSON.stringify({ fingerprint: target.vocabFingerprint, vocab: target.vocabSize, hidden: target.hiddenSize, context: target.contextSize, size, head: sha256(head), tail: sha256(tail) }));
+    return sha256(JSON.stringify({ fingerprint: target.vocab.fingerprint, vocab: target.vocabSize, hidden: target.hiddenSize, context: target.contextSize, size, head: sha256(head), tail: sha256(tail) }));
   } finally {
     closeSync(fd);
   }

@@ -33,10 +33,10 @@
 
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import type { BuiltinTarget } from "../backends/builtin.js";
+import type { BuiltinTarget } from "../targets/builtin.js";
 import { SpecdecError } from "../errors.js";
 import type { Token } from "../types.js";
-import type { MedusaHeadWeights } from "../medusa/medusaHeads.js";
+import type { MedusaHeadWeights } from "../drafters/medusaHeads.js";
 import { loadCheckpoint, paramArrays, restoreParams, saveCheckpoint, type CheckpointArray } from "./checkpoint.js";
 import { linearBackward, linearForward, residualBackward, residualForward, softmaxCrossEntropy } from "./layers.js";
 import { AdamW, clipGradNorm, learningRate, makeParam, zeroGrads, type Param } from "./optim.js";
@@ -258,7 +258,7 @@ function makeHeadParams(target: BuiltinTarget, cfg: MedusaTrainConfig, rng: Trai
 export function outputWeights(target: BuiltinTarget): Float32Array {
   const dim = target.hiddenSize, V = target.vocabSize;
   const out = new Float32Array(V * dim);
-  for (let r = 0; r < V; r++) target.outputMatrix.readRow(r, out, r * dim);
+  for (let r = 0; r < V; r++) target.tokenMatrices().output.readRow(r, out, r * dim);
   return out;
 }
 
@@ -367,7 +367,7 @@ export async function trainMedusa(target: BuiltinTarget, train: TrainText, val: 
   if (valParas.length === 0) throw new SpecdecError("the validation text is empty");
 
   const configHash = sha256(
-    JSON.stringify({ cfg, model: target.vocabFingerprint, dim, V, train: train.hash ?? sha256(train.text), val: val ? (val.hash ?? sha256(val.text)) : null }),
+    JSON.stringify({ cfg, model: target.vocab.fingerprint, dim, V, train: train.hash ?? sha256(train.text), val: val ? (val.hash ?? sha256(val.text)) : null }),
   );
   let resumeMeta: Record<string, unknown> | undefined;
   let resumeArrays: Map<string, CheckpointArray> | undefined;
@@ -375,7 +375,7 @@ export async function trainMedusa(target: BuiltinTarget, train: TrainText, val: 
     const ck = loadCheckpoint(hooks.checkpoint!);
     const m = ck.meta as { kind?: string; model?: { fingerprint?: string; hiddenSize?: number; vocabSize?: number }; configHash?: string };
     if (m.kind !== "medusa-heads") throw new SpecdecError(`${hooks.checkpoint} is a checkpoint of another kind of training (${String(m.kind)})`);
-    if (m.model?.fingerprint !== target.vocabFingerprint || m.model?.hiddenSize !== dim || m.model?.vocabSize !== V)
+    if (m.model?.fingerprint !== target.vocab.fingerprint || m.model?.hiddenSize !== dim || m.model?.vocabSize !== V)
       throw new SpecdecError(`${hooks.checkpoint}: checkpoint made for another model (hidden size ${m.model?.hiddenSize}, vocabulary ${m.model?.vocabSize}; this target has ${dim}, ${V})`);
     if (m.configHash !== configHash) throw new SpecdecError(`${hooks.checkpoint}: checkpoint made with other data or training options: resume with the same ones, or start again without --resume`);
     resumeMeta = ck.meta;
@@ -422,7 +422,7 @@ export async function trainMedusa(target: BuiltinTarget, train: TrainText, val: 
     const meta = {
       kind: "medusa-heads",
       version: 1,
-      model: { fingerprint: target.vocabFingerprint, hiddenSize: dim, vocabSize: V, name: target.path },
+      model: { fingerprint: target.vocab.fingerprint, hiddenSize: dim, vocabSize: V, name: target.path },
       config: cfg,
       configHash,
       step,

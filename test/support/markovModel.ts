@@ -1,9 +1,11 @@
 // A synthetic language model for exactness tests: the next-token distribution depends only on
 // the previous token (a Markov chain), so the exact distribution of any continuation is known.
-import type { Draft, Drafter, DrafterStart, DraftOutcome } from "../../src/drafter.js";
+import { chainTree, type DraftTree } from "../../src/drafters/draftTree.js";
+import type { DraftBudget, Drafter, DrafterStart } from "../../src/drafters/drafter.js";
+import { vocabFingerprint } from "../../src/gguf/modelInfo.js";
 import type { SamplingSettings } from "../../src/sampling/samplingSettings.js";
-import { sample, shapeDistribution } from "../../src/sampling/shapeDistribution.js";
-import type { EvaluateOptions, Target } from "../../src/target.js";
+import { argmax, sample, shapeDistribution } from "../../src/sampling/shapeDistribution.js";
+import { isPrefix, type PassRequest, type PassResult, type Target, type Vocabulary } from "../../src/targets/target.js";
 import type { Distribution, Rng, Token } from "../../src/types.js";
 
 /** (vocab, vocab) row-stochastic matrix with random rows; `peaked` sharpens them. */
@@ -19,25 +21,43 @@ export function randomDistribution(vocab: number, rng: Rng, peaked = 1): Float32
   return d;
 }
 
+/** A synthetic vocabulary of n tokens named "a", "b", ... */
+export function syntheticVocab(n: number): Vocabulary {
+  const tokens = Array.from({ length: n }, (_, i) => String.fromCharCode(97 + i));
+  return { model: "synthetic", tokens, fingerprint: vocabFingerprint(tokens) };
+}
+
+/** A chain target: the next-token distribution after a token is its row of `transitions`. */
 export class MarkovTarget implements Target {
+  readonly backend = "markov";
+  readonly capabilities = { treeAttention: false, hiddenStates: false };
   readonly vocabSize: number;
+  readonly vocab: Vocabulary;
+  readonly maxBatch = 64;
+  readonly hiddenSize = 0;
   readonly eogTokens = new Set<Token>();
   private cache: Token[] = [];
   passes = 0;
 
   constructor(readonly transitions: readonly Float32Array[], readonly contextSize = 1 << 20) {
     this.vocabSize = transitions.length;
+    this.vocab = syntheticVocab(this.vocabSize);
   }
   get length() { return this.cache.length; }
   tokenize(text: string): Token[] { return [...text].map((c) => (c.charCodeAt(0) - 97) as Token); }
   detokenize(tokens: readonly Token[]): string { return tokens.map((t) => String.fromCharCode(97 + t)).join(""); }
-  async evaluate(tokens: readonly Token[], options: EvaluateOptions = {}): Promise<Distribution[]> {
+  async evaluate(tokens: readonly Token[], request: PassRequest = {}): Promise<PassResult> {
+    if (request.parents && !request.parents.every((p, i) => p === i - 1)) throw new Error("MarkovTarget verifies chains only");
     this.passes++;
     this.cache.push(...tokens);
-    const outs = options.outputs ?? "all";
-    if (outs === "none") return [];
-    const from = outs === "last" ? tokens.slice(-1) : tokens;
-    return from.map((t) => Float32Array.from(this.transitions[t]));
+    const outs = request.outputs ?? "all";
+    const from = outs === "none" ? [] : outs === "last" ? tokens.slice(-1) : tokens;
+    const probs = from.map((t) => Float32Array.from(this.transitions[t]));
+    return { argmax: Int32Array.from(probs.map((p) => argmax(p))), probs: request.read === "argmax" ? undefined : probs };
+  }
+  async keep(from: number, indices: readonly number[]) {
+    if (!isPrefix(indices)) throw new Error("MarkovTarget keeps prefixes only");
+    await this.truncate(from + indices.length);
   }
   async truncate(length: number) { this.cache.length = Math.min(length, this.cache.length); }
   async reset() { this.cache = []; }
@@ -50,8 +70,9 @@ export class MarkovDrafter implements Drafter {
   private sampling!: SamplingSettings;
   private rng!: Rng;
   constructor(readonly transitions: readonly Float32Array[], readonly deterministic = false) {}
-  async begin(s: DrafterStart) { this.sampling = s.sampling; this.rng = s.rng; }
-  async propose(context: readonly Token[], maxTokens: number): Promise<Draft> {
+  begin(s: DrafterStart) { this.sampling = s.sampling; this.rng = s.rng; }
+  propose(context: readonly Token[], budget: DraftBudget): DraftTree {
+    const maxTokens = budget.maxDepth;
     const tokens: Token[] = [];
     const q: Distribution[] = [];
     let prev = context[context.length - 1];
@@ -68,9 +89,9 @@ export class MarkovDrafter implements Drafter {
       tokens.push(t);
       prev = t;
     }
-    return this.deterministic ? { tokens } : { tokens, q };
+    return this.deterministic ? chainTree(tokens) : chainTree(tokens, q);
   }
-  observe(_o: DraftOutcome) {}
+  observe() {}
 }
 
 /** Exact probability of each length-n continuation of `start` under shaped transitions: (vocab^n). */

@@ -7,7 +7,7 @@ import { openGguf, type GgufArray } from "../../src/gguf/reader.js";
 import { GgmlType } from "../../src/gguf/ggmlTypes.js";
 import { kv, writeGguf, type GgufWriteEntry, type GgufWriteTensor } from "../../src/gguf/writer.js";
 import { dequantizeRow, quantizeRow } from "../../src/engine/quant/index.js";
-import { sharedFile } from "../../src/sharedData.js";
+import { sharedFile } from "./sharedData.js";
 import { gaussian, rng } from "./quantFixtures.js";
 
 export { gaussian, rng };

@@ -1,5 +1,5 @@
 // Checks shared by the trainer tests.
-import type { BuiltinTarget } from "../../src/backends/builtin.js";
+import type { BuiltinTarget } from "../../src/targets/builtin.js";
 import { DraftPass, type DraftModel } from "../../src/train/draftModel.js";
 
 /** Largest |training forward pass logit − built-in engine logit| over a token sequence. */

@@ -16,6 +16,7 @@ import { metaNumber, metaString, openGguf } from "../gguf/reader.js";
 import { kv, writeGguf } from "../gguf/writer.js";
 import { GgmlMatrix, type Matrix } from "../engine/matrix.js";
 import { dequantizeRow } from "../engine/quant/index.js";
+import type { Target } from "../targets/target.js";
 
 export interface MedusaHead {
   res: Matrix; // (dim, dim)
@@ -23,13 +24,8 @@ export interface MedusaHead {
   proj?: Matrix; // (vocab, dim); undefined = the target's output matrix
 }
 
-/** What the heads must agree with. */
-export interface MedusaTargetInfo {
-  hiddenSize: number;
-  vocabSize: number;
-  vocabFingerprint: string;
-  outputMatrix: Matrix;
-}
+/** What the heads must agree with: the target's hidden size and vocabulary, and its output matrix for heads without one. */
+export type MedusaTargetInfo = Pick<Target, "hiddenSize" | "vocabSize" | "vocab" | "backend" | "tokenMatrices">;
 
 export class MedusaHeads {
   private readonly h2: Float32Array; // (dim) the residual block's output
@@ -37,10 +33,13 @@ export class MedusaHeads {
 
   constructor(
     readonly heads: readonly MedusaHead[],
-    readonly target: MedusaTargetInfo,
+    readonly vocabSize: number,
+    /** The target's output matrix, for heads without a projection of their own. */
+    private readonly sharedProjection: Matrix | undefined,
   ) {
-    this.h2 = new Float32Array(target.hiddenSize);
-    this.tmp = new Float32Array(target.hiddenSize);
+    const dim = heads[0]?.res.cols ?? 0;
+    this.h2 = new Float32Array(dim);
+    this.tmp = new Float32Array(dim);
   }
 
   get count(): number {
@@ -55,7 +54,7 @@ export class MedusaHeads {
       const z = this.tmp[i] + head.bias[i];
       this.h2[i] = h[i] + z / (1 + Math.exp(-z));
     }
-    (head.proj ?? this.target.outputMatrix).matMul(this.h2, 1, out);
+    (head.proj ?? this.sharedProjection!).matMul(this.h2, 1, out);
   }
 
   /** Load heads and check they were made for this target. */
@@ -70,7 +69,7 @@ export class MedusaHeads {
       if (!Number.isInteger(K) || K < 1 || K > 64) throw new SpecdecError(`${path}: medusa.head_count must be 1 to 64, got ${K}`);
       if (dim !== target.hiddenSize) throw new SpecdecError(`${path}: heads made for hidden size ${dim}, the target has ${target.hiddenSize}: made for another model`);
       if (vocab !== target.vocabSize) throw new SpecdecError(`${path}: heads made for a ${vocab}-token vocabulary, the target has ${target.vocabSize}: made for another model`);
-      if (fp !== target.vocabFingerprint) throw new SpecdecError(`${path}: heads made for another vocabulary (fingerprint ${fp?.slice(0, 12) ?? "missing"}…, the target's is ${target.vocabFingerprint.slice(0, 12)}…)`);
+      if (fp !== target.vocab.fingerprint) throw new SpecdecError(`${path}: heads made for another vocabulary (fingerprint ${String(fp).slice(0, 12)}…, the target's is ${target.vocab.fingerprint.slice(0, 12)}…)`);
       const byName = new Map(f.tensors.map((t) => [t.name, t]));
       const tensor = (name: string, dims: number[], optional = false) => {
         const t = byName.get(name);
@@ -94,7 +93,12 @@ export class MedusaHeads {
           proj: proj && new GgmlMatrix(proj.type, f.readTensorData(proj), vocab, dim),
         });
       }
-      return new MedusaHeads(heads, target);
+      let shared: Matrix | undefined;
+      if (heads.some((h) => !h.proj)) {
+        if (!target.tokenMatrices) throw new SpecdecError(`${path}: these heads share the target's output matrix, which the ${target.backend} backend does not expose`);
+        shared = target.tokenMatrices().output;
+      }
+      return new MedusaHeads(heads, target.vocabSize, shared);
     } finally {
       f.close();
     }
@@ -109,7 +113,7 @@ export interface MedusaHeadWeights {
 }
 
 /** Write heads for a target; refuses to overwrite an existing file unless `overwrite`. */
-export function saveMedusaHeads(path: string, heads: readonly MedusaHeadWeights[], target: Omit<MedusaTargetInfo, "outputMatrix"> & { name?: string }, options: { overwrite?: boolean } = {}): void {
+export function saveMedusaHeads(path: string, heads: readonly MedusaHeadWeights[], target: { hiddenSize: number; vocabSize: number; vocabFingerprint: string; name?: string }, options: { overwrite?: boolean } = {}): void {
   const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const dim = target.hiddenSize;
   writeGguf(path, {

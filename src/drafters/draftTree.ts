@@ -1,8 +1,7 @@
 // Draft trees: several guesses per position, sharing prefixes, checked by the target in one pass
 // (SpecInfer, Medusa, EAGLE). A chain draft is the special case of a tree with one child per node.
-import type { Draft } from "./drafter.js";
-import { SpecdecError } from "./errors.js";
-import type { Distribution, Token } from "./types.js";
+import { SpecdecError } from "../errors.js";
+import type { Distribution, Token } from "../types.js";
 
 /** Parent index of a root-level node: its parent is the last committed token. */
 export const ROOT = -1;
@@ -76,23 +75,23 @@ export function nodeDepths(tree: DraftTree): number[] {
   return depth;
 }
 
-/** Node indices from the root level down to `node` (inclusive). */
-export function pathTo(tree: DraftTree, node: number): number[] {
-  if (!Number.isInteger(node) || node < 0 || node >= tree.tokens.length) throw new RangeError(`draft tree: no node ${node}`);
-  const path: number[] = [];
-  for (let i = node; i !== ROOT; i = tree.parents[i]) path.push(i);
-  return path.reverse();
-}
-
-/** The tokens along `pathTo(tree, node)`. */
+/** The tokens of a path of nodes (root level first). */
 export function pathTokens(tree: DraftTree, path: readonly number[]): Token[] {
   return path.map((i) => tree.tokens[i]);
 }
 
-/** A chain draft as a tree: node i is the child of node i - 1. */
-export function chainToTree(draft: Draft): DraftTree {
-  const parents = draft.tokens.map((_, i) => i - 1);
-  return draft.q ? { tokens: draft.tokens, parents, q: draft.q } : { tokens: draft.tokens, parents };
+/** The empty proposal: nothing guessed. */
+export const NO_DRAFT: DraftTree = { tokens: [], parents: [] };
+
+/** A chain of guesses as a tree: node i is the child of node i - 1; `q` as in DraftTree. */
+export function chainTree(tokens: readonly Token[], q?: readonly (Distribution | undefined)[]): DraftTree {
+  const parents = tokens.map((_, i) => i - 1);
+  return q ? { tokens, parents, q } : { tokens, parents };
+}
+
+/** Whether every node's parent is the node before it (a chain: what any target can verify). */
+export function isChain(tree: DraftTree): boolean {
+  return tree.parents.every((p, i) => p === i - 1);
 }
 
 // ---- Static tree shapes (Medusa's `medusa_choices`) -------------------------------------------
@@ -131,39 +130,6 @@ export function normalizeTreeChoices(choices: TreeChoices): number[][] {
 function compareRanks(a: readonly number[], b: readonly number[]): number {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
   return 0;
-}
-
-/**
- * Parse a shape from a command-line string: paths separated by ";", ranks by "," — e.g.
- * "0;1;0,0;0,1;1,0" — or the JSON form "[[0],[1],[0,0],[0,1],[1,0]]". Whitespace is ignored.
- * Returns the normalised shape; throws a `SpecdecError` that says what is wrong otherwise.
- */
-export function parseTreeChoices(text: string): number[][] {
-  const s = text.replace(/\s+/g, "");
-  if (s === "") throw new SpecdecError(`tree choices: empty; expected paths like "0;1;0,0" (";" between paths, "," between ranks)`);
-  if (s.startsWith("[")) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(s);
-    } catch {
-      throw new SpecdecError(`tree choices: "${text}" is not valid JSON; expected e.g. [[0],[1],[0,0]]`);
-    }
-    if (!Array.isArray(parsed) || !parsed.every((p) => Array.isArray(p))) throw new SpecdecError(`tree choices: "${text}" must be a list of lists of ranks, e.g. [[0],[1],[0,0]]`);
-    return normalizeTreeChoices(parsed as number[][]);
-  }
-  const paths = s.split(";").map((part, i) => {
-    if (part === "") throw new SpecdecError(`tree choices: path ${i + 1} of "${text}" is empty (stray ";"?)`);
-    return part.split(",").map((r) => {
-      if (!/^\d+$/.test(r)) throw new SpecdecError(`tree choices: path ${i + 1} ("${part}") has rank "${r}"; ranks are non-negative integers`);
-      return Number(r);
-    });
-  });
-  return normalizeTreeChoices(paths);
-}
-
-/** The command-line form of a shape ("0;1;0,0"). */
-export function formatTreeChoices(choices: TreeChoices): string {
-  return choices.map((p) => p.join(",")).join(";");
 }
 
 /** The shape of a chain of `length` top-1 guesses: [[0], [0,0], ...]. */

@@ -1,7 +1,6 @@
-import { treeChildren, type DraftTree } from "../draftTree.js";
-import { argmax } from "../sampling/shapeDistribution.js";
-import type { Distribution } from "../types.js";
-import type { TreeVerdict, TreeVerifier } from "./treeVerifier.js";
+import { treeChildren, type DraftTree } from "../drafters/draftTree.js";
+import type { Distribution, Token } from "../types.js";
+import type { TargetOutputs, Verdict, Verifier } from "./verifier.js";
 
 export interface TypicalAcceptanceOptions {
   /** Hard floor of the acceptance threshold. Default 0.09 (Medusa's posterior_threshold). */
@@ -17,8 +16,10 @@ export interface TypicalAcceptanceOptions {
  * target's distribution. The token after the accepted path is the target's argmax.
  * Opt-in only (`--acceptance typical`), and labelled lossy wherever it is offered.
  */
-export class TypicalAcceptanceVerifier implements TreeVerifier {
+export class TypicalAcceptanceVerifier implements Verifier {
   readonly name = "typical-acceptance (lossy)";
+  readonly reads = "probabilities";
+  readonly lossy = true;
   readonly epsilon: number;
   readonly alpha: number;
 
@@ -27,19 +28,21 @@ export class TypicalAcceptanceVerifier implements TreeVerifier {
     this.alpha = options.alpha ?? 0.3;
   }
 
-  verify(tree: DraftTree, pRoot: Distribution, pAfter: readonly Distribution[]): TreeVerdict {
+  verify(tree: DraftTree, out: TargetOutputs): Verdict {
     const { roots, children } = treeChildren(tree);
     const path: number[] = [];
-    let p = pRoot;
+    let slot = 0;
+    let p = out.p[0];
     let kids = roots;
     for (;;) {
       const threshold = Math.min(this.epsilon, this.alpha * Math.exp(-entropy(p)));
       // Among the acceptable children, follow the one the target finds most likely.
       let best = -1;
       for (const c of kids) if (p[tree.tokens[c]] > threshold && (best < 0 || p[tree.tokens[c]] > p[tree.tokens[best]])) best = c;
-      if (best < 0) return { path, token: argmax(p), kind: kids.length > 0 ? "recovered" : "bonus" };
+      if (best < 0) return { path, token: out.argmax[slot] as Token, kind: kids.length > 0 ? "recovered" : "bonus" };
       path.push(best);
-      p = pAfter[best];
+      slot = best + 1;
+      p = out.p[slot];
       kids = children[best];
     }
   }

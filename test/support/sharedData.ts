@@ -1,7 +1,7 @@
 // Where the third-party test data lives: $SPECDEC_SHARED, else ../shared beside the project.
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { packageRoot } from "./defaultModels.js";
+import { packageRoot } from "../../src/defaultModels.js";
 
 /** The project root (the folder of specdec's package.json). */
 export const PROJECT_ROOT = packageRoot();

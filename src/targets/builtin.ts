@@ -1,74 +1,76 @@
-// Target backend on specdec's own TypeScript engine: GGUF weights in their storage type,
+// Target on specdec's own TypeScript + WebAssembly engine: GGUF weights in their storage type,
 // batch-invariant kernels (a k-token pass gives bit-identical logits to k one-token passes),
 // tree attention masks and hidden states.
 
 import { SpecdecError } from "../errors.js";
 import { openGguf } from "../gguf/reader.js";
+import { describeModelFile, type ModelFileInfo } from "../gguf/modelInfo.js";
 import { readHParams, type HParams } from "../engine/hparams.js";
 import { loadLlamaWeights, type LlamaWeights } from "../engine/llamaWeights.js";
-import type { Matrix } from "../engine/matrix.js";
-import { createHash } from "node:crypto";
 import { Transformer } from "../engine/transformer.js";
 import { loadTokenizer, type Tokenizer } from "../tokenizer/index.js";
-import type { EvaluateOptions, TreeTarget } from "../target.js";
 import type { Distribution, Token } from "../types.js";
+import { isPrefix, type PassRequest, type PassResult, type Target, type TargetCapabilities, type TokenMatrices, type Vocabulary } from "./target.js";
 
 export interface BuiltinOptions {
   /** Context size in tokens. Default: the model's training context, at most 4096. */
   contextSize?: number;
-  /** Most tokens per forward pass; longer inputs are split. Default 64. */
+  /** Most tokens per forward pass; longer chains are split. Default 64. */
   maxBatch?: number;
 }
 
-export class BuiltinTarget implements TreeTarget {
+export class BuiltinTarget implements Target {
+  readonly backend = "builtin";
+  readonly capabilities: TargetCapabilities = { treeAttention: true, hiddenStates: true };
   readonly vocabSize: number;
+  readonly vocab: Vocabulary;
   readonly contextSize: number;
   readonly eogTokens: ReadonlySet<Token>;
   readonly maxBatch: number;
   readonly hiddenSize: number;
 
   private constructor(
-    readonly path: string,
+    readonly file: ModelFileInfo,
     readonly hparams: HParams,
     readonly tokenizer: Tokenizer,
     private readonly weights: LlamaWeights,
     readonly engine: Transformer,
   ) {
     this.vocabSize = hparams.vocabSize;
+    this.vocab = file.vocab;
     this.contextSize = engine.contextSize;
     this.eogTokens = tokenizer.eogTokens as ReadonlySet<Token>;
     this.maxBatch = engine.maxBatch;
     this.hiddenSize = hparams.dim;
   }
 
+  /** Read a model file (once: header, tokenizer and weights) onto the built-in engine. */
   static async load(path: string, options: BuiltinOptions = {}): Promise<BuiltinTarget> {
     const f = openGguf(path);
     try {
       const hp = readHParams(f);
+      const file = describeModelFile(f);
       const tokenizer = loadTokenizer(f);
       if (tokenizer.vocabSize !== hp.vocabSize) throw new SpecdecError(`${path}: tokenizer has ${tokenizer.vocabSize} tokens but the model ${hp.vocabSize}`);
       const contextSize = options.contextSize ?? Math.min(hp.contextLength, 4096);
       const weights = loadLlamaWeights(f, hp);
       const engine = new Transformer(hp, weights, contextSize, options.maxBatch ?? 64);
-      return new BuiltinTarget(path, hp, tokenizer, weights, engine);
+      return new BuiltinTarget(file, hp, tokenizer, weights, engine);
     } finally {
       f.close(); // weights were read into memory of their own
     }
   }
 
-  /** The output (vocabulary) projection, (vocab, dim): Medusa heads may share it. */
-  get outputMatrix(): Matrix {
-    return this.weights.output;
+  get path(): string {
+    return this.file.path;
   }
-
-  /** A fingerprint of the vocabulary (sha256 of the token texts), to tie helper files to this model. */
-  get vocabFingerprint(): string {
-    return (this.fingerprint ??= vocabFingerprint(Array.from({ length: this.vocabSize }, (_, i) => this.tokenizer.tokenText(i))));
-  }
-  private fingerprint?: string;
 
   get length(): number {
     return this.engine.length;
+  }
+
+  tokenMatrices(): TokenMatrices {
+    return { embedding: this.weights.embed, output: this.weights.output };
   }
 
   tokenize(text: string, addBos?: boolean): Token[] {
@@ -86,37 +88,43 @@ export class BuiltinTarget implements TreeTarget {
     return all.startsWith(before) ? all.slice(before.length) : this.tokenizer.detokenize(tokens, opts);
   }
 
-  async evaluate(tokens: readonly Token[], options: EvaluateOptions = {}): Promise<Distribution[]> {
-    const outputs = options.outputs ?? "all";
+  async evaluate(tokens: readonly Token[], request: PassRequest = {}): Promise<PassResult> {
+    const outputs = request.outputs ?? "all";
+    const read = request.read ?? "probabilities";
+    request.signal?.throwIfAborted();
     if (this.length + tokens.length > this.contextSize)
       throw new SpecdecError(`context full: ${this.length} + ${tokens.length} tokens exceed the context size ${this.contextSize}`);
-    const dists: Distribution[] = [];
-    const V = this.vocabSize;
-    for (let from = 0; from < tokens.length; from += this.engine.maxBatch) {
-      options.signal?.throwIfAborted();
-      const chunk = tokens.length <= this.engine.maxBatch ? tokens : tokens.slice(from, from + this.engine.maxBatch);
+    const parents = request.parents;
+    if (parents && parents.length !== tokens.length) throw new SpecdecError(`a pass of ${tokens.length} tokens got ${parents.length} parents`);
+    const tree = parents !== undefined && !parents.every((p, i) => p === i - 1);
+    if (tree && tokens.length > this.maxBatch) throw new SpecdecError(`a tree of ${tokens.length} tokens exceeds the engine's batch of ${this.maxBatch}`);
+
+    const V = this.vocabSize, D = this.hiddenSize;
+    const nOut = outputs === "all" ? tokens.length : outputs === "last" && tokens.length > 0 ? 1 : 0;
+    const argmax = new Int32Array(nOut);
+    const probs: Distribution[] | undefined = read === "probabilities" ? [] : undefined;
+    const hidden = request.hidden ? new Float32Array(nOut * D) : undefined;
+    let o = 0; // outputs written
+    // A chain longer than one pass goes in several; a tree is one pass.
+    for (let from = 0; from < tokens.length; from += this.maxBatch) {
+      request.signal?.throwIfAborted();
+      const chunk = tokens.length <= this.maxBatch ? tokens : tokens.slice(from, from + this.maxBatch);
       const lastChunk = from + chunk.length === tokens.length;
       const want = outputs === "all" ? "all" : outputs === "last" && lastChunk ? "last" : "none";
-      const { logits } = this.engine.forward(chunk, { logits: want });
-      for (let o = 0; o < logits.length; o += V) dists.push(options.argmaxOnly ? oneHotArgmax(logits, o, V) : softmax(logits, o, V));
+      const r = this.engine.forward(chunk, { parents: tree ? parents : undefined, logits: want, hidden: hidden !== undefined && want !== "none" });
+      const n = r.logits.length / V;
+      for (let i = 0; i < n; i++, o++) {
+        argmax[o] = argmaxOf(r.logits, i * V, V);
+        if (probs) probs.push(softmax(r.logits, i * V, V));
+      }
+      if (hidden && want !== "none") hidden.set(want === "last" ? r.hidden.subarray((chunk.length - 1) * D, chunk.length * D) : r.hidden, (o - n) * D);
     }
-    return dists;
-  }
-
-  async evaluateTree(tokens: readonly Token[], parents: readonly number[], options: { hidden?: boolean; signal?: AbortSignal } = {}): Promise<{ dists: Distribution[]; hidden?: Float32Array }> {
-    options.signal?.throwIfAborted();
-    if (tokens.length > this.maxBatch) throw new SpecdecError(`a tree of ${tokens.length} tokens exceeds the engine's batch of ${this.maxBatch}`);
-    if (this.length + tokens.length > this.contextSize)
-      throw new SpecdecError(`context full: ${this.length} + ${tokens.length} tokens exceed the context size ${this.contextSize}`);
-    const V = this.vocabSize;
-    const { logits, hidden } = this.engine.forward(tokens, { parents, logits: "all", hidden: options.hidden });
-    const dists: Distribution[] = [];
-    for (let o = 0; o < logits.length; o += V) dists.push(softmax(logits, o, V));
-    return options.hidden ? { dists, hidden: Float32Array.from(hidden) } : { dists };
+    return { argmax, probs, hidden };
   }
 
   async keep(from: number, indices: readonly number[]): Promise<void> {
-    this.engine.keep(from, indices);
+    if (isPrefix(indices)) await this.truncate(from + indices.length);
+    else this.engine.keep(from, indices);
   }
 
   async truncate(length: number): Promise<void> {
@@ -130,13 +138,11 @@ export class BuiltinTarget implements TreeTarget {
   async dispose(): Promise<void> {}
 }
 
-/** The one-hot distribution at the largest of logits[off, off + n) (lowest index on a tie). */
-function oneHotArgmax(logits: Float32Array, off: number, n: number): Distribution {
+/** Index of the largest of logits[off, off + n) (lowest index on a tie). */
+export function argmaxOf(logits: Float32Array, off: number, n: number): number {
   let best = 0;
   for (let i = 1; i < n; i++) if (logits[off + i] > logits[off + best]) best = i;
-  const out = new Float32Array(n);
-  out[best] = 1;
-  return out;
+  return best;
 }
 
 /** softmax(logits[off, off + n)) as a new distribution. */
@@ -149,11 +155,4 @@ export function softmax(logits: Float32Array, off: number, n: number): Distribut
   const inv = 1 / sum;
   for (let i = 0; i < n; i++) out[i] *= inv;
   return out;
-}
-
-/** sha256 over the token texts, each followed by a NUL byte. */
-export function vocabFingerprint(tokens: readonly string[]): string {
-  const h = createHash("sha256");
-  for (const t of tokens) h.update(t).update("\0");
-  return h.digest("hex");
 }

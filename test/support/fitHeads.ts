@@ -4,9 +4,9 @@
 // head k's projection is a multiclass perceptron mapping the hidden state at each position
 // to the token k + 2 positions later.
 
-import type { BuiltinTarget } from "../backends/builtin.js";
-import type { Token } from "../types.js";
-import type { MedusaHeadWeights } from "./medusaHeads.js";
+import type { BuiltinTarget } from "../../src/targets/builtin.js";
+import type { Token } from "../../src/types.js";
+import type { MedusaHeadWeights } from "../../src/drafters/medusaHeads.js";
 
 /** Final hidden states of a whole sequence, (length, dim), from the engine (its cache is reset). */
 export function sequenceHiddenStates(target: BuiltinTarget, seq: readonly Token[]): Float32Array {

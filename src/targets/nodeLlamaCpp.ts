@@ -1,19 +1,19 @@
-// Target backend on llama.cpp through node-llama-cpp (pinned 3.21.1).
-// One context with one sequence per model; the sequence's KV cache is the Target's cache.
+// Target on llama.cpp through node-llama-cpp's public API (pinned 3.21.1): one context with one
+// sequence, whose KV cache is the Target's cache. A chain target: that API cannot put one token
+// in several sequences (no tree attention) and returns no hidden states.
 
 import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token as LlamaToken } from "node-llama-cpp";
 import { SpecdecError } from "../errors.js";
-import { inspectModelFile, type VocabSignature } from "../gguf/modelInfo.js";
-import type { EvaluateOptions, Target } from "../target.js";
+import { inspectModelFile, type ModelFileInfo } from "../gguf/modelInfo.js";
 import type { Distribution, Token } from "../types.js";
+import { isPrefix, type PassRequest, type PassResult, type Target, type TargetCapabilities, type Vocabulary } from "./target.js";
 
-export interface LlamaCppOptions {
+export interface NodeLlamaCppOptions {
   /** Context size in tokens. Default: the model's training context. */
   contextSize?: number;
   /**
    * CPU threads for evaluation. Default 1: on the 2-core machines here node-llama-cpp's
-   * default (all cores) measured ~2 evaluations/s instead of ~1,500/s on stories260K,
-   * and 2 threads were slower than 1 for small models.
+   * default (all cores) was two orders of magnitude slower on a tiny model (docs/measurements.md).
    */
   threads?: number;
 }
@@ -25,26 +25,32 @@ function loadLlama(): Promise<Llama> {
   return llamaPromise;
 }
 
-export class LlamaCppTarget implements Target {
+export class NodeLlamaCppTarget implements Target {
+  readonly backend = "node-llama-cpp";
+  readonly capabilities: TargetCapabilities = { treeAttention: false, hiddenStates: false };
   readonly vocabSize: number;
+  readonly vocab: Vocabulary;
   readonly contextSize: number;
+  readonly maxBatch: number;
+  readonly hiddenSize = 0;
   readonly eogTokens: ReadonlySet<Token>;
 
   private constructor(
-    readonly path: string,
-    readonly vocab: VocabSignature,
+    readonly file: ModelFileInfo,
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
     private readonly sequence: LlamaContextSequence,
   ) {
-    this.vocabSize = vocab.tokens.length;
+    this.vocab = file.vocab;
+    this.vocabSize = file.vocab.tokens.length;
     this.contextSize = context.contextSize;
+    this.maxBatch = Math.min(this.contextSize, 512);
     const eog = new Set<Token>();
     for (let t = 0; t < this.vocabSize; t++) if (model.isEogToken(t as LlamaToken)) eog.add(t as Token);
     this.eogTokens = eog;
   }
 
-  static async load(path: string, options: LlamaCppOptions = {}): Promise<LlamaCppTarget> {
+  static async load(path: string, options: NodeLlamaCppOptions = {}): Promise<NodeLlamaCppTarget> {
     const info = inspectModelFile(path);
     const threads = options.threads ?? 1;
     const llama = await loadLlama();
@@ -62,7 +68,7 @@ export class LlamaCppTarget implements Target {
       await model.dispose();
       throw new SpecdecError(`llama.cpp could not create a ${contextSize}-token context for ${path}: ${firstLine(e)}`);
     }
-    return new LlamaCppTarget(path, info.vocab, model, context, context.getSequence());
+    return new NodeLlamaCppTarget(info, model, context, context.getSequence());
   }
 
   get length(): number {
@@ -80,35 +86,47 @@ export class LlamaCppTarget implements Target {
     return this.model.detokenize(tokens as unknown as LlamaToken[], false, previous as unknown as LlamaToken[] | undefined);
   }
 
-  async evaluate(tokens: readonly Token[], options: EvaluateOptions = {}): Promise<Distribution[]> {
-    const outputs = options.outputs ?? "all";
-    options.signal?.throwIfAborted();
+  async evaluate(tokens: readonly Token[], request: PassRequest = {}): Promise<PassResult> {
+    const outputs = request.outputs ?? "all";
+    request.signal?.throwIfAborted();
+    if (request.parents && !request.parents.every((p, i) => p === i - 1)) throw new SpecdecError(`the ${this.backend} backend has no tree attention: it verifies chains only`);
+    if (request.hidden) throw new SpecdecError(`the ${this.backend} backend returns no hidden states`);
     if (this.length + tokens.length > this.contextSize)
       throw new SpecdecError(`context full: ${this.length} + ${tokens.length} tokens exceed the context size ${this.contextSize}`);
+    const argmaxOnly = request.read === "argmax";
     // The full distribution: node-llama-cpp would otherwise apply its default top-k 40 and
     // top-p 0.95 before reporting probabilities. Sampling settings are ours to apply.
-    const want = options.argmaxOnly
+    const want = argmaxOnly
       ? ({ generateNext: { token: true, options: { temperature: 0 } } } as const)
       : ({ generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } } as const);
     const items = tokens.map((t, i) => (outputs === "all" || (outputs === "last" && i === tokens.length - 1) ? ([t as unknown as LlamaToken, want] as const) : (t as unknown as LlamaToken)));
     const results = await this.sequence.controlledEvaluate(items as never);
-    const dists: Distribution[] = [];
+    const argmax: number[] = [];
+    const probs: Distribution[] = [];
     for (let i = 0; i < tokens.length; i++) {
       const next = results[i]?.next;
-      if (options.argmaxOnly && next?.token != null) {
-        const d = new Float32Array(this.vocabSize);
-        d[next.token] = 1;
-        dists.push(d);
+      if (argmaxOnly && next?.token != null) {
+        argmax.push(next.token);
         continue;
       }
-      const probs = next?.probabilities;
-      if (!probs) continue;
+      const p = next?.probabilities;
+      if (!p) continue;
       // node-llama-cpp returns a Map (sorted by probability); lay it out by token id.
       const d = new Float32Array(this.vocabSize);
-      for (const [tok, pr] of probs) d[tok] = pr;
-      dists.push(d);
+      let best = -1;
+      for (const [tok, pr] of p) {
+        d[tok] = pr;
+        if (best < 0 || pr > d[best] || (pr === d[best] && tok < best)) best = tok;
+      }
+      argmax.push(best);
+      probs.push(d);
     }
-    return dists;
+    return { argmax: Int32Array.from(argmax), probs: argmaxOnly ? undefined : probs };
+  }
+
+  async keep(from: number, indices: readonly number[]): Promise<void> {
+    if (!isPrefix(indices)) throw new SpecdecError(`the ${this.backend} backend has no tree attention: it can only keep a prefix of a pass`);
+    await this.truncate(from + indices.length);
   }
 
   async truncate(length: number): Promise<void> {

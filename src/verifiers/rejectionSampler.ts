@@ -1,77 +1,14 @@
-import { type DraftTree, treeChildren, validateTree } from "../draftTree.js";
+import { treeChildren, type DraftTree } from "../drafters/draftTree.js";
 import { SpecdecError } from "../errors.js";
-import { argmax, sample, sampleFrom } from "../sampling/shapeDistribution.js";
-import type { Distribution, Rng, Token } from "../types.js";
-
-/**
- * The outcome of checking a draft tree against the target.
- *  - path: the accepted nodes, root level → deepest, each a child of the one before (may be empty);
- *    their tokens are committed in that order;
- *  - token: the one token the target contributes itself after the path;
- *  - kind: "recovered" when the last node of the path (or the root, for an empty path) had
- *    children and all of them were rejected — the token replaces them; "bonus" when it had
- *    none (a leaf was accepted, or the tree is empty) — nothing was rejected there.
- */
-export interface TreeVerdict {
-  readonly path: number[];
-  readonly token: Token;
-  readonly kind: "recovered" | "bonus";
-}
-
-export interface TreeVerifier {
-  readonly name: string;
-  /**
-   * @param tree the drafter's guesses (validated here: a malformed tree throws a `SpecdecError`)
-   * @param pRoot the target's shaped distribution after the last committed token (it predicts
-   *        the root-level nodes)
-   * @param pAfter one per node: pAfter[i] is the target's shaped distribution after node i's
-   *        path (it predicts node i's children, or the bonus token when i is a leaf)
-   * @param rng random source (unused by greedy verification)
-   */
-  verify(tree: DraftTree, pRoot: Distribution, pAfter: readonly Distribution[], rng: Rng): TreeVerdict;
-}
-
-function checkShapes(tree: DraftTree, pRoot: Distribution, pAfter: readonly Distribution[]) {
-  validateTree(tree, pRoot.length);
-  if (pAfter.length !== tree.tokens.length) throw new SpecdecError(`tree verification: ${tree.tokens.length} nodes but ${pAfter.length} target distributions after them`);
-}
-
-/**
- * Temperature 0: the longest path whose every token is the target's argmax after the path
- * before it (lowest token id on a tie); the token is the argmax after that path. The committed
- * tokens are exactly plain greedy decoding's. At each step only children carrying the argmax
- * token can match; when several siblings carry it (duplicates), the one with the longest
- * matching continuation wins, the first in index order on a tie.
- */
-export class GreedyTreeVerifier implements TreeVerifier {
-  readonly name = "greedy-tree";
-
-  verify(tree: DraftTree, pRoot: Distribution, pAfter: readonly Distribution[]): TreeVerdict {
-    checkShapes(tree, pRoot, pAfter);
-    const { roots, children } = treeChildren(tree);
-    // Longest matching path below a node whose target distribution is p (reversed: deepest first).
-    const longest = (kids: readonly number[], p: Distribution): { rev: number[]; kind: TreeVerdict["kind"]; token: Token } => {
-      const best = argmax(p);
-      if (kids.length === 0) return { rev: [], kind: "bonus", token: best };
-      let found: { rev: number[]; kind: TreeVerdict["kind"]; token: Token } | undefined;
-      for (const c of kids) {
-        if (tree.tokens[c] !== best) continue;
-        const below = longest(children[c], pAfter[c]);
-        if (!found || below.rev.length + 1 > found.rev.length) {
-          below.rev.push(c);
-          found = below;
-        }
-      }
-      return found ?? { rev: [], kind: "recovered", token: best };
-    };
-    const r = longest(roots, pRoot);
-    return { path: r.rev.reverse(), token: r.token, kind: r.kind };
-  }
-}
+import { sample, sampleFrom } from "../sampling/shapeDistribution.js";
+import type { Distribution, Rng } from "../types.js";
+import type { TargetOutputs, Verdict, Verifier } from "./verifier.js";
 
 /**
  * Lossless multi-draft speculative sampling over a tree (SpecInfer's multi-step speculative
  * sampling, Miao et al. 2024; "recursive rejection sampling", Yang et al. 2024 / Jeon et al. 2024).
+ * On a chain (one child per node) it is speculative sampling as in Leviathan et al. 2023 and
+ * Chen et al. 2023: keep x with probability min(1, p(x)/q(x)), else draw from norm(max(0, p - q)).
  *
  * Start at the root with p = the target's distribution there. At a node, try its children
  * x_1, x_2, ... in index order, child i with its recorded drafter distribution q_i:
@@ -112,28 +49,31 @@ export class GreedyTreeVerifier implements TreeVerifier {
  * if sampled from q. Pass a tree without q only if its tokens are fixed by the context (a
  * deterministic function of it), otherwise with each sibling's conditional q, in draw order.
  */
-export class TreeRejectionSampler implements TreeVerifier {
-  readonly name = "tree-rejection-sampling";
+export class RejectionSampler implements Verifier {
+  readonly name = "rejection-sampling";
+  readonly reads = "probabilities";
   // (vocab) scratch: the current residual, unnormalised (its sum is tracked), and the next one.
   private cur = new Float64Array(0);
   private nxt = new Float64Array(0);
 
-  verify(tree: DraftTree, pRoot: Distribution, pAfter: readonly Distribution[], rng: Rng): TreeVerdict {
-    checkShapes(tree, pRoot, pAfter);
-    if (this.cur.length !== pRoot.length) {
-      this.cur = new Float64Array(pRoot.length);
-      this.nxt = new Float64Array(pRoot.length);
+  verify(tree: DraftTree, out: TargetOutputs, rng: Rng): Verdict {
+    const all = out.p;
+    if (all.length !== tree.tokens.length + 1) throw new SpecdecError(`rejection sampling: ${tree.tokens.length} nodes need ${tree.tokens.length + 1} target distributions, got ${all.length}`);
+    const V = all[0].length;
+    if (this.cur.length !== V) {
+      this.cur = new Float64Array(V);
+      this.nxt = new Float64Array(V);
     }
     const { roots, children } = treeChildren(tree);
     const path: number[] = [];
-    let p = pRoot;
+    let p = all[0];
     let kids = roots;
     for (;;) {
       if (kids.length === 0) return { path, token: sample(p, rng), kind: "bonus" };
       const next = this.tryChildren(tree, kids, p, rng);
       if (next < 0) return { path, token: sampleFrom(this.cur, rng.next()), kind: "recovered" };
       path.push(next);
-      p = pAfter[next];
+      p = all[next + 1];
       kids = children[next];
     }
   }
