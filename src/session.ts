@@ -23,6 +23,8 @@ export interface OpenedTarget {
   readonly options: TargetOptions;
   /** The default family, when the target is its target. */
   readonly family?: DefaultModels;
+  /** State shared by the drafters made for this target (MethodContext.store). */
+  readonly store: Map<string, unknown>;
 }
 
 /** The first backend that has every capability in `needs`. */
@@ -47,9 +49,9 @@ export async function openTarget(spec: TargetSpec, method?: { name: string; need
   const backend = spec.backend ?? defaultBackend(needs);
   if (method) requireCapabilities({ backend, capabilities: BACKEND_CAPABILITIES[backend] }, method.name, needs);
   const options: TargetOptions = { contextSize: spec.contextSize, threads: spec.threads };
-  if (spec.model !== undefined) return { target: await loadTarget(backend, spec.model, options), backend, options };
+  if (spec.model !== undefined) return { target: await loadTarget(backend, spec.model, options), backend, options, store: new Map() };
   const family = defaultModels();
-  return { target: await loadTarget(backend, requireDefaultModel(family.target), options), backend, options, family };
+  return { target: await loadTarget(backend, requireDefaultModel(family.target), options), backend, options, family, store: new Map() };
 }
 
 /** Make a method's drafter for an opened target (helper models load on the same backend with the same settings). */
@@ -57,7 +59,7 @@ export async function openDrafter(opened: OpenedTarget, method: string, options:
   const m = methodNamed(method);
   const resolved = resolveMethodOptions(m, withFamilyFiles(method, options, opened.family));
   requireCapabilities(opened.target, method, m.requires?.(resolved) ?? []);
-  return m.create({ target: opened.target, loadModel: (path) => loadTarget(opened.backend, path, opened.options) }, resolved);
+  return m.create({ target: opened.target, loadModel: (path) => loadTarget(opened.backend, path, opened.options), store: opened.store }, resolved);
 }
 
 /** `options` with the family's file for every file option left unset, when the target is the family's. */

@@ -40,6 +40,11 @@ export interface MethodContext {
   readonly target: Target;
   /** Load another model file on the target's backend with the target's settings (a helper model). */
   loadModel(path: string): Promise<Target>;
+  /**
+   * State that outlives one drafter, shared by every drafter made for the same opened target
+   * (e.g. a cache over earlier requests' text): keyed by the method's own names. Absent = none.
+   */
+  readonly store?: Map<string, unknown>;
 }
 
 export interface MethodDescriptor {
