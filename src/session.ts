@@ -9,6 +9,10 @@ import type { MethodOptionValues } from "./drafters/method.js";
 import { MethodOptionError, methodNamed, resolveMethodOptions } from "./methods.js";
 import { BACKEND_CAPABILITIES, BACKENDS, loadTarget, requireCapabilities, type Backend, type TargetOptions } from "./targets/loadTarget.js";
 import type { Capability, Target } from "./targets/target.js";
+import { DEFAULT_TREE_NODES } from "./decode/speculativeDecode.js";
+import { CostModelPlanner } from "./planner/costModelPlanner.js";
+import { cachedPassCost, measurePassCost, passCostKey, type PassCostTable } from "./planner/passCost.js";
+import { FixedPlanner, type Planner } from "./planner/planner.js";
 
 export interface TargetSpec extends TargetOptions {
   /** The target model file; default the default family's target. */
@@ -19,6 +23,8 @@ export interface TargetSpec extends TargetOptions {
 
 export interface OpenedTarget {
   readonly target: Target;
+  /** The target's model file. */
+  readonly path: string;
   readonly backend: Backend;
   readonly options: TargetOptions;
   /** The default family, when the target is its target. */
@@ -49,9 +55,10 @@ export async function openTarget(spec: TargetSpec, method?: { name: string; need
   const backend = spec.backend ?? defaultBackend(needs);
   if (method) requireCapabilities({ backend, capabilities: BACKEND_CAPABILITIES[backend] }, method.name, needs);
   const options: TargetOptions = { contextSize: spec.contextSize, threads: spec.threads };
-  if (spec.model !== undefined) return { target: await loadTarget(backend, spec.model, options), backend, options, store: new Map() };
+  if (spec.model !== undefined) return { target: await loadTarget(backend, spec.model, options), path: spec.model, backend, options, store: new Map() };
   const family = defaultModels();
-  return { target: await loadTarget(backend, requireDefaultModel(family.target), options), backend, options, family, store: new Map() };
+  const path = requireDefaultModel(family.target);
+  return { target: await loadTarget(backend, path, options), path, backend, options, family, store: new Map() };
 }
 
 /** Make a method's drafter for an opened target (helper models load on the same backend with the same settings). */
@@ -73,4 +80,38 @@ function withFamilyFiles(method: string, options: MethodOptionValues, family: De
     out[name] = path;
   }
   return out;
+}
+
+export interface PlannerSpec {
+  /** A fixed draft length: the cost model is not used. */
+  draftMax?: number;
+  /** A fixed node count per tree: the cost model is not used. */
+  treeNodes?: number;
+  /** Fixed budget without a draftMax: the method's default draft length (and 24 nodes). */
+  fixed?: boolean;
+  /** The read mode of the run's verifier (what the pass costs are measured with). Default "argmax". */
+  read?: "argmax" | "probabilities";
+  /** Measure the pass costs again instead of using the cached table. */
+  refresh?: boolean;
+  /** Called while pass costs are measured (done, total). */
+  onMeasure?: (done: number, total: number) => void;
+}
+
+/**
+ * How a run chooses its budget: a given draftMax / treeNodes (or `fixed`) wins; otherwise the
+ * cost model over this target's measured pass costs (cached per model file, backend, settings
+ * and machine; measured on first use).
+ */
+export async function openPlanner(opened: OpenedTarget, method: string, spec: PlannerSpec = {}): Promise<Planner> {
+  const m = methodNamed(method);
+  if (spec.fixed || spec.draftMax !== undefined || spec.treeNodes !== undefined || m.defaultDraftMax === 0)
+    return new FixedPlanner(spec.draftMax ?? m.defaultDraftMax, spec.treeNodes ?? DEFAULT_TREE_NODES);
+  return new CostModelPlanner(await openPassCost(opened, spec));
+}
+
+/** The target's pass-cost table (cached; measured on first use). */
+export async function openPassCost(opened: OpenedTarget, spec: Pick<PlannerSpec, "read" | "refresh" | "onMeasure"> = {}): Promise<PassCostTable> {
+  const read = spec.read ?? "argmax";
+  const key = passCostKey(opened.path, opened.target, { read, options: opened.options });
+  return cachedPassCost(key, () => measurePassCost(opened.target, { read, onProgress: spec.onMeasure }), spec.refresh);
 }

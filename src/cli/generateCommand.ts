@@ -5,7 +5,7 @@ import { speculativeStream, DEFAULT_MAX_TOKENS, type GenerationResult } from "..
 import type { GenerationStats } from "../decode/stats.js";
 import { SpecdecError } from "../errors.js";
 import { methodNamed, methods } from "../methods.js";
-import { methodNeeds, openDrafter, openTarget } from "../session.js";
+import { methodNeeds, openDrafter, openPlanner, openTarget } from "../session.js";
 import { BACKENDS, type Backend } from "../targets/loadTarget.js";
 import { GreedyVerifier } from "../verifiers/greedy.js";
 import { RejectionSampler } from "../verifiers/rejectionSampler.js";
@@ -33,6 +33,8 @@ export interface GenerateCliOptions {
   threads: number;
   stop?: string[];
   json?: boolean;
+  planner: "auto" | "fixed";
+  refreshCost?: boolean;
   /** Method options (flags of the registered methods), by option name. */
   [methodOption: string]: unknown;
 }
@@ -54,6 +56,8 @@ export function addGenerateCommand(cli: Command): void {
     .option("--seed <s>", "random seed for sampling and for the blind drafter", integer(0, 2 ** 32 - 1), 0)
     .option("--draft-max <k>", `most tokens guessed ahead per step (default per method: ${methods().filter((m) => m.defaultDraftMax > 0).map((m) => `${m.name} ${m.defaultDraftMax}`).join(", ")})`, integer(0, 256))
     .option("--tree-nodes <n>", "most guesses per step for methods that draft trees (default 24, at most the backend's batch - 1)", integer(1, 1024))
+    .addOption(new Option("--planner <how>", "auto: a cost model picks each step's budget (including not speculating) from this target's measured pass costs and the running acceptance; fixed: the method's default draft length every step. A given --draft-max, --tree-nodes, --tree or --lookahead is fixed").choices(["auto", "fixed"]).default("auto"))
+    .option("--refresh-cost", "measure the target's pass costs again (they are cached per model file, backend and machine)")
     .addOption(
       new Option("--acceptance <rule>", "greedy: guesses must equal the target's argmax; sample: lossless rejection sampling; typical: Medusa's typical acceptance — LOSSY, output no longer follows the target. Default: greedy at temperature 0, else sample").choices(["greedy", "sample", "typical"]),
     )
@@ -81,6 +85,23 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     throw e;
   }
 
+  const fixedShape = methodOptions.tree !== undefined || methodOptions.lookahead !== undefined;
+  let planner;
+  try {
+    planner = await openPlanner(opened, method, {
+      draftMax: o.draftMax,
+      treeNodes: o.treeNodes,
+      fixed: o.planner === "fixed" || fixedShape,
+      read: verifier?.reads ?? (o.temperature === 0 ? "argmax" : "probabilities"),
+      refresh: o.refreshCost,
+      onMeasure: o.json || !process.stderr.isTTY ? undefined : (done, total) => process.stderr.write(`\r\x1b[K[specdec] measuring this model's pass costs (first use, cached): ${done}/${total}${done === total ? "\n" : ""}`),
+    });
+  } catch (e) {
+    await drafter.dispose?.();
+    await target.dispose();
+    throw e;
+  }
+
   // Ctrl-C ends the generation cleanly: what was produced is printed with its statistics.
   const abort = new AbortController();
   const onSigint = () => abort.abort();
@@ -89,8 +110,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     const stream = speculativeStream(target, drafter, {
       prompt,
       maxTokens: o.maxTokens,
-      draftMax: o.draftMax ?? methodNamed(method).defaultDraftMax,
-      treeNodes: o.treeNodes,
+      planner,
       verifier,
       sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP, seed: o.seed },
       stop: o.stop,
@@ -106,10 +126,10 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
       if (!o.json && r.value.text) process.stdout.write(r.value.text);
     }
     if (o.json) {
-      process.stdout.write(JSON.stringify({ method, ...(verifier?.lossy ? { lossy: verifier.name } : {}), text: result.text, tokens: result.tokens, stopReason: result.stopReason, stats: result.stats }) + "\n");
+      process.stdout.write(JSON.stringify({ method, planner: planner.name, ...(verifier?.lossy ? { lossy: verifier.name } : {}), text: result.text, tokens: result.tokens, stopReason: result.stopReason, stats: result.stats }) + "\n");
     } else {
       process.stdout.write("\n");
-      process.stderr.write(summaryLine(method, result.stats, result.stopReason) + (verifier?.lossy ? ` — LOSSY verification (${verifier.name}): the output does not follow the target's distribution` : "") + "\n");
+      process.stderr.write(summaryLine(method, result.stats, result.stopReason) + `, budget ${planner.name} (mean ${result.stats.meanBudget.toFixed(2)} guesses, speculated in ${result.stats.speculatedSteps} of ${result.stats.targetCalls} passes)` + (verifier?.lossy ? ` — LOSSY verification (${verifier.name}): the output does not follow the target's distribution` : "") + "\n");
     }
   } finally {
     process.off("SIGINT", onSigint);

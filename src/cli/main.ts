@@ -3,6 +3,8 @@ import { SpecdecError } from "../errors.js";
 import { addGenerateCommand } from "./generateCommand.js";
 import { addTrainCommand } from "./trainCommand.js";
 import { addDemoCommand } from "./demoCommand.js";
+import { addInflateCommand } from "./inflateCommand.js";
+import { addBenchCommand } from "./benchCommand.js";
 import { cliMessage } from "./methodOptions.js";
 
 function program(): Command {
@@ -12,6 +14,8 @@ function program(): Command {
 
   addGenerateCommand(cli);
   addDemoCommand(cli);
+  addInflateCommand(cli);
+  addBenchCommand(cli);
   addTrainCommand(cli);
   return cli;
 }

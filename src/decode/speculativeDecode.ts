@@ -10,6 +10,7 @@ import { shapeDistribution } from "../sampling/shapeDistribution.js";
 import { requireCapabilities } from "../targets/loadTarget.js";
 import type { Target } from "../targets/target.js";
 import type { Rng, Token } from "../types.js";
+import { FixedPlanner, type Planner } from "../planner/planner.js";
 import { GreedyVerifier } from "../verifiers/greedy.js";
 import { RejectionSampler } from "../verifiers/rejectionSampler.js";
 import type { Verifier } from "../verifiers/verifier.js";
@@ -23,9 +24,14 @@ export interface GenerateOptions {
   maxTokens?: number;
   /** Sampling settings; default greedy. */
   sampling?: Partial<SamplingSettings>;
-  /** Most tokens guessed ahead per step (the depth of a tree). Default 8. */
+  /**
+   * How much to guess each step: a FixedPlanner of draftMax and treeNodes by default, or a
+   * CostModelPlanner (planner/) that picks the budget from measured pass costs and acceptance.
+   */
+  planner?: Planner;
+  /** Without a planner: most tokens guessed ahead per step (the depth of a tree). Default 8. */
   draftMax?: number;
-  /** Most guesses per step (the nodes of a tree; at most the target's batch - 1). Default 24. */
+  /** Without a planner: most guesses per step (the nodes of a tree; at most the target's batch - 1). Default 24. */
   treeNodes?: number;
   /** Generation ends before the first occurrence of any of these strings (non-empty). */
   stop?: readonly string[];
@@ -79,7 +85,7 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
   const rng = options.rng ?? new SeededRng(sampling.seed);
   const signal = options.signal;
   const hidden = drafter.requires?.includes("hiddenStates") ?? false;
-  const maxNodes = Math.min(treeNodes, target.maxBatch - 1);
+  const planner: Planner = options.planner ?? new FixedPlanner(draftMax, treeNodes);
 
   const prompt = typeof options.prompt === "string" ? target.tokenize(options.prompt) : [...options.prompt];
   if (prompt.length === 0) throw new SpecdecError("the prompt is empty (and the model adds no BOS token)");
@@ -97,6 +103,7 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
   await target.reset();
   if (prompt.length > 1) await target.evaluate(prompt.slice(0, -1), { outputs: "none", signal });
   await drafter.begin({ prompt, sampling, rng, signal });
+  planner.begin?.();
   stats.prefillMs = performance.now() - t0;
   const context: Token[] = [...prompt];
 
@@ -105,21 +112,21 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
       if (signal?.aborted) { stopReason = "abort"; break; }
       const room = target.contextSize - context.length; // the pass appends 1 + guesses to length - 1
       if (room <= 0) { stopReason = "contextFull"; break; }
-      // Guesses never go deeper than the output still wanted: the step adds one token of its own.
-      const maxDepth = Math.min(draftMax, maxTokens - generated.length - 1, room - 1);
-
-      // 1. Draft a tree within the budget.
+      // 1. Draft a tree within the step's budget. Guesses never go deeper than the output still
+      // wanted (the step adds one token of its own) nor past the context.
+      const plan = planner.plan({ maxDepth: Math.min(maxTokens - generated.length - 1, room - 1), maxNodes: Math.min(target.maxBatch - 1, room - 1) });
       const tDraft = performance.now();
-      const tree = maxDepth > 0 ? await drafter.propose(context, { maxDepth, maxNodes: Math.max(maxDepth, Math.min(maxNodes, room - 1)) }, signal) : NO_DRAFT;
+      const tree = plan.maxDepth > 0 && plan.maxNodes > 0 ? await drafter.propose(context, { maxDepth: plan.maxDepth, maxNodes: plan.maxNodes }, signal) : NO_DRAFT;
       validateTree(tree, target.vocabSize);
-      const depth = checkBudget(drafter, tree, maxDepth, Math.max(maxDepth, Math.min(maxNodes, room - 1)));
+      const depth = checkBudget(drafter, tree, plan.maxDepth, plan.maxNodes);
       const tVerify = performance.now();
-      stats.draftMs += tVerify - tDraft;
+      const draftMs = tVerify - tDraft;
+      stats.draftMs += draftMs;
 
       // 2. One pass over [last, ...tree]: slot 0 is the last committed token, slot i + 1 node i.
       const last = context[context.length - 1];
       const parents = tree.parents.map((p) => p + 1);
-      const out = await target.evaluate([last, ...tree.tokens], { parents: [-1, ...parents], read: verifier.reads, hidden, signal });
+      const out = await target.evaluate([last, ...tree.tokens], { parents: [-1, ...parents], read: verifier.reads, hidden, threads: plan.threads, signal });
       const p = out.probs ? out.probs.map((d) => shapeDistribution(d, sampling, d)) : [];
 
       // 3. Verify: the accepted branch plus one token of the target's own.
@@ -129,8 +136,10 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
       await target.keep(context.length - 1, [0, ...verdict.path.map((i) => i + 1)]);
       const committed = [...pathTokens(tree, verdict.path), verdict.token];
       await drafter.observe({ contextLength: context.length, tree, path: verdict.path, committed, argmax: out.argmax, hidden: out.hidden });
-      stats.verifyMs += performance.now() - tVerify;
-      stats.recordStep(tree.tokens.length, depth, verdict.path.length);
+      const passMs = performance.now() - tVerify;
+      stats.verifyMs += passMs;
+      stats.recordStep(tree.tokens.length, depth, verdict.path.length, plan.maxNodes);
+      planner.observe({ plan, nodes: tree.tokens.length, path: verdict.path, draftMs, passMs });
 
       // 5. Commit up to an end-of-generation token, then stream.
       const eog = committed.findIndex((t) => target.eogTokens.has(t));

@@ -15,6 +15,10 @@ export interface GenerationStats {
   tau: number;
   /** acceptedTokens / draftedTokens (0 when nothing was drafted). */
   acceptanceRate: number;
+  /** Mean guesses the planner allowed per step (0 for a step that did not speculate). */
+  meanBudget: number;
+  /** Steps that speculated (drafted at least one guess). */
+  speculatedSteps: number;
   /** For draft position i: how often a guess was drafted there (any branch of a tree), and accepted. */
   acceptanceByPosition: { drafted: number; accepted: number; rate: number }[];
   /** generatedTokens per second of decoding (prefill excluded). */
@@ -37,11 +41,15 @@ export class StatsRecorder {
   prefillMs = 0;
   draftMs = 0;
   verifyMs = 0;
+  private budget = 0;
+  private speculated = 0;
   private perPosition: { drafted: number; accepted: number }[] = [];
 
-  /** One target pass that checked `drafted` guesses (tree nodes) reaching `depth` positions ahead. */
-  recordStep(drafted: number, depth: number, accepted: number): void {
+  /** One target pass that checked `drafted` guesses (tree nodes) reaching `depth` positions ahead, with a budget of `budget` guesses. */
+  recordStep(drafted: number, depth: number, accepted: number, budget = drafted): void {
     this.targetCalls++;
+    this.budget += budget;
+    if (drafted > 0) this.speculated++;
     this.draftedTokens += drafted;
     this.acceptedTokens += accepted;
     for (let i = 0; i < depth; i++) {
@@ -62,6 +70,8 @@ export class StatsRecorder {
       acceptedTokens: this.acceptedTokens,
       tau: this.targetCalls > 0 ? this.decidedTokens / this.targetCalls : 0,
       acceptanceRate: this.draftedTokens > 0 ? this.acceptedTokens / this.draftedTokens : 0,
+      meanBudget: this.targetCalls > 0 ? this.budget / this.targetCalls : 0,
+      speculatedSteps: this.speculated,
       acceptanceByPosition: this.perPosition.map((p) => ({ ...p, rate: p.accepted / p.drafted })),
       tokensPerSecond: decodeMs > 0 ? (this.generatedTokens * 1000) / decodeMs : 0,
       prefillMs: this.prefillMs,

@@ -2,7 +2,7 @@ import { SpecdecError } from "../errors.js";
 import type { Capability } from "../targets/target.js";
 import type { Token } from "../types.js";
 import { ROOT, type DraftTree } from "./draftTree.js";
-import type { DraftBudget, Drafter } from "./drafter.js";
+import type { DraftBudget, Drafter, DrafterStart } from "./drafter.js";
 import type { MethodDescriptor } from "./method.js";
 import { continuation, NgramIndex } from "./ngramIndex.js";
 
@@ -47,8 +47,10 @@ export class PromptLookupDrafter implements Drafter {
     this.requires = this.candidates > 1 ? ["treeAttention"] : [];
   }
 
-  begin(): void {
+  begin(start?: DrafterStart): void {
+    // Index the prompt now (prefill time); proposals then only index what was committed.
     this.index = new NgramIndex(this.ngramMax, this.candidates);
+    if (start) this.index.extend(start.prompt);
   }
 
   propose(context: readonly Token[], budget: DraftBudget): DraftTree {

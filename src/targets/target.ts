@@ -40,6 +40,8 @@ export interface PassRequest {
   readonly read?: "argmax" | "probabilities";
   /** Also return the final hidden state of every output position (needs the hiddenStates capability). */
   readonly hidden?: boolean;
+  /** CPU threads for this pass, one of `Target.threadCounts` (default: the target's own setting). */
+  readonly threads?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -73,6 +75,8 @@ export interface Target {
   readonly hiddenSize: number;
   /** Tokens that end generation (end of sequence / turn). */
   readonly eogTokens: ReadonlySet<Token>;
+  /** Thread counts a pass may ask for (`PassRequest.threads`); absent = the target's own setting only. */
+  readonly threadCounts?: readonly number[];
   /** Number of tokens now in the cache. */
   readonly length: number;
 

@@ -1,0 +1,118 @@
+// `specdec bench` as a library: every method in one process on the same loaded target, plain
+// decoding first as the reference (its tokens must be reproduced at temperature 0, its speed is
+// the baseline), per method and prompt category: tau, acceptance per position, tokens/s, speedup,
+// identical-to-plain, drafting share, mean budget, and the bound tau / c(pass) — the speedup a
+// method would reach if drafting were free, given what its passes cost on this target.
+
+import { measureMethod } from "../compare.js";
+import type { MethodOptionValues } from "../drafters/method.js";
+import { SpecdecError } from "../errors.js";
+import { bestCost, type PassCostTable } from "../planner/passCost.js";
+import type { SamplingSettings } from "../sampling/samplingSettings.js";
+import { openDrafter, openPlanner, type OpenedTarget, type PlannerSpec } from "../session.js";
+import type { Token } from "../types.js";
+import type { Verifier } from "../verifiers/verifier.js";
+import type { BenchPrompt } from "./promptsFile.js";
+
+export interface BenchMethod {
+  /** The name as given (--methods), e.g. "draft" or "prompt-lookup". */
+  readonly label: string;
+  readonly method: string;
+  readonly options?: MethodOptionValues;
+  /** How its budget is chosen (default: the cost model). */
+  readonly planner?: PlannerSpec;
+  /** Its verifier (default greedy at temperature 0, rejection sampling otherwise); a lossy one shows as not identical. */
+  readonly verifier?: Verifier;
+}
+
+export interface BenchSettings {
+  readonly prompts: readonly BenchPrompt[];
+  /** The methods to measure; "none" is measured first whether listed or not. */
+  readonly methods: readonly BenchMethod[];
+  /** Tokens per generation. Default 128. */
+  readonly maxTokens?: number;
+  /** Timed runs per prompt (the median kept). Default 1. */
+  readonly repeats?: number;
+  readonly sampling?: Partial<SamplingSettings>;
+  /** The target's pass costs (for the bound and the cost model). */
+  readonly passCost: PassCostTable;
+  /** Called after each method × category: (done, total, what). */
+  readonly onProgress?: (done: number, total: number, what: string) => void;
+}
+
+export interface BenchResult {
+  readonly method: string;
+  readonly category: string;
+  readonly tau: number;
+  readonly tokensPerSecond: number;
+  /** tokensPerSecond over plain decoding's on the same prompts, in this run. */
+  readonly speedup: number;
+  /** Whether every output equals plain decoding's (greedy runs; sampled runs: undefined). */
+  readonly identical: boolean | undefined;
+  readonly acceptanceByPosition: number[];
+  /** Mean guesses the planner allowed per step. */
+  readonly meanDraft: number;
+  /** Guesses checked per target pass. */
+  readonly nodesPerPass: number;
+  /** Share of decoding time spent drafting. */
+  readonly draftShare: number;
+  /** tau / (c(1 + nodesPerPass) / c(1)): the speedup if drafting cost nothing. */
+  readonly bound: number;
+  readonly planner: string;
+}
+
+/** Measure every method over the prompts, by category; plain decoding's outputs are the reference. */
+export async function runBench(opened: OpenedTarget, s: BenchSettings): Promise<BenchResult[]> {
+  const categories = [...new Set(s.prompts.map((p) => p.category))];
+  const byCategory = new Map(categories.map((c) => [c, s.prompts.filter((p) => p.category === c).map((p) => p.text)]));
+  const methods = [{ label: "none", method: "none" } as BenchMethod, ...s.methods.filter((m) => m.method !== "none")];
+  const greedy = (s.sampling?.temperature ?? 0) === 0;
+  const total = methods.length * categories.length;
+  const results: BenchResult[] = [];
+  const reference = new Map<string, Token[][]>();
+  const baseline = new Map<string, number>();
+  const c1 = bestCost(s.passCost, 1).ms;
+  let done = 0;
+  for (const m of methods) {
+    const drafter = await openDrafter(opened, m.method, m.options ?? {});
+    try {
+      for (const category of categories) {
+        // One planner per method and category: it learns that category's acceptance from its prior.
+        const planner = await openPlanner(opened, m.method, { ...m.planner, read: greedy ? "argmax" : "probabilities" });
+        const prompts = byCategory.get(category)!;
+        const r = await measureMethod(opened.target, drafter, prompts, { maxTokens: s.maxTokens, repeats: s.repeats, run: { planner, sampling: s.sampling, verifier: m.verifier }, reference: greedy ? reference.get(category) : undefined });
+        if (m.method === "none") {
+          reference.set(category, r.results.map((x) => x.tokens));
+          baseline.set(category, r.tokensPerSecond);
+        }
+        const calls = r.results.reduce((a, x) => a + x.stats.targetCalls, 0);
+        const budget = r.results.reduce((a, x) => a + x.stats.meanBudget * x.stats.targetCalls, 0);
+        const relCost = bestCost(s.passCost, 1 + r.nodesPerPass).ms / c1;
+        results.push({
+          method: m.label,
+          category,
+          tau: r.tau,
+          tokensPerSecond: r.tokensPerSecond,
+          speedup: r.tokensPerSecond / baseline.get(category)!,
+          identical: greedy ? (m.method === "none" ? true : r.sameAsReference === true) : undefined,
+          acceptanceByPosition: r.acceptanceByPosition,
+          meanDraft: calls > 0 ? budget / calls : 0,
+          nodesPerPass: r.nodesPerPass,
+          draftShare: r.draftShare,
+          bound: r.tau / relCost,
+          planner: planner.name,
+        });
+        s.onProgress?.(++done, total, `${m.label} / ${category}`);
+      }
+    } finally {
+      await drafter.dispose?.();
+    }
+  }
+  return results;
+}
+
+/** Throw a one-line error naming the methods whose greedy outputs differ from plain decoding. */
+export function requireIdentical(results: readonly BenchResult[]): void {
+  const bad = results.filter((r) => r.identical === false).map((r) => `${r.method} (${r.category})`);
+  if (bad.length > 0) throw new SpecdecError(`output differs from plain decoding: ${bad.join(", ")} — speculation must never change greedy output`);
+}

@@ -1,0 +1,147 @@
+// The cost model: each step, the budget that maximises expected tokens per second,
+//   rate(N) = (1 + A(N)) / (d(N) + c(1 + N)),
+// where c(n) is the measured cost of a pass over n tokens (passCost.ts, at the cheapest thread
+// count for that size), d(N) the drafting cost of N guesses (learned online), and A(N) the
+// expected number of accepted guesses when the drafter may propose N nodes: the sum over node
+// ranks r < N of p_r, the running probability that the r-th node a drafter proposes (in its own
+// order: drafters put their likeliest guesses first) ends up on the accepted path. N = 0 is "do
+// not speculate": one plain pass, rate 1 / c(1).
+
+import type { Planner, StepLimits, StepPlan, StepRecord } from "./planner.js";
+import { bestCost, type PassCostTable } from "./passCost.js";
+
+export interface CostModelOptions {
+  /** Most guesses per step considered. Default 32. */
+  maxNodes?: number;
+  /** Weight of old observations per new one (exponential forgetting). Default 0.98 (about the last 50 steps). */
+  forget?: number;
+  /** Prior acceptance of the first guess, and the factor from each rank's estimate to the next one's prior. Default 0.6, 0.85. */
+  prior?: { first: number; decay: number };
+  /** Pseudo-observations the prior is worth. Default 2. */
+  priorWeight?: number;
+}
+
+/** What the cost model believes now (for statistics and benchmarks). */
+export interface CostModelState {
+  /** p_r for the first ranks. */
+  readonly acceptanceByRank: number[];
+  /** Drafting ms: fixed per step and per guess. */
+  readonly draftMs: { perStep: number; perNode: number };
+  /** Observed pass time over the table's, a running ratio. */
+  readonly passScale: number;
+}
+
+export class CostModelPlanner implements Planner {
+  readonly name = "cost model";
+  private readonly maxNodes: number;
+  private readonly forget: number;
+  private readonly prior: { first: number; decay: number };
+  private readonly priorWeight: number;
+  private readonly proposed: number[] = []; // per rank: (forgetting) count of steps that proposed it
+  private readonly accepted: number[] = []; // per rank: how many of those accepted it
+  // Drafting cost: the last observations (guesses, ms); medians of them give the line
+  // ms = perStep + perNode · guesses, robust to a step that also paid for JIT or a load burst.
+  private readonly drafts: { nodes: number; ms: number }[] = [];
+  private scale = 1; // observed / tabled pass time
+  private fresh = true; // no proposal yet in this generation
+  private idle = 0; // steps since the last speculation
+  private probeEvery = 16; // steps without speculation before a probe (doubles while probes do not pay)
+
+  constructor(
+    readonly cost: PassCostTable,
+    options: CostModelOptions = {},
+  ) {
+    this.maxNodes = options.maxNodes ?? 32;
+    this.forget = options.forget ?? 0.98;
+    this.prior = options.prior ?? { first: 0.6, decay: 0.85 };
+    this.priorWeight = options.priorWeight ?? 2;
+  }
+
+  /** p_r for ranks 0..n-1: observations smoothed towards a prior that decays from the rank before. */
+  acceptance(n: number): number[] {
+    const p: number[] = [];
+    let prior = this.prior.first;
+    for (let r = 0; r < n; r++) {
+      const w = this.priorWeight;
+      p[r] = ((this.accepted[r] ?? 0) + w * prior) / ((this.proposed[r] ?? 0) + w);
+      prior = p[r] * this.prior.decay;
+    }
+    return p;
+  }
+
+  /** Expected drafting ms for a budget of n guesses. */
+  draftCost(n: number): number {
+    if (n === 0) return 0;
+    const { perStep, perNode } = this.draftLine();
+    return Math.max(0, perStep + perNode * n);
+  }
+
+  /** Expected tokens per ms for every budget 0..max, and the best. */
+  rates(limits: StepLimits): { rates: number[]; best: number } {
+    const max = Math.max(0, Math.min(this.maxNodes, limits.maxNodes, this.cost.sizes[this.cost.sizes.length - 1] - 1));
+    const p = this.acceptance(max);
+    const rates: number[] = [];
+    let best = 0, sum = 0;
+    for (let n = 0; n <= max; n++) {
+      if (n > 0) sum += p[n - 1];
+      rates[n] = (1 + sum) / (this.draftCost(n) + this.scale * bestCost(this.cost, 1 + n).ms);
+      if (rates[n] > rates[best]) best = n;
+    }
+    return { rates, best };
+  }
+
+  plan(limits: StepLimits): StepPlan {
+    let { best } = this.rates(limits);
+    if (best === 0 && limits.maxDepth > 0 && limits.maxNodes > 0) {
+      // Not speculating teaches nothing: now and then, probe with one guess.
+      if (++this.idle >= this.probeEvery) {
+        best = 1;
+        this.idle = 0;
+        this.probeEvery = Math.min(2 * this.probeEvery, 1024);
+      }
+    } else if (best > 0) {
+      this.idle = 0;
+      this.probeEvery = 16;
+    }
+    const threads = Number(bestCost(this.cost, 1 + best).threads);
+    const maxNodes = Math.min(best, limits.maxNodes);
+    return { maxDepth: Math.min(limits.maxDepth, maxNodes), maxNodes, threads: threads > 0 ? threads : undefined };
+  }
+
+  begin(): void {
+    this.fresh = true;
+  }
+
+  observe(step: StepRecord): void {
+    const onPath = new Set(step.path);
+    for (let r = 0; r < step.nodes; r++) {
+      this.proposed[r] = (this.proposed[r] ?? 0) * this.forget + 1;
+      this.accepted[r] = (this.accepted[r] ?? 0) * this.forget + (onPath.has(r) ? 1 : 0);
+    }
+    // The first proposal of a generation may pay for catching up with the prompt: not a sample.
+    if (step.plan.maxNodes > 0 && !this.fresh) {
+      this.drafts.push({ nodes: step.nodes, ms: step.draftMs });
+      if (this.drafts.length > 32) this.drafts.shift();
+    }
+    if (step.plan.maxNodes > 0) this.fresh = false;
+    const tabled = bestCost(this.cost, 1 + step.nodes).ms;
+    if (tabled > 0 && step.passMs > 0) this.scale = 0.9 * this.scale + 0.1 * Math.min(10, Math.max(0.1, step.passMs / tabled));
+  }
+
+  state(): CostModelState {
+    return { acceptanceByRank: this.acceptance(8), draftMs: this.draftLine(), passScale: this.scale };
+  }
+
+  private draftLine(): { perStep: number; perNode: number } {
+    const empty = this.drafts.filter((d) => d.nodes === 0).map((d) => d.ms);
+    const perStep = empty.length > 0 ? median(empty) : 0; // asked, found nothing: the fixed part
+    const some = this.drafts.filter((d) => d.nodes > 0).map((d) => Math.max(0, d.ms - perStep) / d.nodes);
+    return { perStep, perNode: some.length > 0 ? median(some) : 0 };
+  }
+}
+
+/** The lower median: with two observations, the smaller (a spike needs company to count). */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)];
+}

@@ -1,0 +1,138 @@
+// c(n): what one target pass over n tokens costs, measured on the target itself (per model file,
+// backend, thread count and read mode), cached outside the repository. Speculation can pay only
+// where c(n) is much less than n·c(1).
+
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { cpus, homedir } from "node:os";
+import { join } from "node:path";
+import type { Target } from "../targets/target.js";
+import type { Token } from "../types.js";
+
+/** Measured pass times: for each thread count, milliseconds per pass of n tokens (the fastest of several). */
+export interface PassCostTable {
+  /** Pass sizes measured, ascending (1 first). */
+  readonly sizes: readonly number[];
+  /** threads → ms per size (same order as sizes). */
+  readonly ms: Readonly<Record<string, readonly number[]>>;
+  /** Tokens in the cache while measuring. */
+  readonly contextLength: number;
+  readonly read: "argmax" | "probabilities";
+}
+
+/** The sizes worth measuring: every size to 8, then steps up to 33 (a pass of 32 guesses) or the batch. */
+export function passSizes(maxBatch: number): number[] {
+  return [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 17, 21, 25, 33].filter((n) => n <= maxBatch);
+}
+
+export interface PassCostMeasureOptions {
+  /** Pass sizes (default passSizes(target.maxBatch)). */
+  sizes?: readonly number[];
+  /** Thread counts to measure (default target.threadCounts, else the target's own setting only). */
+  threads?: readonly number[];
+  /** Timed rounds over all sizes (the fastest pass of each size kept); slow models stop after 3 rounds once 3 s are spent. Default 9. */
+  repeats?: number;
+  /** Tokens in the cache while measuring. Default min(64, contextSize / 4). */
+  contextLength?: number;
+  read?: "argmax" | "probabilities";
+  /** Called after each round with (done, total), for a progress line. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Measure c(n) on the target (its cache is reset before and after). */
+export async function measurePassCost(target: Target, options: PassCostMeasureOptions = {}): Promise<PassCostTable> {
+  const sizes = [...(options.sizes ?? passSizes(target.maxBatch))].filter((n) => n >= 1 && n <= target.maxBatch).sort((a, b) => a - b);
+  if (sizes[0] !== 1) sizes.unshift(1);
+  const threads = options.threads ?? target.threadCounts ?? [0];
+  const repeats = options.repeats ?? 9;
+  const read = options.read ?? "argmax";
+  const ctx = Math.max(1, Math.min(options.contextLength ?? 64, Math.floor(target.contextSize / 4), target.contextSize - sizes[sizes.length - 1] - 1));
+  // Real tokens of the model's own text: some kernels' speed does not depend on ids, some caches do.
+  const text = target.tokenize("Once upon a time, there was a little girl who lived in a village near the forest. ");
+  const tok = (i: number) => (text.length > 0 ? text[i % text.length] : ((i % target.vocabSize) as Token));
+  const prefix = Array.from({ length: ctx }, (_, i) => tok(i));
+  const ms: Record<string, number[]> = {};
+  await target.reset();
+  await target.evaluate(prefix, { outputs: "none" });
+  // Rounds over every size, so that a burst of load on a shared machine hits all sizes alike;
+  // the fastest of each size's passes is kept (load only ever adds time).
+  const total = repeats * threads.length;
+  let done = 0;
+  for (const t of threads) {
+    const best = sizes.map(() => Infinity);
+    const batches = sizes.map((n) => Array.from({ length: n }, (_, i) => tok(ctx + i)));
+    let spent = 0;
+    for (let r = -1; r < repeats; r++) { // round -1: untimed warm-up
+      for (let i = 0; i < sizes.length; i++) {
+        const t0 = performance.now();
+        await target.evaluate(batches[i], { read, threads: t > 0 ? t : undefined });
+        const dt = performance.now() - t0;
+        await target.truncate(ctx);
+        if (r >= 0) best[i] = Math.min(best[i], dt);
+        spent += dt;
+      }
+      if (r >= 0) options.onProgress?.(++done, total);
+      if (r >= 2 && spent > 3000) break; // slow models: three rounds are enough
+    }
+    ms[String(t)] = best;
+  }
+  await target.reset();
+  return { sizes, ms, contextLength: ctx, read };
+}
+
+/** ms of a pass of n tokens at a thread count (linear between measured sizes, proportional past the last). */
+export function costAt(table: PassCostTable, n: number, threads: string): number {
+  const ms = table.ms[threads];
+  const s = table.sizes;
+  if (n <= s[0]) return ms[0];
+  for (let i = 1; i < s.length; i++) {
+    if (n <= s[i]) return ms[i - 1] + ((ms[i] - ms[i - 1]) * (n - s[i - 1])) / (s[i] - s[i - 1]);
+  }
+  return (ms[s.length - 1] * n) / s[s.length - 1];
+}
+
+/** The cheapest thread count for a pass of n tokens, and its cost. */
+export function bestCost(table: PassCostTable, n: number): { threads: string; ms: number } {
+  let best = { threads: Object.keys(table.ms)[0], ms: Infinity };
+  for (const t of Object.keys(table.ms)) {
+    const c = costAt(table, n, t);
+    if (c < best.ms) best = { threads: t, ms: c };
+  }
+  return best;
+}
+
+/** Where measured tables are cached: $SPECDEC_CACHE, else $XDG_CACHE_HOME/specdec, else ~/.cache/specdec. */
+export function cacheDir(): string {
+  return process.env.SPECDEC_CACHE || join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "specdec");
+}
+
+/** A key for one model file × backend × settings × machine: a new file, backend or CPU measures anew. */
+export function passCostKey(path: string, target: Target, extra: Record<string, unknown> = {}): string {
+  const st = statSync(path);
+  const cpu = cpus();
+  const what = { path, size: st.size, mtime: st.mtimeMs, backend: target.backend, context: target.contextSize, threads: target.threadCounts ?? null, cpu: cpu[0]?.model ?? "", cores: cpu.length, ...extra };
+  return createHash("sha256").update(JSON.stringify(what)).digest("hex").slice(0, 24);
+}
+
+/** The cached table for `key`, or a fresh measurement (stored); `refresh` measures again. */
+export async function cachedPassCost(key: string, measure: () => Promise<PassCostTable>, refresh = false): Promise<PassCostTable> {
+  const dir = join(cacheDir(), "pass-cost");
+  const file = join(dir, `${key}.json`);
+  if (!refresh) {
+    try {
+      const t = JSON.parse(readFileSync(file, "utf8")) as PassCostTable;
+      if (Array.isArray(t.sizes) && t.sizes[0] === 1 && t.ms && Object.values(t.ms).every((v) => Array.isArray(v) && v.length === t.sizes.length && v.every((x) => x > 0))) return t;
+    } catch {
+      // missing or unreadable: measure
+    }
+  }
+  const table = await measure();
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${file}.tmp`, JSON.stringify(table));
+    renameSync(`${file}.tmp`, file);
+  } catch {
+    // a read-only cache folder only costs a measurement next time
+  }
+  return table;
+}

@@ -1,0 +1,56 @@
+// The Planner: how much to guess each step. Speculation pays only where a pass over n tokens
+// costs much less than n passes, so the budget is a choice per step — including "do not
+// speculate" — not a constant.
+
+/** Hard limits of one step: what the output still wanted, the context's room and the batch allow. */
+export interface StepLimits {
+  /** Deepest a guess may go. */
+  readonly maxDepth: number;
+  /** Most guesses one pass may take. */
+  readonly maxNodes: number;
+}
+
+/** The budget of one step (within the limits); maxNodes 0 = do not speculate (the drafter is not asked). */
+export interface StepPlan {
+  readonly maxDepth: number;
+  readonly maxNodes: number;
+  /** CPU threads for this step's pass, where the target lets a pass choose (Target.threadCounts). */
+  readonly threads?: number;
+}
+
+/** What one step did, for the planner to learn from. */
+export interface StepRecord {
+  readonly plan: StepPlan;
+  /** Guesses proposed (tree nodes, in the drafter's order). */
+  readonly nodes: number;
+  /** The accepted nodes (indices into the proposal), root level first. */
+  readonly path: readonly number[];
+  /** Time spent drafting and in the target's pass (with verification), ms. */
+  readonly draftMs: number;
+  readonly passMs: number;
+}
+
+export interface Planner {
+  /** How the budget is chosen, for statistics ("fixed", "cost model"). */
+  readonly name: string;
+  /** A generation starts (what it learned so far carries over). */
+  begin?(): void;
+  plan(limits: StepLimits): StepPlan;
+  observe(step: StepRecord): void;
+}
+
+/** A constant budget: draftMax tokens ahead, treeNodes guesses per step (what the caller asked for). */
+export class FixedPlanner implements Planner {
+  readonly name = "fixed";
+  constructor(
+    readonly draftMax: number,
+    readonly treeNodes: number,
+  ) {}
+
+  plan(limits: StepLimits): StepPlan {
+    const maxDepth = Math.min(this.draftMax, limits.maxDepth);
+    return { maxDepth, maxNodes: maxDepth > 0 ? Math.max(maxDepth, Math.min(this.treeNodes, limits.maxNodes)) : 0 };
+  }
+
+  observe(): void {}
+}

@@ -1,0 +1,79 @@
+// specdec bench: one JSON object with the documented schema, prompts in both formats, and a
+// divergent method caught loudly.
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parsePrompts } from "../src/bench/promptsFile.js";
+import { requireIdentical, runBench } from "../src/bench/runBench.js";
+import { openPassCost, openTarget } from "../src/session.js";
+import type { Verifier } from "../src/verifiers/verifier.js";
+import type { Token } from "../src/types.js";
+import { PROJECT_ROOT, sharedFile } from "./support/sharedData.js";
+
+const MODEL = sharedFile("models", "stories260K.gguf");
+const tmp = mkdtempSync(join(tmpdir(), "specdec-bench-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const env = { ...process.env, SPECDEC_CACHE: join(tmp, "cache") };
+const acceptAll: Verifier = {
+  name: "accept-all",
+  reads: "argmax",
+  lossy: true,
+  verify: (tree, out) => ({ path: tree.tokens.map((_, i) => i), token: out.argmax[tree.tokens.length] as Token, kind: "bonus" }),
+};
+const STORY = "Tom had a red ball. He liked to throw it to his dog, Max. Max ran fast and brought the ball back. Tom was happy.";
+
+test("prompts files: {prompt} and Spec-Bench {turns} lines, categories, one-line errors", () => {
+  const ps = parsePrompts([JSON.stringify({ prompt: "a", category: "x" }), "", JSON.stringify({ turns: ["b", "second turn"], question_id: 3 }), JSON.stringify({ prompt: "c" })].join("\n"));
+  assert.deepEqual(ps, [{ text: "a", category: "x" }, { text: "b", category: "all" }, { text: "c", category: "all" }]);
+  assert.throws(() => parsePrompts("{\"prompt\": 3}", "f.jsonl"), /f\.jsonl:1: needs a non-empty "prompt"/);
+  assert.throws(() => parsePrompts("not json", "f.jsonl"), /f\.jsonl:1: not a JSON object/);
+  assert.throws(() => parsePrompts("\n\n", "f.jsonl"), /no prompts/);
+  // The shared Spec-Bench file parses whole.
+  const spec = parsePrompts(readFileSync(sharedFile("bench", "spec_bench", "question.jsonl"), "utf8"));
+  assert.equal(spec.length, 480);
+  assert.equal(new Set(spec.map((p) => p.category)).size >= 6, true);
+});
+
+test("bench --json prints exactly one object with the documented schema; --svg writes a chart", () => {
+  const prompts = join(tmp, "prompts.jsonl");
+  writeFileSync(prompts, [JSON.stringify({ prompt: `${STORY}\n\nTom had a red ball.`, category: "retell" }), JSON.stringify({ turns: ["Once upon a time"], category: "continue" })].join("\n") + "\n");
+  const svg = join(tmp, "chart.svg");
+  const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "bench", "--model", MODEL, "--backend", "builtin", "--prompts", prompts, "--methods", "none,prompt-lookup", "--max-tokens", "24", "--json", "--svg", svg], { encoding: "utf8", env, timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n");
+  assert.equal(lines.length, 1);
+  const j = JSON.parse(lines[0]);
+  assert.equal(j.model, MODEL);
+  assert.equal(j.backend, "builtin");
+  assert.ok("threads" in j);
+  for (const n of ["1", "2", "4", "8", "16"]) assert.ok(j.passCost[n] > 0, `passCost[${n}]`);
+  assert.deepEqual(j.results.map((x: { method: string; category: string }) => `${x.method}/${x.category}`), ["none/retell", "none/continue", "prompt-lookup/retell", "prompt-lookup/continue"]);
+  for (const x of j.results) {
+    for (const k of ["tau", "tokensPerSecond", "speedup", "meanDraft"]) assert.equal(typeof x[k], "number", k);
+    assert.equal(x.identical, true);
+    assert.ok(Array.isArray(x.acceptanceByPosition));
+  }
+  assert.equal(j.results[0].speedup, 1);
+  assert.ok(existsSync(svg) && readFileSync(svg, "utf8").startsWith("<svg"), "chart written");
+});
+
+test("a method whose output diverges from plain decoding is caught loudly", async () => {
+  const opened = await openTarget({ model: MODEL, backend: "builtin" });
+  try {
+    const passCost = await openPassCost(opened);
+    // A lossy verifier (it keeps every guess) with blind guesses must change the output.
+    const results = await runBench(opened, {
+      prompts: [{ text: `${STORY}\n\nTom had a red ball.`, category: "all" }, { text: "Once upon a time", category: "all" }],
+      methods: [{ label: "blind (accept-all, lossy)", method: "blind", planner: { draftMax: 4 }, verifier: acceptAll }],
+      maxTokens: 64,
+      passCost,
+    });
+    assert.equal(results.find((x) => x.method !== "none")!.identical, false);
+    assert.throws(() => requireIdentical(results), /output differs from plain decoding: blind \(accept-all, lossy\) \(all\)/);
+  } finally {
+    await opened.target.dispose();
+  }
+});

@@ -1,0 +1,95 @@
+// The cost model picks each step's budget to maximise expected tokens per second; with an
+// injected pass-cost table and acceptance estimates its choice must be the known optimum.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { CostModelPlanner } from "../src/planner/costModelPlanner.js";
+import { FixedPlanner } from "../src/planner/planner.js";
+import { costAt, type PassCostTable } from "../src/planner/passCost.js";
+
+const SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 17];
+const table = (ms: (n: number) => number, threads: Record<string, (n: number) => number> = { "0": ms }): PassCostTable => ({
+  sizes: SIZES,
+  ms: Object.fromEntries(Object.entries(threads).map(([t, f]) => [t, SIZES.map(f)])),
+  contextLength: 32,
+  read: "argmax",
+});
+// Acceptance estimates injected as a prior no observation can move: p_r = first · decay^r.
+const fixedAcceptance = (first: number, decay: number) => ({ prior: { first, decay }, priorWeight: 1e15 });
+const LIMITS = { maxDepth: 16, maxNodes: 16 };
+
+/** The optimum by brute force: argmax over N of (1 + sum_{r<N} p_r) / (draft(N) + c(1 + N)). */
+function optimum(c: (n: number) => number, p: (r: number) => number, draft: (n: number) => number = () => 0, max = 16): number {
+  let best = 0, bestRate = 1 / c(1), sum = 0;
+  for (let n = 1; n <= max; n++) {
+    sum += p(n - 1);
+    const rate = (1 + sum) / ((n > 0 ? draft(n) : 0) + c(1 + n));
+    if (rate > bestRate) [best, bestRate] = [n, rate];
+  }
+  return best;
+}
+
+test("compute-bound passes: the cost model declines to speculate", () => {
+  const c = (n: number) => 0.95 * n; // a pass over n tokens costs 0.95 of n one-token passes
+  const planner = new CostModelPlanner(table(c), fixedAcceptance(0.6, 0.85));
+  assert.equal(optimum(c, (r) => 0.6 * 0.85 ** r), 0);
+  assert.equal(planner.plan(LIMITS).maxNodes, 0);
+});
+
+test("memory-bound passes: it picks the brute-force optimum for several acceptance profiles", () => {
+  const c = (n: number) => 1 + 0.08 * (n - 1);
+  for (const [first, decay] of [[0.9, 0.95], [0.7, 0.8], [0.5, 0.6], [0.95, 0.99], [0.2, 0.5]]) {
+    const planner = new CostModelPlanner(table(c), fixedAcceptance(first, decay));
+    const want = optimum((n) => costAt(table(c), n, "0"), (r) => first * decay ** r);
+    const got = planner.plan(LIMITS);
+    assert.equal(got.maxNodes, want, `first ${first}, decay ${decay}`);
+    assert.equal(got.maxDepth, Math.min(LIMITS.maxDepth, want));
+  }
+  // The step's limits cap the budget (the output left, the context's room).
+  assert.equal(new CostModelPlanner(table(c), fixedAcceptance(0.95, 0.99)).plan({ maxDepth: 3, maxNodes: 3 }).maxNodes, 3);
+});
+
+test("drafting cost learned from observed steps moves the optimum", () => {
+  const c = (n: number) => 1 + 0.08 * (n - 1);
+  const planner = new CostModelPlanner(table(c), fixedAcceptance(0.9, 0.95));
+  const free = planner.plan(LIMITS).maxNodes;
+  planner.begin();
+  // 0.3 ms per guess (a helper model): observed over a few steps (the first after begin is not a sample).
+  for (let i = 0; i < 12; i++) planner.observe({ plan: { maxDepth: 8, maxNodes: 8 }, nodes: 1 + (i % 8), path: [], draftMs: 0.3 * (1 + (i % 8)), passMs: c(2 + (i % 8)) });
+  const want = optimum(c, (r) => 0.9 * 0.95 ** r, (n) => 0.3 * n);
+  assert.ok(want < free, `a costly drafter must guess less (${want} vs ${free})`);
+  assert.equal(planner.plan(LIMITS).maxNodes, want);
+});
+
+test("acceptance observed per node rank replaces the prior", () => {
+  const c = (n: number) => 1 + 0.1 * (n - 1);
+  const planner = new CostModelPlanner(table(c), { forget: 1 });
+  // Chains of 6 guesses whose first two are always accepted and the rest never.
+  for (let i = 0; i < 400; i++) planner.observe({ plan: { maxDepth: 6, maxNodes: 6 }, nodes: 6, path: [0, 1], draftMs: 0, passMs: c(7) });
+  const p = planner.acceptance(6);
+  assert.ok(p[0] > 0.99 && p[1] > 0.99 && p[2] < 0.01 && p[5] < 0.01, p.join(" "));
+  assert.equal(planner.plan(LIMITS).maxNodes, 2);
+});
+
+test("not speculating, it still probes now and then (with backoff), so it can learn that guessing pays again", () => {
+  const c = (n: number) => n;
+  const planner = new CostModelPlanner(table(c), fixedAcceptance(0.5, 0.5));
+  const budgets = Array.from({ length: 16 + 32 + 1 }, () => planner.plan(LIMITS).maxNodes);
+  assert.deepEqual(budgets.map((b, i) => (b > 0 ? i : -1)).filter((i) => i >= 0), [15, 47]);
+});
+
+test("the thread count of each pass is the cheapest for its size", () => {
+  // One thread is faster for a single token, two for batches (as llama.cpp measured on a 100M model).
+  const t = table((n) => n, { "1": (n) => 7 + 1.5 * (n - 1), "2": (n) => 9.5 + 0.3 * (n - 1) });
+  const decline = new CostModelPlanner(t, fixedAcceptance(0.05, 0.1)).plan(LIMITS);
+  assert.deepEqual([decline.maxNodes, decline.threads], [0, 1]);
+  const speculate = new CostModelPlanner(t, fixedAcceptance(0.9, 0.95)).plan(LIMITS);
+  assert.ok(speculate.maxNodes > 2);
+  assert.equal(speculate.threads, 2);
+});
+
+test("a fixed planner gives the budget asked for, capped by the step's limits", () => {
+  const p = new FixedPlanner(4, 24);
+  assert.deepEqual(p.plan(LIMITS), { maxDepth: 4, maxNodes: 16 });
+  assert.deepEqual(p.plan({ maxDepth: 2, maxNodes: 1 }), { maxDepth: 2, maxNodes: 2 });
+  assert.deepEqual(new FixedPlanner(0, 24).plan(LIMITS), { maxDepth: 0, maxNodes: 0 });
+});
