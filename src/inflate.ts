@@ -6,7 +6,9 @@
 // model's. A benchmark fixture: speculation's timing becomes realistic on machines without a
 // real large model.
 
-import { basename } from "node:path";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
 import { OptionError, SpecdecError } from "./errors.js";
 import { readHParams } from "./engine/hparams.js";
 import { dequantizeRow, isSupportedType, quantizeRow } from "./engine/quant/index.js";
@@ -145,4 +147,20 @@ function encode(values: Float32Array, rows: number, cols: number, type: number):
   out.set(first, 0);
   for (let r = 1; r < rows; r++) out.set(quantizeRow(type, values, cols, r * cols), r * first.byteLength);
   return out;
+}
+
+/**
+ * The heavy twin of `source` in the cache folder (made on first use; `onProgress` reports the
+ * writing): `<cache>/twins/<name>-<params>-<type>-<source fingerprint>.gguf`.
+ */
+export function cachedTwin(source: string, cache: string, options: { params?: number; type?: InflateType; onProgress?: (done: number, total: number) => void } = {}): string {
+  const params = options.params ?? 100e6, type = options.type ?? "q8_0";
+  const st = statSync(source);
+  const tag = createHash("sha256").update(`${source}\0${st.size}\0${st.mtimeMs}`).digest("hex").slice(0, 12);
+  const dir = join(cache, "twins");
+  const path = join(dir, `${basename(source, ".gguf")}-${Math.round(params / 1e6)}M-${type}-${tag}.gguf`);
+  if (existsSync(path)) return path;
+  mkdirSync(dir, { recursive: true });
+  inflateModel(source, path, { params, type, onProgress: options.onProgress });
+  return path;
 }

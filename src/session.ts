@@ -19,6 +19,12 @@ export interface TargetSpec extends TargetOptions {
   model?: string;
   /** Default: the first backend (llama.cpp, builtin) with every capability the run needs. */
   backend?: Backend;
+  /**
+   * The default family whose helpers fit this model (its heavy twin computes what the family's
+   * target computes, so the family's draft and heads fit it too). Default: the family, when
+   * `model` is not given.
+   */
+  family?: DefaultModels;
 }
 
 export interface OpenedTarget {
@@ -55,7 +61,7 @@ export async function openTarget(spec: TargetSpec, method?: { name: string; need
   const backend = spec.backend ?? defaultBackend(needs);
   if (method) requireCapabilities({ backend, capabilities: BACKEND_CAPABILITIES[backend] }, method.name, needs);
   const options: TargetOptions = { contextSize: spec.contextSize, threads: spec.threads };
-  if (spec.model !== undefined) return { target: await loadTarget(backend, spec.model, options), path: spec.model, backend, options, store: new Map() };
+  if (spec.model !== undefined) return { target: await loadTarget(backend, spec.model, options), path: spec.model, backend, options, family: spec.family, store: new Map() };
   const family = defaultModels();
   const path = requireDefaultModel(family.target);
   return { target: await loadTarget(backend, path, options), path, backend, options, family, store: new Map() };

@@ -41,7 +41,7 @@ test("bench --json prints exactly one object with the documented schema; --svg w
   const prompts = join(tmp, "prompts.jsonl");
   writeFileSync(prompts, [JSON.stringify({ prompt: `${STORY}\n\nTom had a red ball.`, category: "retell" }), JSON.stringify({ turns: ["Once upon a time"], category: "continue" })].join("\n") + "\n");
   const svg = join(tmp, "chart.svg");
-  const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "bench", "--model", MODEL, "--backend", "builtin", "--prompts", prompts, "--methods", "none,prompt-lookup", "--max-tokens", "24", "--json", "--svg", svg], { encoding: "utf8", env, timeout: 120_000 });
+  const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "bench", "--model", MODEL, "--backend", "builtin", "--prompts", prompts, "--methods", "none,prompt-lookup", "--max-tokens", "24", "--json", "--svg", svg, "--peers", "none"], { encoding: "utf8", env, timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split("\n");
   assert.equal(lines.length, 1);

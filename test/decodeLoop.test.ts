@@ -103,3 +103,18 @@ test("prompt lookup: longest n-gram first, most recent occurrence, no self-match
   assert.deepEqual(fresh.propose(asTokens([5, 5, 5, 5]), chain(4)).tokens, [5, 5, 5, 5]);
   assert.deepEqual(fresh.propose(asTokens([1, 7, 8, 9, 7, 8, 9, 7, 8]), chain(5)).tokens, [9, 7, 8, 9, 7]);
 });
+
+test("text stream with origins: segments tell accepted guesses from the target's own tokens", () => {
+  const enc = (s: string) => asTokens([...new TextEncoder().encode(s)]);
+  const stream = new TextStream(byteTarget(), [], [], true);
+  assert.equal(stream.push(enc("abc"), false, 2), "abc");
+  assert.deepEqual(stream.lastSegments(), [{ text: "ab", guessed: true }, { text: "c", guessed: false }]);
+  // A character split over tokens waits for its last byte; it counts as guessed only if its last byte was.
+  const e = enc("é"); // two bytes
+  assert.equal(stream.push([e[0]], false, 1), "");
+  assert.equal(stream.push([e[1], ...enc("d")], false, 1), "éd");
+  assert.deepEqual(stream.lastSegments(), [{ text: "é", guessed: true }, { text: "d", guessed: false }]);
+  const plain = new TextStream(byteTarget(), []);
+  plain.push(enc("xy"), false, 2);
+  assert.deepEqual(plain.lastSegments(), [{ text: "xy", guessed: false }]);
+});

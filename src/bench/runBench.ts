@@ -5,6 +5,8 @@
 // method would reach if drafting were free, given what its passes cost on this target.
 
 import { measureMethod } from "../compare.js";
+import { generate } from "../decode/speculativeDecode.js";
+import { FixedPlanner } from "../planner/planner.js";
 import type { MethodOptionValues } from "../drafters/method.js";
 import { SpecdecError } from "../errors.js";
 import { bestCost, type PassCostTable } from "../planner/passCost.js";
@@ -80,6 +82,8 @@ export async function runBench(opened: OpenedTarget, s: BenchSettings): Promise<
         // One planner per method and category: it learns that category's acceptance from its prior.
         const planner = await openPlanner(opened, m.method, { ...m.planner, read: greedy ? "argmax" : "probabilities" });
         const prompts = byCategory.get(category)!;
+        // Untimed warm-up (JIT, caches) with this method, so the one measured first pays no more than the others.
+        await generate(opened.target, drafter, { prompt: prompts[0], maxTokens: Math.min(16, s.maxTokens ?? 16), planner: new FixedPlanner(m.method === "none" ? 0 : 2, 8), sampling: s.sampling, verifier: m.verifier });
         const r = await measureMethod(opened.target, drafter, prompts, { maxTokens: s.maxTokens, repeats: s.repeats, run: { planner, sampling: s.sampling, verifier: m.verifier }, reference: greedy ? reference.get(category) : undefined });
         if (m.method === "none") {
           reference.set(category, r.results.map((x) => x.tokens));

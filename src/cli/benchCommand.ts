@@ -12,6 +12,8 @@ import { bestCost } from "../planner/passCost.js";
 import { readPromptsFile } from "../bench/promptsFile.js";
 import { requireIdentical, runBench, type BenchMethod, type BenchResult } from "../bench/runBench.js";
 import { benchSvg } from "../bench/svgChart.js";
+import { runPeers, type PeerResult } from "../bench/peers/runPeers.js";
+import { cpus } from "node:os";
 import { methodNeeds, openPassCost, openTarget } from "../session.js";
 import { BACKENDS, type Backend } from "../targets/loadTarget.js";
 import { addMethodOptions, flagOf, methodOptionsFrom } from "./methodOptions.js";
@@ -33,6 +35,7 @@ interface BenchCliOptions {
   contextSize?: number;
   json?: boolean;
   svg?: string;
+  peers: "auto" | "none";
   [methodOption: string]: unknown;
 }
 
@@ -54,7 +57,8 @@ export function addBenchCommand(cli: Command): void {
     .option("--refresh-cost", "measure the target's pass costs again")
     .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
     .option("--json", "print one JSON object instead of tables")
-    .option("--svg <file>", "write a chart (speedup per method and category, the pass-cost curve)");
+    .option("--svg <file>", "write a chart (speedup per method and category, the pass-cost curve)")
+    .addOption(new Option("--peers <which>", "auto: also measure node-llama-cpp's loop with its predictors and llama.cpp's native programs (where `npm run bench:anchors` built them) on the same file and prompts; none: only specdec").choices(["auto", "none"]).default("auto"));
   addMethodOptions(cmd).action(runBenchCommand);
 }
 
@@ -101,6 +105,16 @@ async function runBenchCommand(o: BenchCliOptions): Promise<void> {
     } finally {
       bar?.stop();
     }
+    let peers: PeerResult[] = [];
+    if (o.peers === "auto") {
+      const plain = new Map(results.filter((r) => r.method === "none").map((r) => [r.category, r.tokensPerSecond]));
+      const categories = new Map([...new Set(prompts.map((p) => p.category))].map((c) => [c, { prompts: prompts.filter((p) => p.category === c).map((p) => p.text), plainTokensPerSecond: plain.get(c)! }]));
+      const draftModel = (o.draftModel as string | undefined) ?? opened.family?.draft;
+      const threadCounts = threads !== undefined ? [threads] : [...new Set([1, cpus().length])];
+      if (tty) process.stderr.write("measuring the peers on the same file and prompts…\n");
+      peers = await runPeers({ model: opened.path, draftModel, categories, maxTokens: o.maxTokens, contextSize: target.contextSize, threads: threadCounts, onProgress: (what) => tty && process.stderr.write(`\r\x1b[K${what}`) });
+      if (tty) process.stderr.write("\r\x1b[K");
+    }
     const passCostMs = Object.fromEntries([1, 2, 4, 8, 16].filter((n) => n <= passCost.sizes[passCost.sizes.length - 1]).map((n) => [String(n), bestCost(passCost, n).ms]));
     if (o.svg) writeFileSync(o.svg, benchSvg(results, passCost, `specdec bench: ${opened.path} on ${target.backend}`));
     if (o.json) {
@@ -111,10 +125,11 @@ async function runBenchCommand(o: BenchCliOptions): Promise<void> {
         threads: o.threads === "auto" ? (threadsUsed.length ? { auto: threadsUsed } : "auto") : threads,
         passCost: passCostMs,
         results: results.map((r) => ({ method: r.method, category: r.category, tau: r.tau, tokensPerSecond: r.tokensPerSecond, speedup: r.speedup, identical: r.identical ?? null, acceptanceByPosition: r.acceptanceByPosition, meanDraft: r.meanDraft, nodesPerPass: r.nodesPerPass, draftShare: r.draftShare, bound: r.bound, planner: r.planner })),
+        peers,
       };
       process.stdout.write(JSON.stringify(json) + "\n");
     } else {
-      printTables(opened.path, target.backend, o, results, passCostMs, prompts.length);
+      printTables(opened.path, target.backend, o, results, passCostMs, prompts.length, peers);
     }
     if (greedy) requireIdentical(results);
   } finally {
@@ -122,7 +137,7 @@ async function runBenchCommand(o: BenchCliOptions): Promise<void> {
   }
 }
 
-function printTables(model: string, backend: string, o: BenchCliOptions, results: readonly BenchResult[], passCost: Record<string, number>, nPrompts: number): void {
+function printTables(model: string, backend: string, o: BenchCliOptions, results: readonly BenchResult[], passCost: Record<string, number>, nPrompts: number, peers: readonly PeerResult[]): void {
   const f = (x: number, d = 2) => x.toFixed(d);
   console.log(`specdec bench: ${model}, ${backend} backend, threads ${o.threads}; ${nPrompts} prompts × ${o.maxTokens} tokens, median of ${o.repeats}; ${o.temperature === 0 ? "greedy" : `temperature ${o.temperature}`}; budgets: ${o.draftMax !== undefined ? `fixed ${flagOf("draftMax")} ${o.draftMax}` : o.planner === "fixed" ? "fixed (method defaults)" : "cost model"}`);
   console.log(`pass cost c(n) in ms: ${Object.entries(passCost).map(([n, ms]) => `${n}: ${f(ms)}`).join(", ")} — c(n) / (n c(1)): ${Object.entries(passCost).map(([n, ms]) => `${n}: ${f(ms / (Number(n) * passCost["1"]))}`).join(", ")}`);
@@ -132,5 +147,10 @@ function printTables(model: string, backend: string, o: BenchCliOptions, results
       r.method, f(r.tau), r.acceptanceByPosition.slice(0, 6).map((x) => f(x)).join(" ") || "-", f(r.tokensPerSecond, 0), `${f(r.speedup)}x`, `${f(r.bound)}x`, f(r.meanDraft), `${f(100 * r.draftShare, 0)}%`, r.identical === undefined ? "-" : r.identical ? "yes" : "NO",
     ]);
     console.log(markdownTable(["method", "tau", "accept by position", "tok/s", "speedup", "bound tau/c", "mean budget", "drafting", "identical"], rows));
+    const ps = peers.filter((p) => p.category === category);
+    if (ps.length > 0) {
+      console.log(`\npeers on the same file and prompts (speedup over specdec's plain decoding above):`);
+      console.log(markdownTable(["peer", "settings", "tok/s", "speedup", "acceptance"], ps.map((p) => [p.peer, p.settings ?? "", f(p.tokensPerSecond, 0), `${f(p.speedup)}x`, p.acceptance === undefined ? "-" : f(p.acceptance)])));
+    }
   }
 }

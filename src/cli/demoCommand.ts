@@ -1,16 +1,22 @@
 // `specdec demo`: the two cases speculative decoding is for, on the default model family —
 // reusing text the prompt holds, and free generation — every method against plain decoding
-// measured in the same run, with a check that each one wrote exactly plain decoding's tokens.
+// measured in the same run, with a check that each one wrote exactly plain decoding's tokens;
+// then the same on the family target's 100M heavy twin (made on first use), where a pass is
+// memory-bound and guesses can pay. Budgets come from the cost model.
 import { Command, Option } from "commander";
 import { markdownTable, measureMethod } from "../compare.js";
-import { DEFAULT_MAX_TOKENS, generate } from "../decode/speculativeDecode.js";
-import { DEFAULT_MODEL_FILES, defaultModels, MODELS_ENV, requireDefaultModel } from "../defaultModels.js";
+import { DEFAULT_MAX_TOKENS, generate, speculativeStream } from "../decode/speculativeDecode.js";
+import { DEFAULT_MODEL_FILES, defaultModels, MODELS_ENV, requireDefaultModel, type DefaultModels } from "../defaultModels.js";
+import type { Drafter } from "../drafters/drafter.js";
+import { cachedTwin, parseParamCount } from "../inflate.js";
+import { cacheDir } from "../planner/passCost.js";
+import type { Planner } from "../planner/planner.js";
+import { colour } from "./generateCommand.js";
 import { DEFAULT_MEDUSA_CHOICES } from "../drafters/medusa.js";
 import type { MethodOptionValues } from "../drafters/method.js";
 import { NoDrafter } from "../drafters/none.js";
 import { SpecdecError } from "../errors.js";
-import { methodNamed } from "../methods.js";
-import { methodNeeds, openDrafter, openTarget, type OpenedTarget } from "../session.js";
+import { methodNeeds, openDrafter, openPlanner, openTarget, type OpenedTarget } from "../session.js";
 import { BACKENDS, type Backend } from "../targets/loadTarget.js";
 import type { Target } from "../targets/target.js";
 import type { Token } from "../types.js";
@@ -28,12 +34,15 @@ export interface DemoCliOptions {
   threads: number;
   /** Print one JSON object instead of tables. */
   json?: boolean;
+  /** Also run on the heavy twin (default true; --no-twin skips it). */
+  twin: boolean;
+  /** The twin's parameter count (hidden; tests use a small one). Default 100M. */
+  twinParams: string;
+  /** Colour one continuation per demonstration by how it came (on a terminal). */
+  showGuesses?: boolean;
 }
 
-export const DEMO_DEFAULTS = { backend: "builtin", maxTokens: DEFAULT_MAX_TOKENS, repeats: 3, threads: 1 } as const;
-
-/** Draft length of the draft model: k = 4, where its distilled draft was measured (README). */
-const DEMO_DRAFT_K = 4;
+export const DEMO_DEFAULTS = { backend: "builtin", maxTokens: DEFAULT_MAX_TOKENS, repeats: 3, threads: 1, twinParams: "100M" } as const;
 
 /** Two short stories in the style of TinyStories, written for this demo. */
 export const DEMO_STORIES = [
@@ -63,6 +72,9 @@ export function addDemoCommand(cli: Command): void {
     .option("--repeats <n>", "timed runs per prompt (the median time is kept)", integer(1, 1000), d.repeats)
     .option("--threads <n>", "CPU threads for llama.cpp", integer(1, 1024), d.threads)
     .option("--json", "print one JSON object with every measurement instead of tables")
+    .option("--no-twin", "skip the run on the target's 100M heavy twin")
+    .addOption(new Option("--twin-params <count>").default(d.twinParams).hideHelp())
+    .option("--show-guesses", "colour a continuation per demonstration by how each token came: accepted guess (green) or the target's own (on a terminal)")
     .action(runDemo);
 }
 
@@ -70,7 +82,6 @@ interface DemoMethod {
   method: string;
   label: string;
   options: MethodOptionValues;
-  draftMax: number;
 }
 
 interface Demo {
@@ -91,6 +102,8 @@ export interface DemoRow {
   speedup: number;
   /** Whether every prompt's tokens equal plain decoding's. */
   sameAsPlain: boolean;
+  /** Mean guesses per step the cost model allowed. */
+  meanBudget: number;
 }
 
 export interface DemoResult {
@@ -102,18 +115,19 @@ export interface DemoResult {
   rows: DemoRow[];
   /** Methods the backend cannot run. */
   skipped: { label: string; reason: string }[];
+  /** With --show-guesses on a terminal: each method's continuation of the first prompt, coloured. */
+  shown: { label: string; text: string }[];
 }
 
 type DemoMethodName = "none" | "prompt-lookup" | "draft" | "medusa";
 
-/** The methods as `generate` runs them by default, except the draft length of the draft model (DEMO_DRAFT_K). */
+/** The methods as `generate` runs them by default: the family's helpers, budgets from the cost model. */
 function demoMethods(names: readonly DemoMethodName[]): DemoMethod[] {
-  const lookupK = methodNamed("prompt-lookup").defaultDraftMax;
   const all: Record<DemoMethodName, DemoMethod> = {
-    none: { method: "none", label: "none", options: {}, draftMax: 0 },
-    "prompt-lookup": { method: "prompt-lookup", label: `prompt-lookup (k=${lookupK})`, options: {}, draftMax: lookupK },
-    draft: { method: "draft", label: `draft (k=${DEMO_DRAFT_K})`, options: {}, draftMax: DEMO_DRAFT_K },
-    medusa: { method: "medusa", label: `medusa (tree ${formatTreeChoices(DEFAULT_MEDUSA_CHOICES)})`, options: {}, draftMax: methodNamed("medusa").defaultDraftMax },
+    none: { method: "none", label: "none", options: {} },
+    "prompt-lookup": { method: "prompt-lookup", label: "prompt-lookup", options: {} },
+    draft: { method: "draft", label: "draft (distilled draft model)", options: {} },
+    medusa: { method: "medusa", label: `medusa (tree ${formatTreeChoices(DEFAULT_MEDUSA_CHOICES)})`, options: {} },
   };
   return names.map((n) => all[n]);
 }
@@ -124,54 +138,66 @@ export async function runDemo(o: DemoCliOptions): Promise<void> {
   requireDefaultModel(models.target, hint);
   requireDefaultModel(models.draft, hint);
   requireDefaultModel(models.medusa, hint);
-
-  const reusePrompts = DEMO_STORIES.map(retellPrompt);
-  const { opened, maxTokens } = await loadCapped(o, [...reusePrompts, DEMO_FREE_PROMPT]);
-  const target = opened.target;
-  const run: DemoCliOptions = { ...o, maxTokens };
-  try {
-    const demos: Demo[] = [
-      {
-        name: "reuse",
-        title: "Summarization-style: the prompt holds the text to reuse",
-        about: `${DEMO_STORIES.length} short stories, each followed by a blank line and its first sentence again, so the model retells it: prompt lookup copies the guesses from the prompt.`,
-        prompts: reusePrompts,
-        methods: demoMethods(["none", "prompt-lookup"]),
-      },
-      {
-        name: "free",
-        title: "Free text generation",
-        about: `The prompt "${DEMO_FREE_PROMPT}": little to copy; the distilled draft model and the Medusa heads guess the model's own continuation (prompt lookup for reference).`,
-        prompts: [DEMO_FREE_PROMPT],
-        methods: demoMethods(["none", "draft", "medusa", "prompt-lookup"]),
-      },
-    ];
-
-    // Untimed warm-up, so plain decoding, measured first, does not pay for compiling the kernels.
-    await generate(target, new NoDrafter(), { prompt: DEMO_FREE_PROMPT, maxTokens: Math.min(16, maxTokens) });
-
-    if (!o.json) {
-      const engine = o.backend === "builtin" ? "built-in engine" : `llama.cpp (${o.threads} thread${o.threads > 1 ? "s" : ""})`;
-      console.log(`specdec demo: default model family in ${models.dir}`);
-      console.log(`${engine}, greedy (temperature 0), ${maxTokens} tokens per prompt, median of ${o.repeats} run${o.repeats > 1 ? "s" : ""}`);
-      if (maxTokens < o.maxTokens) console.log(`(${maxTokens} tokens per prompt, not ${o.maxTokens}: prompt and output must fit the model's context of ${target.contextSize})`);
-      console.log(`tau = tokens per target pass (plain decoding: 1); speedup = tokens/s over plain decoding's, in this run`);
-    }
-    const results: DemoResult[] = [];
-    for (const [i, demo] of demos.entries()) {
-      if (!o.json) console.log(`\n## ${i + 1}. ${demo.title}\n${demo.about}`);
-      const result = await runOne(demo, opened, run);
-      results.push(result);
-      if (!o.json) printResult(result);
-    }
-    if (o.json) console.log(JSON.stringify({ backend: o.backend, modelsDir: models.dir, maxTokens, repeats: o.repeats, contextSize: target.contextSize, demos: results }));
-
-    const bad = results.flatMap((r) => r.rows.filter((row) => !row.sameAsPlain).map((row) => `${row.label} (${r.name})`));
-    if (bad.length > 0) throw new SpecdecError(`output differs from plain decoding: ${bad.join(", ")}`);
-    if (!o.json) console.log("\nEvery method wrote exactly the tokens of plain decoding.");
-  } finally {
-    await target.dispose();
+  const runs: { label: string; path: string }[] = [{ label: "the default target", path: models.target }];
+  if (o.twin) {
+    const params = parseParamCount(o.twinParams);
+    const tty = process.stderr.isTTY && !o.json;
+    const twin = cachedTwin(models.target, cacheDir(), { params, onProgress: (done, total) => tty && process.stderr.write(`\r\x1b[Kmaking the target's ${o.twinParams} heavy twin (once, cached): tensor ${done}/${total}${done === total ? "\n" : ""}`) });
+    runs.push({ label: `its ${o.twinParams} heavy twin (the same function, the weight traffic of a ${o.twinParams}-parameter model)`, path: twin });
   }
+  const reusePrompts = DEMO_STORIES.map(retellPrompt);
+  const demos: Demo[] = [
+    {
+      name: "reuse",
+      title: "Summarization-style: the prompt holds the text to reuse",
+      about: `${DEMO_STORIES.length} short stories, each followed by a blank line and its first sentence again, so the model retells it: prompt lookup copies the guesses from the prompt.`,
+      prompts: reusePrompts,
+      methods: demoMethods(["none", "prompt-lookup"]),
+    },
+    {
+      name: "free",
+      title: "Free text generation",
+      about: `The prompt "${DEMO_FREE_PROMPT}": little to copy; the distilled draft model and the Medusa heads guess the model's own continuation (prompt lookup for reference).`,
+      prompts: [DEMO_FREE_PROMPT],
+      methods: demoMethods(["none", "draft", "medusa", "prompt-lookup"]),
+    },
+  ];
+  const engine = o.backend === "builtin" ? "built-in engine" : `llama.cpp (${o.threads} thread${o.threads > 1 ? "s" : ""})`;
+  if (!o.json) {
+    console.log(`specdec demo: default model family in ${models.dir}`);
+    console.log(`${engine}, greedy (temperature 0), median of ${o.repeats} run${o.repeats > 1 ? "s" : ""}; each method's budget per step from the cost model (this target's measured pass costs and the running acceptance)`);
+    console.log(`tau = tokens per target pass (plain decoding: 1); speedup = tokens/s over plain decoding's, in this run`);
+  }
+  const out: { label: string; path: string; maxTokens: number; contextSize: number; demos: DemoResult[] }[] = [];
+  for (const r of runs) {
+    const { opened, maxTokens } = await loadCapped(o, r.path, models, [...reusePrompts, DEMO_FREE_PROMPT]);
+    const target = opened.target;
+    try {
+      if (!o.json) {
+        console.log(`\n# On ${r.label}\n${r.path}`);
+        if (maxTokens < o.maxTokens) console.log(`(${maxTokens} tokens per prompt, not ${o.maxTokens}: prompt and output must fit the model's context of ${target.contextSize})`);
+      }
+      // Untimed warm-up, so plain decoding, measured first, does not pay for compiling the kernels.
+      await generate(target, new NoDrafter(), { prompt: DEMO_FREE_PROMPT, maxTokens: Math.min(16, maxTokens) });
+      const results: DemoResult[] = [];
+      for (const [i, demo] of demos.entries()) {
+        if (!o.json) console.log(`\n## ${i + 1}. ${demo.title}\n${demo.about}`);
+        const result = await runOne(demo, opened, { ...o, maxTokens });
+        results.push(result);
+        if (!o.json) printResult(result);
+      }
+      out.push({ label: r.label, path: r.path, maxTokens, contextSize: target.contextSize, demos: results });
+    } finally {
+      await target.dispose();
+    }
+  }
+  if (o.json) {
+    const [first, twin] = out;
+    console.log(JSON.stringify({ backend: o.backend, modelsDir: models.dir, maxTokens: first.maxTokens, repeats: o.repeats, contextSize: first.contextSize, demos: first.demos, ...(twin ? { twin: { path: twin.path, params: o.twinParams, maxTokens: twin.maxTokens, demos: twin.demos } } : {}) }));
+  }
+  const bad = out.flatMap((m) => m.demos.flatMap((r) => r.rows.filter((row) => !row.sameAsPlain).map((row) => `${row.label} (${r.name}, ${m.label})`)));
+  if (bad.length > 0) throw new SpecdecError(`output differs from plain decoding: ${bad.join(", ")}`);
+  if (!o.json) console.log("\nEvery method wrote exactly the tokens of plain decoding.");
 }
 
 /**
@@ -179,8 +205,8 @@ export async function runDemo(o: DemoCliOptions): Promise<void> {
  * it a small model's text degrades) and cap the tokens generated so that the longest prompt and
  * its output fit; `maxTokens` is the cap (≤ the asked-for count).
  */
-async function loadCapped(o: DemoCliOptions, prompts: readonly string[]): Promise<{ opened: OpenedTarget; maxTokens: number }> {
-  const opened = await openTarget({ backend: o.backend, threads: o.threads });
+async function loadCapped(o: DemoCliOptions, path: string, family: DefaultModels, prompts: readonly string[]): Promise<{ opened: OpenedTarget; maxTokens: number }> {
+  const opened = await openTarget({ model: path, family, backend: o.backend, threads: o.threads });
   const target = opened.target;
   const longest = Math.max(...prompts.map((p) => target.tokenize(p).length));
   const room = target.contextSize - longest;
@@ -198,6 +224,7 @@ async function runOne(demo: Demo, opened: OpenedTarget, o: DemoCliOptions): Prom
   const rows: DemoRow[] = [];
   const skipped: DemoResult["skipped"] = [];
   let reference: Token[][] | undefined;
+  const shown: { label: string; text: string }[] = [];
   let plainText = "";
   let baseline = 0;
   for (const m of demo.methods) {
@@ -209,28 +236,40 @@ async function runOne(demo: Demo, opened: OpenedTarget, o: DemoCliOptions): Prom
     progress(`measuring ${m.label}…`);
     const drafter = await openDrafter(opened, m.method, m.options);
     try {
-      const r = await measureMethod(target, drafter, demo.prompts, { maxTokens: o.maxTokens, repeats: o.repeats, run: { draftMax: m.draftMax, sampling: { temperature: 0 } }, reference });
+      const planner = await openPlanner(opened, m.method, { onMeasure: (done, total) => progress(`measuring this model's pass costs (first use, cached): ${done}/${total}`) });
+      const r = await measureMethod(target, drafter, demo.prompts, { maxTokens: o.maxTokens, repeats: o.repeats, run: { planner, sampling: { temperature: 0 } }, reference });
       if (!reference) {
         reference = r.results.map((x) => x.tokens);
         plainText = r.results[0].text;
         baseline = r.tokensPerSecond;
       }
-      rows.push({ method: m.method, label: m.label, tau: r.tau, tokensPerSecond: r.tokensPerSecond, speedup: baseline > 0 ? r.tokensPerSecond / baseline : 0, sameAsPlain: r.sameAsReference ?? true });
+      const calls = r.results.reduce((a, x) => a + x.stats.targetCalls, 0);
+      const budget = r.results.reduce((a, x) => a + x.stats.meanBudget * x.stats.targetCalls, 0);
+      rows.push({ method: m.method, label: m.label, tau: r.tau, tokensPerSecond: r.tokensPerSecond, speedup: baseline > 0 ? r.tokensPerSecond / baseline : 0, sameAsPlain: r.sameAsReference ?? true, meanBudget: calls > 0 ? budget / calls : 0 });
+      if (o.showGuesses && process.stdout.isTTY && m.method !== "none" && !o.json) shown.push({ label: m.label, text: await colouredContinuation(target, drafter, demo.prompts[0], o.maxTokens, planner) });
     } finally {
       await drafter.dispose?.();
     }
   }
   progress("");
-  return { name: demo.name, title: demo.title, prompts: demo.prompts, plainText, rows, skipped };
+  return { name: demo.name, title: demo.title, prompts: demo.prompts, plainText, rows, skipped, shown };
+}
+
+/** One continuation with its accepted guesses coloured (as `generate --show-guesses` prints it). */
+async function colouredContinuation(target: Target, drafter: Drafter, prompt: string, maxTokens: number, planner: Planner): Promise<string> {
+  let text = "";
+  for await (const step of speculativeStream(target, drafter, { prompt, maxTokens, planner, textOrigins: true })) text += colour(step.segments ?? []);
+  return text;
 }
 
 function printResult(r: DemoResult): void {
   console.log(`\nplain decoding's continuation${r.prompts.length > 1 ? " of the first prompt" : ""}:`);
   for (const line of excerpt(r.plainText)) console.log(`  > ${line}`);
   console.log();
-  const header = ["method", "tau", "tok/s", "speedup vs none", "same tokens as none"];
-  console.log(markdownTable(header, r.rows.map((x) => [x.label, x.tau.toFixed(2), x.tokensPerSecond.toFixed(0), `${x.speedup.toFixed(2)}x`, x.sameAsPlain ? "yes" : "NO"])));
+  const header = ["method", "tau", "tok/s", "speedup vs none", "mean budget", "same tokens as none"];
+  console.log(markdownTable(header, r.rows.map((x) => [x.label, x.tau.toFixed(2), x.tokensPerSecond.toFixed(0), `${x.speedup.toFixed(2)}x`, x.meanBudget.toFixed(2), x.sameAsPlain ? "yes" : "NO"])));
   for (const s of r.skipped) console.log(`(${s.label}: skipped, ${s.reason})`);
+  for (const s of r.shown) console.log(`\n${s.label}, accepted guesses in green:\n${s.text}`);
 }
 
 /** The text on at most `lines` lines of `width` characters, whitespace collapsed, "…" when cut. */

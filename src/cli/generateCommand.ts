@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { speculativeStream, DEFAULT_MAX_TOKENS, type GenerationResult } from "../decode/speculativeDecode.js";
 import type { GenerationStats } from "../decode/stats.js";
+import type { TextSegment } from "../decode/textStream.js";
 import { SpecdecError } from "../errors.js";
 import { methodNamed, methods } from "../methods.js";
 import { methodNeeds, openDrafter, openPlanner, openTarget } from "../session.js";
@@ -35,6 +36,7 @@ export interface GenerateCliOptions {
   json?: boolean;
   planner: "auto" | "fixed";
   refreshCost?: boolean;
+  showGuesses?: boolean;
   /** Method options (flags of the registered methods), by option name. */
   [methodOption: string]: unknown;
 }
@@ -64,7 +66,8 @@ export function addGenerateCommand(cli: Command): void {
     .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
     .option("--threads <n>", "CPU threads for llama.cpp (1 is fastest for small models on small machines)", integer(1, 1024), 1)
     .option("--stop <text>", "stop before this string (repeatable)", collect)
-    .option("--json", "print one JSON object {text, tokens, stats} instead of streaming text");
+    .option("--json", "print one JSON object {text, tokens, stats} instead of streaming text")
+    .option("--show-guesses", "colour the streamed text by how it came: accepted guesses vs the target's own tokens (when stdout is a terminal)");
   addMethodOptions(cmd).action(runGenerate);
 }
 
@@ -102,6 +105,8 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     throw e;
   }
 
+  const showGuesses = (o.showGuesses ?? false) && !o.json && process.stdout.isTTY === true;
+
   // Ctrl-C ends the generation cleanly: what was produced is printed with its statistics.
   const abort = new AbortController();
   const onSigint = () => abort.abort();
@@ -115,6 +120,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
       sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP, seed: o.seed },
       stop: o.stop,
       signal: abort.signal,
+      textOrigins: showGuesses,
     });
     let result: GenerationResult;
     while (true) {
@@ -123,7 +129,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
         result = r.value;
         break;
       }
-      if (!o.json && r.value.text) process.stdout.write(r.value.text);
+      if (!o.json && r.value.text) process.stdout.write(showGuesses ? colour(r.value.segments ?? []) : r.value.text);
     }
     if (o.json) {
       process.stdout.write(JSON.stringify({ method, planner: planner.name, ...(verifier?.lossy ? { lossy: verifier.name } : {}), text: result.text, tokens: result.tokens, stopReason: result.stopReason, stats: result.stats }) + "\n");
@@ -172,4 +178,9 @@ export function summaryLine(method: string, s: GenerationStats, stopReason: stri
     `drafted=${s.draftedTokens} accepted=${s.acceptedTokens} (${pct(s.acceptanceRate)}; by position ${byPos || "-"}) ` +
     `${s.tokensPerSecond.toFixed(1)} tok/s, time draft ${pct(draftShare)} / verify ${pct(1 - draftShare)}, prefill ${s.prefillMs.toFixed(1)} ms, stop=${stopReason}`
   );
+}
+
+/** Accepted guesses in green, the target's own tokens as they are (ANSI colours). */
+export function colour(segments: readonly TextSegment[]): string {
+  return segments.map((s) => (s.guessed ? `\x1b[32m${s.text}\x1b[39m` : s.text)).join("");
 }

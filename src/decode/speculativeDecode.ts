@@ -15,7 +15,7 @@ import { GreedyVerifier } from "../verifiers/greedy.js";
 import { RejectionSampler } from "../verifiers/rejectionSampler.js";
 import type { Verifier } from "../verifiers/verifier.js";
 import { StatsRecorder, type GenerationStats } from "./stats.js";
-import { TextStream } from "./textStream.js";
+import { TextStream, type TextSegment } from "./textStream.js";
 
 export interface GenerateOptions {
   /** Text (tokenized with the model's BOS rule) or token ids used as they are. */
@@ -40,6 +40,8 @@ export interface GenerateOptions {
   rng?: Rng;
   /** Verifier; default greedy at temperature 0, rejection sampling otherwise. */
   verifier?: Verifier;
+  /** Split each step's text by origin (accepted guesses vs the target's own tokens): StepEvent.segments. */
+  textOrigins?: boolean;
 }
 
 export type StopReason = "eog" | "maxTokens" | "stop" | "contextFull" | "abort";
@@ -55,6 +57,8 @@ export interface StepEvent {
   accepted: number;
   /** Guesses checked in this step. */
   drafted: number;
+  /** With textOrigins: `text` in runs, each from accepted guesses or from the target's own tokens. */
+  segments?: readonly TextSegment[];
 }
 
 export interface GenerationResult {
@@ -94,7 +98,7 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
 
   const stats = new StatsRecorder();
   stats.promptTokens = prompt.length;
-  const text = new TextStream(target, prompt, stops);
+  const text = new TextStream(target, prompt, stops, options.textOrigins ?? false);
   const generated: Token[] = [];
   let stopReason: StopReason = "maxTokens";
 
@@ -147,8 +151,9 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
       context.push(...committed);
       generated.push(...kept);
       stats.decidedTokens += eog >= 0 ? eog + 1 : kept.length;
-      const delta = text.push(kept, eog >= 0 || generated.length >= maxTokens);
-      yield { type: "step", text: delta, tokens: kept, accepted: Math.min(verdict.path.length, kept.length), drafted: tree.tokens.length };
+      const accepted = Math.min(verdict.path.length, kept.length);
+      const delta = text.push(kept, eog >= 0 || generated.length >= maxTokens, accepted);
+      yield { type: "step", text: delta, tokens: kept, accepted, drafted: tree.tokens.length, segments: options.textOrigins ? text.lastSegments() : undefined };
       if (text.stopped) { stopReason = "stop"; break; }
       if (eog >= 0) { stopReason = "eog"; break; }
       if (generated.length >= maxTokens) { stopReason = "maxTokens"; break; }
@@ -160,7 +165,7 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
   }
 
   const tail = text.push([], true);
-  if (tail) yield { type: "step", text: tail, tokens: [], accepted: 0, drafted: 0 };
+  if (tail) yield { type: "step", text: tail, tokens: [], accepted: 0, drafted: 0, segments: options.textOrigins ? text.lastSegments() : undefined };
   stats.generatedTokens = generated.length;
   return { text: text.emittedText, tokens: generated, stopReason, stats: stats.finish() };
 }
