@@ -48,7 +48,7 @@ before(() => {
 after(() => rmSync(family, { recursive: true, force: true }));
 
 test("specdec demo: every method, against plain decoding, with the same tokens", () => {
-  const r = specdec({ SPECDEC_MODELS: family }, "demo", "--repeats", "1", "--max-tokens", "48");
+  const r = specdec({ SPECDEC_MODELS: family }, "demo", "--repeats", "1", "--max-tokens", "48", "--no-twin");
   assert.equal(r.code, 0, r.stderr);
   assert.ok(r.stdout.includes(family), "names the family's folder");
   const sections = r.stdout.split(/^## /m).slice(1);
@@ -59,8 +59,9 @@ test("specdec demo: every method, against plain decoding, with the same tokens",
     assert.deepEqual(rows.map((l) => l.split(" ")[1]), expected[i], section);
     for (const row of rows) {
       const cells = row.split("|").map((c) => c.trim());
-      assert.equal(cells[5], "yes", row);
+      assert.equal(cells[6], "yes", row);
       assert.match(cells[4], /^\d+\.\d\dx$/, row);
+      assert.match(cells[5], /^\d+\.\d\d$/, row); // mean budget
     }
     assert.match(section, /plain decoding's continuation/);
   }
@@ -68,12 +69,16 @@ test("specdec demo: every method, against plain decoding, with the same tokens",
 });
 
 test("specdec demo --json: one object with a row per method", () => {
-  const r = specdec({ SPECDEC_MODELS: family }, "demo", "--json", "--repeats", "1", "--max-tokens", "24");
+  const r = specdec({ SPECDEC_MODELS: family, SPECDEC_CACHE: join(family, "cache") }, "demo", "--json", "--repeats", "1", "--max-tokens", "24", "--twin-params", "2M");
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim().split("\n").length, 1);
-  const out = JSON.parse(r.stdout) as { demos: { name: string; plainText: string; rows: { method: string; tau: number; speedup: number; sameAsPlain: boolean }[] }[] };
+  type Demos = { name: string; plainText: string; rows: { method: string; tau: number; speedup: number; sameAsPlain: boolean }[] }[];
+  const out = JSON.parse(r.stdout) as { demos: Demos; twin: { path: string; demos: Demos } };
   assert.deepEqual(out.demos.map((d) => [d.name, d.rows.map((x) => x.method)]), [["reuse", ["none", "prompt-lookup"]], ["free", ["none", "draft", "medusa", "prompt-lookup"]]]);
-  for (const d of out.demos) {
+  // The same on the target's heavy twin, made on first use in the cache: the same text, the same tokens.
+  assert.ok(out.twin.path.startsWith(join(family, "cache", "twins")), out.twin.path);
+  assert.deepEqual(out.twin.demos.map((d) => d.plainText), out.demos.map((d) => d.plainText));
+  for (const d of [...out.demos, ...out.twin.demos]) {
     assert.equal(typeof d.plainText, "string");
     assert.equal(d.rows[0].tau, 1, "plain decoding: one token decided per pass");
     assert.equal(d.rows[0].speedup, 1);

@@ -12,7 +12,6 @@ import { cachedTwin, parseParamCount } from "../inflate.js";
 import { cacheDir } from "../planner/passCost.js";
 import type { Planner } from "../planner/planner.js";
 import { colour } from "./generateCommand.js";
-import { DEFAULT_MEDUSA_CHOICES } from "../drafters/medusa.js";
 import type { MethodOptionValues } from "../drafters/method.js";
 import { NoDrafter } from "../drafters/none.js";
 import { SpecdecError } from "../errors.js";
@@ -21,7 +20,6 @@ import { BACKENDS, type Backend } from "../targets/loadTarget.js";
 import type { Target } from "../targets/target.js";
 import type { Token } from "../types.js";
 import { integer } from "./options.js";
-import { formatTreeChoices } from "./treeChoices.js";
 
 export interface DemoCliOptions {
   /** Backend of the target and the draft model. Default builtin (the only one Medusa runs on). */
@@ -127,7 +125,7 @@ function demoMethods(names: readonly DemoMethodName[]): DemoMethod[] {
     none: { method: "none", label: "none", options: {} },
     "prompt-lookup": { method: "prompt-lookup", label: "prompt-lookup", options: {} },
     draft: { method: "draft", label: "draft (distilled draft model)", options: {} },
-    medusa: { method: "medusa", label: `medusa (tree ${formatTreeChoices(DEFAULT_MEDUSA_CHOICES)})`, options: {} },
+    medusa: { method: "medusa", label: "medusa (trained heads)", options: {} },
   };
   return names.map((n) => all[n]);
 }

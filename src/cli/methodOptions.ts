@@ -67,7 +67,7 @@ function metavar(spec: MethodOption): string {
 function shown(spec: MethodOption): string {
   const d = spec.default;
   if (d === undefined) return "";
-  if (spec.kind === "treeChoices") return `; default "${formatTreeChoices(d as number[][])}"`;
+  if (spec.kind === "treeChoices") return (d as number[][]).length > 12 ? `; default: a ${(d as number[][]).length}-path candidate space` : `; default "${formatTreeChoices(d as number[][])}"`;
   if (spec.kind === "integers") return `; default ${spec.fields!.map((f) => (d as Record<string, number>)[f]).join(",")}`;
   return `; default ${String(d)}`;
 }

@@ -71,20 +71,8 @@ export class LookaheadDrafter implements Drafter {
     const tokens: Token[] = [];
     const parents: number[] = [];
     this.layout = [];
-    // Look-ahead branch, level by level: (l, i) below (l - 1, i - 1); column 0 below the root.
-    const cols = Math.min(this.window, budget.maxDepth);
-    const nodeAt: number[][] = this.levels.map(() => []);
-    for (let l = 0; l < this.levels.length; l++) {
-      for (let i = 0; i < cols && tokens.length < budget.maxNodes; i++) {
-        const parent = i === 0 ? ROOT : l === 0 ? nodeAt[0][i - 1] : nodeAt[l - 1][i - 1];
-        if (parent === undefined) continue; // its parent did not fit the budget
-        nodeAt[l][i] = tokens.length;
-        tokens.push(this.levels[l][i]);
-        parents.push(parent);
-        this.layout.push({ level: l, column: i });
-      }
-    }
-    // Verification branch: candidate continuations of the last committed token, as a trie.
+    // Verification branch first (its n-grams are the likelier guesses, so a small budget keeps
+    // them): candidate continuations of the last committed token, as a trie.
     const last = context[context.length - 1];
     const childOf = new Map<string, number>();
     for (const cont of (this.pool.get(last) ?? []).slice(0, this.verify)) {
@@ -101,6 +89,19 @@ export class LookaheadDrafter implements Drafter {
           childOf.set(key, node);
         }
         parent = node;
+      }
+    }
+    // Look-ahead branch, level by level, in the budget left: (l, i) below (l - 1, i - 1); column 0 below the root.
+    const cols = Math.min(this.window, budget.maxDepth);
+    const nodeAt: number[][] = this.levels.map(() => []);
+    for (let l = 0; l < this.levels.length; l++) {
+      for (let i = 0; i < cols && tokens.length < budget.maxNodes; i++) {
+        const parent = i === 0 ? ROOT : l === 0 ? nodeAt[0][i - 1] : nodeAt[l - 1][i - 1];
+        if (parent === undefined) continue; // its parent did not fit the budget
+        nodeAt[l][i] = tokens.length;
+        tokens.push(this.levels[l][i]);
+        parents.push(parent);
+        this.layout.push({ level: l, column: i });
       }
     }
     return { tokens, parents };
