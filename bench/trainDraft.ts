@@ -64,11 +64,11 @@ if (!opts.measureOnly) {
   const res = trainDraft(target, trainText, heldOut, config, {
     onData: (m) => console.log(`data: ${m}`),
     onStep: (s) => {
-      tokens += s.loss.rows;
-      lossSum += s.loss.loss;
+      tokens += s.parts.rows;
+      lossSum += s.loss;
       lossN++;
       if (s.step % 50 === 0 || s.step === 1 || s.step === s.steps) {
-        console.log(`step ${s.step}/${s.steps} loss ${fmt(lossSum / lossN, 3)} (kl ${fmt(s.loss.kl, 3)} ce ${fmt(s.loss.ce, 3)} top-1 agree ${fmt(s.loss.agree, 3)}) lr ${s.lr.toExponential(2)} |g| ${fmt(s.gradNorm)} ${fmt(s.ms, 0)} ms/step, ${fmt((tokens * 1000) / (performance.now() - t0), 0)} positions/s`);
+        console.log(`step ${s.step}/${s.steps} loss ${fmt(lossSum / lossN, 3)} (kl ${fmt(s.parts.kl, 3)} ce ${fmt(s.parts.ce, 3)} top-1 agree ${fmt(s.parts.agree, 3)}) lr ${s.lr.toExponential(2)} |g| ${fmt(s.gradNorm)} ${fmt(s.ms, 0)} ms/step, ${fmt((tokens * 1000) / (performance.now() - t0), 0)} positions/s`);
         lossSum = lossN = 0;
       }
     },

@@ -1,4 +1,4 @@
-// Distilling a draft model (draftTrainer.ts, draftModel.ts): gradient checks of the layers and
+// Distilling a draft model (draftTrainer.ts, llamaModel.ts): gradient checks of the layers and
 // the whole model, a tiny fit, determinism, checkpoint and resume (bit-identical to an
 // uninterrupted run; refusals of other options, data, kinds and targets), the saved GGUF in both
 // engines, and `specdec train draft`.
@@ -14,10 +14,10 @@ import { NoDrafter } from "../src/drafters/none.js";
 import { openGguf } from "../src/gguf/reader.js";
 import { PROJECT_ROOT, sharedFile } from "./support/sharedData.js";
 import { spawnSync } from "node:child_process";
-import { DraftModel, DraftPass, distillLoss } from "../src/train/draftModel.js";
+import { LlamaModel, LlamaPass, distillLoss } from "../src/train/llamaModel.js";
 import { saveDraftGguf, trainDraft, trainDraftAsync, type DraftTrainConfig, type DraftTrainResult } from "../src/train/draftTrainer.js";
 import { saveModelGguf, trainModel } from "../src/train/modelTrainer.js";
-import { TrainRng } from "../src/train/rng.js";
+import { SeededRng, standardNormal, uniformInt } from "../src/sampling/rng.js";
 import {
   attentionBackward,
   attentionForward,
@@ -54,8 +54,8 @@ after(async () => {
 // Loss L = Σ c ⊙ y for a fixed random c, so dL/dy = c. Each input gradient entry is compared
 // with a central difference (h = 1e-5); in f64 both agree to ~1e-9, tolerance 1e-6 · (1 + |g|).
 
-const rng = new TrainRng(42);
-const randn = (n: number, std = 1) => Float64Array.from({ length: n }, () => std * rng.normal());
+const rng = new SeededRng(42);
+const randn = (n: number, std = 1) => Float64Array.from({ length: n }, () => std * standardNormal(rng));
 const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, x, i) => s + x * b[i], 0);
 
 function checkGrad(name: string, x: Float64Array, analytic: Float64Array, loss: () => number): void {
@@ -143,19 +143,19 @@ test("gradient check: SwiGLU", () => {
 // parameter tensor, the directional derivative along a random direction d, central difference
 // with h = 1e-3 in f32, must match g · d within 1% + 2e-4 (f32 rounding of the loss and the
 // curvature limit this; the difference shrinks as h² down to h ≈ 1e-3, measured).
-test("gradient check: whole draft model, every parameter tensor (tied output, KL + CE loss)", () => {
+test("gradient check: whole llama model, every parameter tensor (tied output, KL + CE loss)", () => {
   const arch = { vocab: 11, dim: 8, layers: 2, heads: 4, kvHeads: 2, hidden: 12, normEps: 1e-5, ropeBase: 10000 };
-  const r = new TrainRng(7);
-  const model = new DraftModel(arch, r);
-  for (const p of model.params) for (let i = 0; i < p.value.length; i++) p.value[i] = p.shape.length === 2 ? p.value[i] * 5 : 1 + 0.3 * r.normal(); // larger weights: real curvature
+  const r = new SeededRng(7);
+  const model = new LlamaModel(arch, r);
+  for (const p of model.params) for (let i = 0; i < p.value.length; i++) p.value[i] = p.shape.length === 2 ? p.value[i] * 5 : 1 + 0.3 * standardNormal(r); // larger weights: real curvature
   const B = 2, T = 5, N = B * T, V = arch.vocab;
-  const pass = new DraftPass(model, B, T);
-  const tokens = Int32Array.from({ length: N }, () => r.int(V));
-  const labels = Int32Array.from({ length: N }, (_, i) => (i === 3 ? -1 : r.int(V)));
+  const pass = new LlamaPass(model, B, T);
+  const tokens = Int32Array.from({ length: N }, () => uniformInt(r, V));
+  const labels = Int32Array.from({ length: N }, (_, i) => (i === 3 ? -1 : uniformInt(r, V)));
   const p = new Float32Array(N * V);
   for (let row = 0; row < N; row++) {
     let s = 0;
-    for (let v = 0; v < V; v++) s += p[row * V + v] = Math.exp(r.normal());
+    for (let v = 0; v < V; v++) s += p[row * V + v] = Math.exp(standardNormal(r));
     for (let v = 0; v < V; v++) p[row * V + v] /= s;
   }
   const dlogits = new Float32Array(N * V);
@@ -165,7 +165,7 @@ test("gradient check: whole draft model, every parameter tensor (tied output, KL
   pass.backward(dlogits);
   const h = 1e-3;
   for (const q of model.params) {
-    const d = Float32Array.from({ length: q.value.length }, () => r.normal());
+    const d = Float32Array.from({ length: q.value.length }, () => standardNormal(r));
     const keep = Float32Array.from(q.value);
     let analytic = 0;
     for (let i = 0; i < d.length; i++) analytic += q.grad[i] * d[i];
@@ -218,7 +218,7 @@ test("resume: stopped after N steps and resumed → bit-identical parameters, mo
   assert.equal(part.val, undefined);
   let windows = 0;
   const messages: string[] = [];
-  const rest = trainDraft(target, TRAIN, VAL, cfg, { checkpoint: ckpt, resume: true, onWindows: () => windows++, onData: (m) => messages.push(m) });
+  const rest = trainDraft(target, TRAIN, VAL, cfg, { checkpoint: ckpt, resume: true, onPrepare: () => windows++, onData: (m) => messages.push(m) });
   assert.equal(rest.resumedFrom, 3);
   assert.equal(rest.step, 9);
   assert.equal(windows, 0, "windows are not generated again");

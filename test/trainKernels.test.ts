@@ -3,13 +3,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { matmul, matmulABtJs } from "../src/train/layers.js";
-import { TrainRng } from "../src/train/rng.js";
+import { SeededRng, standardNormal } from "../src/sampling/rng.js";
 import { attentionBackward, attentionBackwardMm, attentionForward, attentionForwardMm, type AttentionShape } from "../src/train/transformerLayers.js";
 import { wasmMatmul, wasmMatmulAvailable } from "../src/train/wasmMatmul.js";
 
-function randoms(n: number, rng: TrainRng): Float32Array {
+function randoms(n: number, rng: SeededRng): Float32Array {
   const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rng.normal();
+  for (let i = 0; i < n; i++) a[i] = standardNormal(rng);
   return a;
 }
 
@@ -24,7 +24,7 @@ test("WebAssembly SIMD is available here (the trainer's speed depends on it)", (
 });
 
 test("WASM product equals the JS product for odd sizes, transposed operands and strided output", () => {
-  const rng = new TrainRng(7);
+  const rng = new SeededRng(7);
   for (const [M, N, K] of [[1, 1, 1], [3, 5, 7], [5, 3, 9], [17, 33, 130], [64, 10, 3], [9, 2, 256]]) {
     // A given transposed (stored (K, M)), B row-major inside a wider matrix, output into a slice.
     const At = randoms(K * M, rng), Bw = randoms(N * (K + 3), rng), A = new Float32Array(M * K), B = new Float32Array(N * K);
@@ -50,7 +50,7 @@ test("WASM product equals the JS product for odd sizes, transposed operands and 
 });
 
 test("the WASM product is deterministic: the same bits on every call", () => {
-  const rng = new TrainRng(1);
+  const rng = new SeededRng(1);
   const A = randoms(37 * 61, rng), B = randoms(23 * 61, rng);
   const a = new Float32Array(37 * 23), b = new Float32Array(37 * 23);
   wasmMatmul({ data: A, off: 0, rs: 61, ks: 1 }, { data: B, off: 0, rs: 61, ks: 1 }, 37, 23, 61, { data: a, off: 0, rs: 23 }, false);
@@ -59,7 +59,7 @@ test("the WASM product is deterministic: the same bits on every call", () => {
 });
 
 test("attention through matrix products equals the scalar loops, forward and backward (grouped KV heads)", () => {
-  const rng = new TrainRng(3);
+  const rng = new SeededRng(3);
   const s: AttentionShape = { B: 2, T: 19, nHeads: 4, nKvHeads: 2, headDim: 8 };
   const N = s.B * s.T, dim = s.nHeads * s.headDim, kvDim = s.nKvHeads * s.headDim;
   const q = randoms(N * dim, rng), k = randoms(N * kvDim, rng), v = randoms(N * kvDim, rng), dout = randoms(N * dim, rng);

@@ -2,23 +2,52 @@
 // model from a target, or train a tokenizer and a small llama model from scratch, on a text
 // corpus. All three checkpoint and resume (--checkpoint FILE, --checkpoint-every N, --resume;
 // Ctrl-C saves a checkpoint and says how to resume; hidden --stop-after N for tests), wired once
-// (checkpointOptions, checkOutput, runInterruptible), and show progress (progressBars: a bar on a
-// TTY; plain lines otherwise for draft and model; nothing with --quiet). `train model --threads N`
-// shares each step's batch among N threads (data-parallel worker threads: dataParallel.ts).
-import { existsSync, readFileSync, statSync } from "node:fs";
+// (checkpointOptions, checkOutput, runInterruptible), and show progress (progress.ts: a bar on a
+// TTY, plain lines otherwise, nothing with --quiet). `train model --threads N` shares each
+// step's batch among N threads (data-parallel worker threads: dataParallel.ts). The trainers'
+// errors about their options name the options; here they are said with the flags (TRAIN_FLAGS).
+import { existsSync } from "node:fs";
 import { basename } from "node:path";
-import { createHash } from "node:crypto";
 import { Command, Option } from "commander";
-import cliProgress from "cli-progress";
 import { BuiltinTarget } from "../targets/builtin.js";
 import { SpecdecError } from "../errors.js";
 import { saveMedusaHeads } from "../drafters/medusaHeads.js";
-import { MEDUSA_TRAIN_DEFAULTS, paragraphs, trainMedusa, type MedusaProjection, type MedusaTargets, type TrainProgress, type TrainText } from "../train/medusaTrainer.js";
-import { saveDraftGguf, trainDraftAsync, type DraftData, type DraftTrainConfig } from "../train/draftTrainer.js";
-import { integer, real } from "./options.js";
-import type { CheckpointHooks } from "../train/checkpoint.js";
-import { saveModelGguf, trainModelAsync, type ModelTrainConfig } from "../train/modelTrainer.js";
 import { MAX_BPE_VOCAB } from "../train/bpeTrainer.js";
+import { checkCheckpointHooks, type CheckpointHooks } from "../train/checkpoint.js";
+import { DRAFT_HOLDOUT, MODEL_HOLDOUT, readCorpus, trainingTexts } from "../train/corpus.js";
+import { saveDraftGguf, trainDraftAsync, type DraftData, type DraftTrainConfig } from "../train/draftTrainer.js";
+import { MEDUSA_TRAIN_DEFAULTS, trainMedusa, type MedusaProjection, type MedusaTargets } from "../train/medusaTrainer.js";
+import { saveModelGguf, trainModelAsync, type ModelTrainConfig } from "../train/modelTrainer.js";
+import { TrainOptionError } from "../train/optionError.js";
+import { integer, real } from "./options.js";
+import { progressDisplay, progressHooks, progressMode, type ProgressDisplay } from "./progress.js";
+
+/** The flag of each trainer option that the trainers' errors name (TrainOptionError). */
+export const TRAIN_FLAGS: Readonly<Record<string, string>> = {
+  resume: "--resume",
+  checkpoint: "--checkpoint",
+  batch: "--batch",
+  threads: "--threads",
+  heads: "--heads",
+  holdout: "--holdout",
+  val: "--val",
+};
+
+/** A trainer's error as the command line says it: options named by their flags. */
+function withFlags(e: unknown): unknown {
+  return e instanceof TrainOptionError ? new SpecdecError(e.describe((name) => TRAIN_FLAGS[name] ?? name)) : e;
+}
+
+/** An action whose trainer errors name flags. */
+function action<A extends unknown[]>(run: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args) => {
+    try {
+      await run(...args);
+    } catch (e) {
+      throw withFlags(e);
+    }
+  };
+}
 
 /** The checkpoint options every train command has (checkpointOptions) and --out, --force, --quiet. */
 export interface CheckpointCliOptions {
@@ -72,10 +101,10 @@ export function addTrainCommand(cli: Command): void {
     .option("--continuation <n>", "greedy tokens generated after each prompt (--targets greedy)", integer(1, 1_000_000), d.continuation);
   checkpointOptions(medusa, 500)
     .option("--force", "overwrite --out if it exists")
-    .option("--quiet", "no progress bar")
-    .action(runTrainMedusa);
+    .option("--quiet", "no progress")
+    .action(action(runTrainMedusa));
 
-  // Defaults: the configuration measured in bench/trainDraft.ts (tau 2.32 at k = 4 on stories260K).
+  // Defaults: the configuration measured with bench/trainDraft.ts (docs/measurements.md, "A distilled draft model").
   const draft = train
     .command("draft")
     .description("distil a small llama-architecture draft model (the target's tokenizer) from a target, on a text corpus")
@@ -90,7 +119,7 @@ export function addTrainCommand(cli: Command): void {
     .option("--seed <s>", "seed for initialisation, data and shuffling", integer(0, 2 ** 32 - 1), 0)
     .option("--force", "overwrite --out if it exists")
     .option("--quiet", "no progress")
-    .action(runTrainDraft);
+    .action(action(runTrainDraft));
 
   const model = train
     .command("model")
@@ -104,7 +133,7 @@ export function addTrainCommand(cli: Command): void {
     .option("--seed <s>", "seed for initialisation and data sampling", integer(0, 2 ** 32 - 1), 0)
     .option("--force", "overwrite --out if it exists")
     .option("--quiet", "no progress")
-    .action(runTrainModel);
+    .action(action(runTrainModel));
 }
 
 /** --checkpoint, --checkpoint-every (default `every`), --resume and the hidden --stop-after, for every train command. */
@@ -133,7 +162,7 @@ function llamaTrainingOptions(cmd: Command, d: { dim: number; hidden: number; co
 
 /** The checks before any work: --resume and --stop-after need --checkpoint; --out is not overwritten without --force. */
 function checkOutput(o: CheckpointCliOptions): void {
-  if (o.resume && !o.checkpoint) throw new SpecdecError("--resume needs --checkpoint FILE");
+  checkCheckpointHooks(o);
   if (existsSync(o.out) && !o.force) throw new SpecdecError(`${o.out} already exists (refusing to overwrite it; use --force)`);
   if (o.stopAfter !== undefined && !o.checkpoint) throw new SpecdecError("--stop-after needs --checkpoint FILE");
 }
@@ -143,7 +172,7 @@ function checkOutput(o: CheckpointCliOptions): void {
  * its checkpoint is and gives undefined; one stopped by Ctrl-C is a one-line error saying how to
  * resume. Otherwise the result.
  */
-async function runInterruptible<R extends { stopped: boolean; step: number }>(o: CheckpointCliOptions, steps: number, bars: Bars, run: (hooks: CheckpointHooks) => Promise<R>): Promise<R | undefined> {
+async function runInterruptible<R extends { stopped: boolean; step: number }>(o: CheckpointCliOptions, steps: number, bars: ProgressDisplay, run: (hooks: CheckpointHooks) => Promise<R>): Promise<R | undefined> {
   let interrupted = false;
   const onSigint = () => {
     interrupted = true;
@@ -165,21 +194,6 @@ async function runInterruptible<R extends { stopped: boolean; step: number }>(o:
   return undefined;
 }
 
-/** Training steps as progress: smoothed loss and accuracy, tokens per second since the run (or resume) began. */
-function stepProgress(bars: Bars, tokensPerStep: number) {
-  let t0 = NaN, from = 0, loss = NaN, acc = NaN;
-  return (step: number, steps: number, stepLoss: number, stepAcc: number, ms: number, lr: number) => {
-    if (Number.isNaN(t0)) {
-      t0 = performance.now() - ms;
-      from = step - 1;
-    }
-    loss = Number.isNaN(loss) ? stepLoss : 0.95 * loss + 0.05 * stepLoss;
-    acc = Number.isNaN(acc) ? stepAcc : 0.95 * acc + 0.05 * stepAcc;
-    const sec = (performance.now() - t0) / 1000;
-    bars.update({ phase: "train", done: step, total: steps, loss, accuracy: acc, rate: ((step - from) * tokensPerStep) / sec, lr, eta: (sec / (step - from)) * (steps - step) });
-  };
-}
-
 export interface TrainDraftCliOptions extends CheckpointCliOptions, Pick<DraftTrainConfig, "dim" | "layers" | "heads" | "kvHeads" | "hidden" | "context" | "steps" | "batch" | "lr" | "alpha" | "seed"> {
   model: string;
   data: string;
@@ -191,37 +205,17 @@ export interface TrainDraftCliOptions extends CheckpointCliOptions, Pick<DraftTr
 export async function runTrainDraft(o: TrainDraftCliOptions): Promise<void> {
   checkOutput(o);
   if (o.dim % o.heads !== 0 || o.heads % o.kvHeads !== 0) throw new SpecdecError(`--dim ${o.dim} must be a multiple of --heads ${o.heads}, and --heads a multiple of --kv-heads ${o.kvHeads}`);
-  const data = readCorpus(o.data);
-  let trainText = data.text;
-  let valText: string;
-  if (o.val !== undefined) valText = readCorpus(o.val, "validation text").text;
-  else {
-    const paras = paragraphs(data.text);
-    if (paras.length < 2) throw new SpecdecError(`${o.data} has fewer than 2 paragraphs: give held-out text with --val`);
-    const cut = Math.max(1, Math.floor(paras.length * 0.95));
-    trainText = paras.slice(0, cut).join("\n");
-    valText = paras.slice(cut).join("\n");
-  }
+  const texts = trainingTexts(readCorpus(o.data).text, o.val === undefined ? undefined : readCorpus(o.val, "validation text").text, DRAFT_HOLDOUT, o.data);
   const target = await BuiltinTarget.load(o.model);
-  const bars = progressBars(progressMode(o.quiet));
+  const bars = progressDisplay(progressMode(o.quiet));
   const t0 = performance.now();
-  const onStep = stepProgress(bars, o.batch * o.context);
-  let windowsStart = NaN;
   const result = await runInterruptible(o, o.steps, bars, (hooks) =>
     trainDraftAsync(
       target,
-      trainText,
-      valText,
+      texts.train,
+      texts.val,
       { dim: o.dim, layers: o.layers, heads: o.heads, kvHeads: o.kvHeads, hidden: o.hidden, context: o.context, steps: o.steps, batch: o.batch, lr: o.lr, seed: o.seed, alpha: o.alpha, data: o.targets, maxWindows: o.windows },
-      {
-        ...hooks,
-        onData: bars.log,
-        onWindows: (done, total) => {
-          if (Number.isNaN(windowsStart)) windowsStart = performance.now();
-          bars.update({ phase: "data", label: "windows", unit: "windows", rateUnit: "windows/s", done, total, rate: done / ((performance.now() - windowsStart) / 1000) });
-        },
-        onStep: (i) => onStep(i.step, i.steps, i.loss.loss, i.loss.agree, i.ms, i.lr),
-      },
+      { ...hooks, ...progressHooks(bars, o.batch * o.context) },
     ),
   );
   if (!result) return;
@@ -245,33 +239,17 @@ export async function runTrainModel(o: TrainModelCliOptions): Promise<void> {
   checkOutput(o);
   if (o.dim % o.heads !== 0 || (o.dim / o.heads) % 2 !== 0 || o.heads % o.kvHeads !== 0)
     throw new SpecdecError(`--dim ${o.dim} must split into --heads ${o.heads} heads of an even size, and --heads be a multiple of --kv-heads ${o.kvHeads}`);
-  const data = readCorpus(o.data);
-  let trainText = data.text;
-  let valText = "";
-  if (o.val !== undefined) valText = readCorpus(o.val, "validation text").text;
-  else {
-    const paras = paragraphs(data.text);
-    if (paras.length >= 20) {
-      const cut = Math.floor(paras.length * 0.95);
-      trainText = paras.slice(0, cut).join("\n");
-      valText = paras.slice(cut).join("\n");
-    }
-  }
-  const bars = progressBars(progressMode(o.quiet));
+  const texts = trainingTexts(readCorpus(o.data).text, o.val === undefined ? undefined : readCorpus(o.val, "validation text").text, MODEL_HOLDOUT, o.data);
+  const bars = progressDisplay(progressMode(o.quiet));
   const t0 = performance.now();
   const evalEvery = Math.max(1, Math.round(o.steps / 5));
-  const onStep = stepProgress(bars, o.batch * o.context);
   const result = await runInterruptible(o, o.steps, bars, (hooks) =>
     trainModelAsync(
-      trainText,
-      { vocab: o.vocab, dim: o.dim, layers: o.layers, heads: o.heads, kvHeads: o.kvHeads, hidden: o.hidden, context: o.context, steps: o.steps, batch: o.batch, lr: o.lr, seed: o.seed, valText, evalEvery, threads: o.threads },
+      texts.train,
+      { vocab: o.vocab, dim: o.dim, layers: o.layers, heads: o.heads, kvHeads: o.kvHeads, hidden: o.hidden, context: o.context, steps: o.steps, batch: o.batch, lr: o.lr, seed: o.seed, valText: texts.val, evalEvery, threads: o.threads },
       {
         ...hooks,
-        onData: bars.log,
-        onTokenizer: (done, total) => {
-          bars.update({ phase: "data", label: "tokenizer", unit: "merges", rateUnit: "merges/s", done, total, rate: done / ((performance.now() - t0) / 1000) });
-        },
-        onStep: (i) => onStep(i.step, i.steps, i.loss, i.accuracy, i.ms, i.lr),
+        ...progressHooks(bars, o.batch * o.context),
         onEval: (e) => bars.log(`held-out at step ${e.step}: loss ${e.loss.toFixed(3)}  acc ${(100 * e.accuracy).toFixed(1)}%`),
       },
     ),
@@ -287,119 +265,6 @@ export async function runTrainModel(o: TrainModelCliOptions): Promise<void> {
   );
 }
 
-/** Read a corpus: non-empty UTF-8 text, not binary. */
-export function readCorpus(path: string, what = "corpus"): TrainText {
-  let buf: Buffer;
-  try {
-    if (statSync(path).isDirectory()) throw new SpecdecError(`${what} ${path} is a directory`);
-    buf = readFileSync(path);
-  } catch (e) {
-    if (e instanceof SpecdecError) throw e;
-    throw new SpecdecError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  if (buf.length === 0) throw new SpecdecError(`${what} ${path} is empty`);
-  let control = 0;
-  for (let i = 0; i < buf.length; i++) {
-    const c = buf[i];
-    if (c === 0) throw new SpecdecError(`${what} ${path} looks binary (NUL bytes): expected UTF-8 text`);
-    if (c < 32 && c !== 9 && c !== 10 && c !== 13 && c !== 12) control++;
-  }
-  if (control > buf.length / 100) throw new SpecdecError(`${what} ${path} looks binary (${control} control bytes): expected UTF-8 text`);
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(buf);
-  } catch {
-    throw new SpecdecError(`${what} ${path} is not valid UTF-8 text`);
-  }
-  if (text.trim().length === 0) throw new SpecdecError(`${what} ${path} has no text (only whitespace)`);
-  return { text, hash: createHash("sha256").update(buf).digest("hex") };
-}
-
-/** Progress of a phase; `label`, `unit` and `rateUnit` name a data phase (default: Medusa's "data", positions, tok/s). */
-interface BarProgress extends TrainProgress {
-  label?: string;
-  unit?: string;
-  rateUnit?: string;
-  /** Training (plain lines only): the learning rate and the seconds left. */
-  lr?: number;
-  eta?: number;
-}
-
-type ProgressMode = "bar" | "lines" | "off";
-
-interface Bars {
-  update(p: BarProgress): void;
-  /** A message line (between bars on a TTY). */
-  log(line: string): void;
-  stop(): void;
-}
-
-/** A bar on a TTY, plain lines otherwise, nothing with --quiet. */
-function progressMode(quiet: boolean | undefined): ProgressMode {
-  return quiet ? "off" : process.stderr.isTTY === true ? "bar" : "lines";
-}
-
-function formatSeconds(s: number): string {
-  if (!Number.isFinite(s)) return "-";
-  s = Math.round(s);
-  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
-}
-
-/**
- * Progress display: "bar" draws a cli-progress bar per phase (training: loss, accuracy, tokens/s,
- * ETA); "lines" writes a training line every 5% of the steps (data phases: their messages only);
- * "off" nothing. Messages (log) go to stderr in "bar" and "lines" modes.
- */
-function progressBars(mode: ProgressMode): Bars {
-  if (mode === "off") return { update: () => {}, log: () => {}, stop: () => {} };
-  if (mode === "lines") {
-    let first: number | undefined;
-    const update = (p: BarProgress) => {
-      if (p.phase !== "train") return;
-      first ??= p.done;
-      const every = Math.max(1, Math.round(p.total / 20));
-      if (p.done !== first && p.done % every !== 0 && p.done !== p.total) return;
-      process.stderr.write(
-        `step ${p.done}/${p.total}  loss ${p.loss?.toFixed(3) ?? "-"}  acc ${p.accuracy === undefined ? "-" : (100 * p.accuracy).toFixed(1) + "%"}` +
-          (p.lr === undefined ? "" : `  lr ${p.lr.toExponential(2)}`) +
-          `  ${p.rate === undefined || !Number.isFinite(p.rate) ? "-" : Math.round(p.rate)} tok/s  ETA ${p.eta === undefined ? "-" : formatSeconds(p.eta)}\n`,
-      );
-    };
-    return { update, log: (line) => process.stderr.write(line + "\n"), stop: () => {} };
-  }
-  const payload = (p: BarProgress) => ({
-    loss: p.loss === undefined ? "-" : p.loss.toFixed(3),
-    acc: p.accuracy === undefined ? "-" : `${(100 * p.accuracy).toFixed(1)}%`,
-    rate: p.rate === undefined || !Number.isFinite(p.rate) ? "-" : Math.round(p.rate).toString(),
-  });
-  let bar: cliProgress.SingleBar | undefined;
-  let phase = "";
-  const stop = () => {
-    bar?.stop();
-    bar = undefined;
-    phase = "";
-  };
-  const update = (p: BarProgress) => {
-    const key = `${p.phase}:${p.label ?? ""}`;
-    if (key !== phase) {
-      stop();
-      phase = key;
-      const format =
-        p.phase === "train"
-          ? "train |{bar}| {value}/{total} steps | loss {loss} | acc {acc} | {rate} tok/s | ETA {eta_formatted}"
-          : `${(p.label ?? "data").padEnd(5)} |{bar}| {value}/{total} ${p.unit ?? "positions"} | {rate} ${p.rateUnit ?? "tok/s"} | ETA {eta_formatted}`;
-      bar = new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true, etaBuffer: 50, fps: 5, barsize: 24 }, cliProgress.Presets.shades_classic);
-      bar.start(p.total, p.done, payload(p));
-    }
-    bar!.update(p.done, payload(p));
-  };
-  const log = (line: string) => {
-    stop();
-    process.stderr.write(line + "\n");
-  };
-  return { update, log, stop };
-}
-
 export async function runTrainMedusa(o: TrainMedusaCliOptions): Promise<void> {
   if (o.val !== undefined && o.holdout !== undefined) throw new SpecdecError("give --holdout or --val, not both");
   checkOutput(o);
@@ -407,8 +272,7 @@ export async function runTrainMedusa(o: TrainMedusaCliOptions): Promise<void> {
   const val = o.val === undefined ? undefined : readCorpus(o.val, "validation text");
   const target = await BuiltinTarget.load(o.model);
 
-  // A bar on a TTY; nothing otherwise (as before: medusa writes no plain progress lines).
-  const bars = progressBars(!o.quiet && process.stderr.isTTY === true ? "bar" : "off");
+  const bars = progressDisplay(progressMode(o.quiet));
   const result = await runInterruptible(o, o.steps, bars, (hooks) =>
     trainMedusa(
       target,
@@ -427,7 +291,7 @@ export async function runTrainMedusa(o: TrainMedusaCliOptions): Promise<void> {
         continuation: o.continuation,
         ...(o.holdout !== undefined ? { holdout: o.holdout } : {}),
       },
-      { ...hooks, onProgress: bars.update },
+      { ...hooks, ...progressHooks(bars, o.batch) },
     ),
   );
   if (!result) return;

@@ -6,15 +6,16 @@
 // a multiple of 4 bytes), then the arrays' raw little-endian bytes in header order (f32 and i32:
 // 4 bytes an element, f64: 8).
 //
-// Also the pieces the trainers share to checkpoint and resume: the hooks (CheckpointHooks), the
-// checks a resumed checkpoint must pass (openResume: its kind and the hash of the data and of
-// every option that changes the result) and two ways to drive a trainer written as a generator
-// that yields after each step: runToEnd (synchronously) and runYielding (letting the event loop,
-// and so SIGINT handlers, run between steps).
+// Also the pieces the trainers share to checkpoint and resume: the hooks (CheckpointHooks) and
+// their check (checkCheckpointHooks: resume needs a checkpoint), the checks a resumed checkpoint
+// must pass (openResume: its kind and the hash of the data and of every option that changes the
+// result) and two ways to drive a trainer written as a generator that yields after each step:
+// runToEnd (synchronously) and runYielding (letting the event loop, and so SIGINT handlers, run
+// between steps).
 
-import { createHash } from "node:crypto";
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { SpecdecError } from "../errors.js";
+import { TrainOptionError } from "./optionError.js";
 import type { Param } from "./optim.js";
 
 const MAGIC = "SPDCKPT1";
@@ -109,7 +110,7 @@ export function restoreParams(path: string, params: readonly Param[], arrays: Re
     }
 }
 
-/** What a trainer with checkpoints is told (trainModel, trainDraft; trainMedusa has the same fields). */
+/** What a trainer is told about checkpoints (trainModel, trainDraft, trainMedusa). */
 export interface CheckpointHooks {
   /** Save a checkpoint here every `checkpointEvery` steps, when stopping early, and at the end. */
   checkpoint?: string;
@@ -122,24 +123,24 @@ export interface CheckpointHooks {
   shouldStop?: () => boolean;
 }
 
-export function sha256(s: string | Uint8Array): string {
-  return createHash("sha256").update(s).digest("hex");
+/** The checkpoint options make sense together (before any work): `resume` needs `checkpoint`. */
+export function checkCheckpointHooks(hooks: Pick<CheckpointHooks, "checkpoint" | "resume">): void {
+  if (hooks.resume && !hooks.checkpoint) throw new TrainOptionError((o) => `${o("resume")} needs ${o("checkpoint")} (the file to continue from)`);
 }
 
 /**
- * Load the checkpoint to resume from and check it: it exists, is of this `kind` of training,
- * passes `check` (e.g. made for the same model: a clearer message than the hash's) and was made
- * with the same data and options (`configHash`). One-line SpecdecErrors otherwise.
+ * Load the checkpoint to resume from (`path`: the checkpoint option) and check it: it exists, is
+ * of this `kind` of training, passes `check` (e.g. made for the same model: a clearer message
+ * than the hash's) and was made with the same data and options (`configHash`). One-line
+ * SpecdecErrors otherwise.
  */
-export function openResume(hooks: CheckpointHooks, kind: string, configHash: string, check?: (meta: Record<string, unknown>, path: string) => void): LoadedCheckpoint {
-  const path = hooks.checkpoint;
-  if (!path) throw new SpecdecError("--resume needs --checkpoint FILE");
-  if (!existsSync(path)) throw new SpecdecError(`--resume: checkpoint ${path} does not exist`);
+export function openResume(path: string, kind: string, configHash: string, check?: (meta: Record<string, unknown>, path: string) => void): LoadedCheckpoint {
+  if (!existsSync(path)) throw new TrainOptionError((o) => `${o("resume")}: checkpoint ${path} does not exist`);
   const ck = loadCheckpoint(path);
   const m = ck.meta as { kind?: unknown; configHash?: unknown };
   if (m.kind !== kind) throw new SpecdecError(`${path} is a checkpoint of another kind of training (${String(m.kind)}, not ${kind})`);
   check?.(ck.meta, path);
-  if (m.configHash !== configHash) throw new SpecdecError(`${path}: checkpoint made with other data or training options: resume with the same ones, or start again without --resume`);
+  if (m.configHash !== configHash) throw new TrainOptionError((o) => `${path}: checkpoint made with other data or training options: resume with the same ones, or start again without ${o("resume")}`);
   return ck;
 }
 
@@ -169,23 +170,46 @@ export function stopRequested(hooks: CheckpointHooks, step: number): boolean {
   return (hooks.stopAfter !== undefined && step >= hooks.stopAfter) || hooks.shouldStop?.() === true;
 }
 
-/** Run a trainer generator to its end, synchronously. */
-export function runToEnd<R>(run: Generator<void, R, void>): R {
+/**
+ * A trainer written as a generator: it yields after each step, or yields a promise to wait for
+ * (a data-parallel step's workers) and is resumed with its outcome.
+ */
+export type TrainerRun<R> = Generator<Promise<void> | void, R, void>;
+
+/** Run a trainer generator to its end, synchronously (one that never yields a promise). */
+export function runToEnd<R>(run: TrainerRun<R>): R {
   for (;;) {
     const r = run.next();
     if (r.done) return r.value;
+    if (r.value) throw new Error("this trainer waits for worker threads: run it with runYielding");
   }
 }
 
-/** Run a trainer generator to its end, letting the event loop run (signals, timers) every `everyMs`. */
-export async function runYielding<R>(run: Generator<void, R, void>, everyMs = 25): Promise<R> {
+/**
+ * Run a trainer generator to its end, letting the event loop run (signals, timers) every
+ * `everyMs`, and while it waits for a promise it yielded: the trainer is resumed with the
+ * promise's outcome (an error is thrown inside it, so that it cleans up on its way out).
+ */
+export async function runYielding<R>(run: TrainerRun<R>, everyMs = 25): Promise<R> {
   let last = performance.now();
+  let r = run.next();
   for (;;) {
-    const r = run.next();
     if (r.done) return r.value;
+    if (r.value) {
+      let error: { e: unknown } | undefined;
+      try {
+        await r.value;
+      } catch (e) {
+        error = { e };
+      }
+      last = performance.now();
+      r = error ? run.throw(error.e) : run.next();
+      continue;
+    }
     if (performance.now() - last >= everyMs) {
       await new Promise((resolve) => setImmediate(resolve));
       last = performance.now();
     }
+    r = run.next();
   }
 }

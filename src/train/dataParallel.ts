@@ -1,10 +1,10 @@
-// Data-parallel training of a DraftModel over worker threads (`specdec train model --threads N`).
+// Data-parallel training of a LlamaModel over worker threads (`specdec train model --threads N`).
 //
 // The batch of B windows is cut into N contiguous shards of B / N windows. Shard 0 runs forward
 // and backward in the main thread, shard s ≥ 1 in worker thread s (trainWorker.ts), each with its
-// own DraftPass (and its own WASM matmul memory). Memory shared by all threads:
+// own LlamaPass (and its own WASM matmul memory). Memory shared by all threads:
 //   - the parameter values, all in one SharedArrayBuffer (parameter j at a fixed offset, in
-//     DraftModel order): the main thread's model is built over them (DraftModel's ParamFactory),
+//     LlamaModel order): the main thread's model is built over them (LlamaModel's ParamFactory),
 //     its AdamW updates them between steps and every worker reads them;
 //   - the step's inputs and labels (B·T tokens), written by the main thread;
 //   - one gradient buffer per worker, the same layout as the values, written by that worker.
@@ -23,10 +23,16 @@
 
 import { Worker } from "node:worker_threads";
 import { SpecdecError } from "../errors.js";
-import { DraftModel, DraftPass, distillLoss, type DraftArch, type LossParts, type ParamFactory } from "./draftModel.js";
+import { TrainOptionError } from "./optionError.js";
+import { LlamaModel, LlamaPass, distillLoss, type LlamaArch, type LossParts, type ParamFactory } from "./llamaModel.js";
 import { zeroGrads, type Param } from "./optim.js";
 
 const EMPTY = new Float32Array(0);
+
+/** A batch of B windows cuts into `threads` equal shards. */
+export function checkBatchSharding(B: number, threads: number): void {
+  if (B % threads !== 0) throw new TrainOptionError((o) => `${o("batch")} ${B} is not divisible by ${o("threads")} ${threads}`);
+}
 
 /**
  * A ParamFactory laying parameters out one after another in `values` (and `grads` when given,
@@ -52,9 +58,9 @@ export function sharedParamFactory(values: Float32Array, grads: Float32Array | n
 }
 
 /** Total parameter count of a model of this architecture. */
-export function paramTotal(arch: DraftArch): number {
+export function paramTotal(arch: LlamaArch): number {
   let total = 0;
-  new DraftModel(arch, (name, shape, decay) => {
+  new LlamaModel(arch, (name, shape, decay) => {
     total += shape.reduce((a, b) => a * b, 1);
     return { name, shape, value: EMPTY, grad: EMPTY, m: EMPTY, v: EMPTY, decay };
   });
@@ -63,7 +69,7 @@ export function paramTotal(arch: DraftArch): number {
 
 /** What a worker is started with (workerData). */
 export interface TrainWorkerInit {
-  arch: DraftArch;
+  arch: LlamaArch;
   /** Windows in this worker's shard, and their length. */
   B: number;
   T: number;
@@ -136,9 +142,9 @@ class Shard {
 /** The main thread's side of data-parallel training (see the header). */
 export class DataParallel {
   /** The main thread's model over the shared values; its gradients receive the summed gradient. */
-  readonly model: DraftModel;
+  readonly model: LlamaModel;
   /** Shard 0's pass (B / threads windows). */
-  readonly pass: DraftPass;
+  readonly pass: LlamaPass;
   /** The step's tokens and labels (B·T), shared with the workers. */
   readonly inputs: Int32Array;
   readonly labels: Int32Array;
@@ -151,15 +157,15 @@ export class DataParallel {
   private readonly started: Promise<void>;
 
   /** Copies `init`'s parameter values into shared memory and starts threads − 1 workers. */
-  constructor(init: DraftModel, B: number, T: number, threads: number) {
+  constructor(init: LlamaModel, B: number, T: number, threads: number) {
     if (!Number.isInteger(threads) || threads < 2) throw new SpecdecError(`data-parallel training needs 2 or more threads, got ${threads}`);
-    if (B % threads !== 0) throw new SpecdecError(`--batch ${B} is not divisible by --threads ${threads}`);
+    checkBatchSharding(B, threads);
     this.threads = threads;
     const arch = init.arch, Bs = B / threads, total = paramTotal(arch);
     const values = new Float32Array(new SharedArrayBuffer(4 * total));
-    this.model = new DraftModel(arch, sharedParamFactory(values, null, true));
+    this.model = new LlamaModel(arch, sharedParamFactory(values, null, true));
     for (let j = 0; j < init.params.length; j++) this.model.params[j].value.set(init.params[j].value);
-    this.pass = new DraftPass(this.model, Bs, T);
+    this.pass = new LlamaPass(this.model, Bs, T);
     this.dlogits = new Float32Array(Bs * T * arch.vocab);
     this.inputs = new Int32Array(new SharedArrayBuffer(4 * B * T));
     this.labels = new Int32Array(new SharedArrayBuffer(4 * B * T));

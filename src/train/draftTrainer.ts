@@ -1,7 +1,7 @@
 // Distilling a small llama draft model from a target on the built-in engine (DistillSpec idea:
 // match the target's next-token distributions, on data like what the draft will see).
 //
-// Data. The text is read as paragraphs (one per line); each becomes a sequence of its own with
+// Data. The text is read as paragraphs (corpus.ts: one per line); each becomes a sequence of its own with
 // BOS, as the generate command's prompts are. A training window is T + 1 tokens from such a
 // sequence's start (shorter sequences are padded; padding is masked out of the loss):
 //  * data "corpus": the paragraph's own tokens;
@@ -28,12 +28,16 @@ import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import type { BuiltinTarget } from "../targets/builtin.js";
 import { SpecdecError } from "../errors.js";
 import type { GgufWriteEntry } from "../gguf/writer.js";
-import { saveModelGguf } from "./modelTrainer.js";
 import { openGguf } from "../gguf/reader.js";
-import { DraftModel, DraftPass, distillLoss, type DraftArch, type LossParts, type WindowTrainingConfig } from "./draftModel.js";
+import { SeededRng, shuffleInPlace, uniformInt } from "../sampling/rng.js";
+import type { Rng } from "../types.js";
+import { checkCheckpointHooks, openResume, paramArrays, restoreRun, runToEnd, stopRequested, runYielding, saveCheckpoint, type CheckpointHooks, type LoadedCheckpoint, type TrainerRun } from "./checkpoint.js";
+import { paragraphs } from "./corpus.js";
+import { LlamaModel, LlamaPass, distillLoss, type LlamaArch, type LossParts, type WindowTrainingConfig } from "./llamaModel.js";
+import { saveModelGguf } from "./modelTrainer.js";
 import { AdamW, clipGradNorm, learningRate, zeroGrads, type Param } from "./optim.js";
-import { TrainRng } from "./rng.js";
-import { openResume, paramArrays, restoreRun, runToEnd, stopRequested, runYielding, saveCheckpoint, sha256, type CheckpointHooks, type LoadedCheckpoint } from "./checkpoint.js";
+import type { ProgressHooks, TrainStep } from "./progress.js";
+import { sha256 } from "./sha256.js";
 
 export type DraftData = "corpus" | "greedy";
 
@@ -46,29 +50,21 @@ export interface DraftTrainConfig extends WindowTrainingConfig {
   maxWindows?: number;
 }
 
-export interface DraftStepInfo {
-  step: number; // 1-based
-  steps: number;
-  lr: number;
-  gradNorm: number;
-  loss: LossParts;
-  ms: number; // wall time of this step
+/** A step of draft training: loss = the distillation loss, accuracy = top-1 agreement with the target (or with the text's tokens at alpha 0). */
+export interface DraftStep extends TrainStep {
+  /** The loss's parts. */
+  parts: LossParts;
 }
 
 export interface DraftEval extends LossParts {
   step: number;
 }
 
-export interface DraftTrainHooks extends CheckpointHooks {
-  onData?(message: string): void;
-  /** Preparing the training windows: done of `total`. */
-  onWindows?(done: number, total: number): void;
-  onStep?(info: DraftStepInfo): void;
-  onEval?(info: DraftEval): void;
-}
+/** Checkpoints and progress (onPrepare: the training windows). */
+export interface DraftTrainHooks extends CheckpointHooks, ProgressHooks<DraftStep, DraftEval> {}
 
 export interface DraftTrainResult {
-  model: DraftModel;
+  model: LlamaModel;
   /** The trained parameters, named as their GGUF tensors. */
   params: Param[];
   /** Per-step training loss (all steps, those before a resume included). */
@@ -99,7 +95,7 @@ function targetIdentity(target: BuiltinTarget): string {
 }
 
 /** The draft's architecture for a target: the target's vocabulary, norm epsilon and RoPE base. */
-export function draftArch(config: Pick<DraftTrainConfig, "dim" | "layers" | "heads" | "kvHeads" | "hidden">, target: BuiltinTarget): DraftArch {
+export function draftArch(config: Pick<DraftTrainConfig, "dim" | "layers" | "heads" | "kvHeads" | "hidden">, target: BuiltinTarget): LlamaArch {
   const hp = target.hparams;
   if (hp.arch !== "llama" || hp.ropeNeox) throw new SpecdecError(`draft training needs a llama-architecture target (normal RoPE), got ${hp.arch}`);
   return { vocab: target.vocabSize, dim: config.dim, layers: config.layers, heads: config.heads, kvHeads: config.kvHeads, hidden: config.hidden, normEps: hp.normEps, ropeBase: hp.ropeBase };
@@ -112,20 +108,16 @@ export interface Windows {
   readonly tokens: Int32Array; // (count, T + 1)
 }
 
-function paragraphs(text: string): string[] {
-  return text.split("\n").map((s) => s.trim()).filter((s) => s.length > 0);
-}
-
 /**
  * Build training windows from text (see the header). `rng` picks paragraphs and prompt lengths;
  * the target is used (greedy data) and left with an empty cache.
  */
-export function buildWindows(target: BuiltinTarget, text: string, T: number, data: DraftData, maxWindows: number, rng: TrainRng, onProgress?: (done: number, total: number) => void): Windows {
+export function buildWindows(target: BuiltinTarget, text: string, T: number, data: DraftData, maxWindows: number, rng: Rng, onProgress?: (done: number, total: number) => void): Windows {
   if (T + 1 > target.contextSize) throw new SpecdecError(`window of ${T} tokens exceeds the target's context ${target.contextSize}`);
   const paras = paragraphs(text);
   if (paras.length === 0) throw new SpecdecError("draft training text has no paragraphs");
   const order = Array.from(paras.keys());
-  rng.shuffle(order);
+  shuffleInPlace(rng, order);
   const count = Math.min(maxWindows, paras.length);
   const W = T + 1;
   const tokens = new Int32Array(count * W).fill(-1);
@@ -139,7 +131,7 @@ export function buildWindows(target: BuiltinTarget, text: string, T: number, dat
       continue;
     }
     // A prompt of 4..24 tokens after BOS (at most the paragraph), then the target's greedy tokens.
-    const promptLen = Math.min(ids.length, 1 + 4 + rng.int(21), W);
+    const promptLen = Math.min(ids.length, 1 + 4 + uniformInt(rng, 21), W);
     for (let i = 0; i < promptLen; i++) tokens[o + i] = ids[i];
     engine.truncate(0);
     let logits = engine.forward(ids.slice(0, promptLen), { logits: "last" }).logits;
@@ -207,7 +199,7 @@ function softmaxInto(logits: Float32Array, lo: number, out: Float32Array, oo: nu
 }
 
 /** Mean loss parts of the draft over windows (evaluated B at a time, through `pass`). */
-function evaluate(pass: DraftPass, filler: BatchFiller, win: Windows, alpha: number, step: number): DraftEval {
+function evaluate(pass: LlamaPass, filler: BatchFiller, win: Windows, alpha: number, step: number): DraftEval {
   const V = pass.model.arch.vocab;
   let rows = 0, kl = 0, ce = 0, agree = 0;
   for (let w0 = 0; w0 < win.count; w0 += pass.B) {
@@ -269,7 +261,7 @@ function savedWindows(path: string, ck: LoadedCheckpoint, name: string, T: numbe
   return { T, count: a.length / (T + 1), tokens: a };
 }
 
-function* draftTraining(target: BuiltinTarget, trainText: string, valText: string, config: DraftTrainConfig, hooks: DraftTrainHooks): Generator<void, DraftTrainResult, void> {
+function* draftTraining(target: BuiltinTarget, trainText: string, valText: string, config: DraftTrainConfig, hooks: DraftTrainHooks): TrainerRun<DraftTrainResult> {
   const { context: T, batch: B, steps, alpha } = config;
   if (!(Number.isInteger(T) && T >= 2) || !(Number.isInteger(B) && B >= 1) || !(Number.isInteger(steps) && steps >= 0)) throw new SpecdecError(`bad draft training sizes: context ${T}, batch ${B}, steps ${steps}`);
   if (!(alpha >= 0 && alpha <= 1)) throw new SpecdecError(`alpha must be in [0, 1], got ${alpha}`);
@@ -277,12 +269,12 @@ function* draftTraining(target: BuiltinTarget, trainText: string, valText: strin
   const arch = draftArch(config, target);
   const V = arch.vocab;
   const withVal = valText.trim() !== "" && (config.valWindows ?? 32) > 0;
+  checkCheckpointHooks(hooks);
   const ckPath = hooks.checkpoint;
-  if (hooks.resume && !ckPath) throw new SpecdecError("--resume needs --checkpoint FILE");
   const targetId = ckPath ? targetIdentity(target) : "";
   const configHash = ckPath ? draftConfigHash(targetId, trainText, withVal ? valText : undefined, config) : "";
   const resumed: LoadedCheckpoint | undefined = hooks.resume
-    ? openResume(hooks, DRAFT_CHECKPOINT_KIND, configHash, (meta, path) => {
+    ? openResume(ckPath!, DRAFT_CHECKPOINT_KIND, configHash, (meta, path) => {
         if ((meta.target as { identity?: unknown } | undefined)?.identity !== targetId) throw new SpecdecError(`${path}: checkpoint made for another target model`);
       })
     : undefined;
@@ -294,14 +286,16 @@ function* draftTraining(target: BuiltinTarget, trainText: string, valText: strin
     val = withVal ? savedWindows(ckPath!, resumed, "windows.val", T) : undefined;
     hooks.onData?.(`${train.count} training windows${val ? `, ${val.count} held-out` : ""} of ${T} tokens (${data}), from the checkpoint`);
   } else {
-    train = buildWindows(target, trainText, T, data, config.maxWindows ?? 512, new TrainRng(config.seed ^ 0x5eed), hooks.onWindows);
-    val = withVal ? buildWindows(target, valText, T, data, config.valWindows ?? 32, new TrainRng(config.seed ^ 0x7a1)) : undefined;
+    const onPrepare = hooks.onPrepare;
+    const onWindows = onPrepare && ((done: number, total: number) => onPrepare({ what: "windows", done, total }));
+    train = buildWindows(target, trainText, T, data, config.maxWindows ?? 512, new SeededRng(config.seed ^ 0x5eed), onWindows);
+    val = withVal ? buildWindows(target, valText, T, data, config.valWindows ?? 32, new SeededRng(config.seed ^ 0x7a1)) : undefined;
     hooks.onData?.(`${train.count} training windows${val ? `, ${val.count} held-out` : ""} of ${T} tokens (${data}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
 
-  const rng = new TrainRng(config.seed);
-  const model = new DraftModel(arch, rng);
-  const pass = new DraftPass(model, B, T);
+  const rng = new SeededRng(config.seed);
+  const model = new LlamaModel(arch, rng);
+  const pass = new LlamaPass(model, B, T);
   const filler = new BatchFiller(target, B, T);
   const dlogits = new Float32Array(B * T * V); // (B·T, V)
   const opt = new AdamW(model.params, { weightDecay: config.weightDecay ?? 0.01 });
@@ -344,7 +338,7 @@ function* draftTraining(target: BuiltinTarget, trainText: string, valText: strin
     const ts = performance.now();
     for (let b = 0; b < B; b++) {
       if (cursor >= train.count) {
-        rng.shuffle(order);
+        shuffleInPlace(rng, order);
         cursor = 0;
       }
       filler.fill(b, train, order[cursor++], useTarget);
@@ -358,7 +352,7 @@ function* draftTraining(target: BuiltinTarget, trainText: string, valText: strin
     opt.step(step + 1, lr);
     losses.push(loss.loss);
     step++;
-    hooks.onStep?.({ step, steps, lr, gradNorm, loss, ms: performance.now() - ts });
+    hooks.onStep?.({ step, steps, lr, gradNorm, loss: loss.loss, accuracy: loss.agree, parts: loss, ms: performance.now() - ts });
     const every = config.evalEvery ?? 0;
     if (val && every > 0 && step % every === 0 && step < steps) hooks.onEval?.(evaluate(pass, filler, val, alpha, step));
     if (ckPath && step % ckEvery === 0 && step < steps) save();

@@ -1,6 +1,6 @@
 // Training Medusa-1 heads by self-distillation on the built-in engine.
 //
-// Data. The corpus is read as paragraphs (one per line); each becomes a sequence of its own
+// Data. The corpus is read as paragraphs (corpus.ts: one per line); each becomes a sequence of its own
 // with BOS, as the generate command's prompts do. The target runs over it and we keep the final
 // hidden state h at each position p used for training, with labels for head k = 0 .. K − 1:
 //
@@ -26,21 +26,21 @@
 // global-norm clipping; batches from a seeded shuffle, so a run is deterministic under its seed
 // and resumes bit-identically from a checkpoint.
 //
-// Measured on stories260K (1000 steps × 64, 50K positions, tau at temperature 0 on 8 held-out
-// prompts, default tree; prompt lookup 1.24): greedy + own projection 2.27, greedy + shared
-// 1.72, argmax + own 1.51, corpus + own 1.42. Hence the defaults: greedy targets, own projection
-// (lr 1e-2 rather than 3e-3: 2.44 for the same budget).
+// The defaults (greedy targets, own projection, lr 1e-2) are the choices that measured best on
+// stories260K (docs/measurements.md, "Medusa heads").
 
-import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
 import type { BuiltinTarget } from "../targets/builtin.js";
 import { SpecdecError } from "../errors.js";
-import type { Token } from "../types.js";
+import type { Rng, Token } from "../types.js";
 import type { MedusaHeadWeights } from "../drafters/medusaHeads.js";
-import { loadCheckpoint, paramArrays, restoreParams, saveCheckpoint, type CheckpointArray } from "./checkpoint.js";
+import { SeededRng, shuffleInPlace, standardNormal, uniformInt } from "../sampling/rng.js";
+import { checkCheckpointHooks, openResume, paramArrays, restoreParams, resumedPosition, saveCheckpoint, stopRequested, type CheckpointHooks, type LoadedCheckpoint } from "./checkpoint.js";
+import { holdOut, medusaHoldout, paragraphs, type TrainText } from "./corpus.js";
 import { linearBackward, linearForward, residualBackward, residualForward, softmaxCrossEntropy } from "./layers.js";
+import { TrainOptionError } from "./optionError.js";
 import { AdamW, clipGradNorm, learningRate, makeParam, zeroGrads, type Param } from "./optim.js";
-import { TrainRng } from "./rng.js";
+import type { ProgressHooks, TrainStep } from "./progress.js";
+import { sha256 } from "./sha256.js";
 
 export type MedusaTargets = "greedy" | "corpus" | "argmax";
 export type MedusaProjection = "own" | "shared";
@@ -70,6 +70,8 @@ export interface MedusaTrainConfig {
   clip: number;
 }
 
+export const MEDUSA_CHECKPOINT_KIND = "medusa-heads";
+
 export const MEDUSA_TRAIN_DEFAULTS: MedusaTrainConfig = {
   heads: 4,
   steps: 2000,
@@ -87,35 +89,12 @@ export const MEDUSA_TRAIN_DEFAULTS: MedusaTrainConfig = {
   clip: 1,
 };
 
-/** A text to learn from; `hash` ties checkpoints to it. */
-export interface TrainText {
-  text: string;
-  hash?: string;
-}
-
-export interface TrainProgress {
-  phase: "data" | "train";
-  done: number;
-  total: number;
-  /** Training: mean loss (sum over heads) and mean top-1 accuracy of the recent batches. */
-  loss?: number;
-  accuracy?: number;
-  /** Positions per second in this phase. */
-  rate?: number;
-}
-
-export interface MedusaTrainHooks {
-  /** Save a checkpoint here every `checkpointEvery` steps, when stopping early, and at the end. */
-  checkpoint?: string;
-  checkpointEvery?: number;
-  /** Continue from `checkpoint`. */
-  resume?: boolean;
-  /** Stop (with a checkpoint) once this many steps are done. */
-  stopAfter?: number;
-  /** Polled every step: true stops the run (with a checkpoint). */
-  shouldStop?: () => boolean;
-  onProgress?: (p: TrainProgress) => void;
-}
+/**
+ * Checkpoints (default checkpointEvery 500) and progress: onPrepare counts the positions
+ * collected (training and held-out); onStep's loss is the sum over heads of their cross-entropy,
+ * its accuracy the heads' mean top-1 accuracy on the batch.
+ */
+export interface MedusaTrainHooks extends CheckpointHooks, ProgressHooks<TrainStep> {}
 
 export interface HeadAccuracy {
   top1: number;
@@ -146,11 +125,6 @@ export interface MedusaDataset {
   labels: Int32Array; // (count, K)
 }
 
-/** Paragraphs (non-empty lines, trimmed). */
-export function paragraphs(text: string): string[] {
-  return text.split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
-}
-
 function argmax(a: Float32Array, off: number, n: number): number {
   let best = 0;
   for (let i = 1; i < n; i++) if (a[off + i] > a[off + best]) best = i;
@@ -174,7 +148,7 @@ export async function buildMedusaDataset(
   const e = target.engine;
   const hidden = new Float32Array(max * dim);
   const labels = new Int32Array(max * K);
-  const rng = new TrainRng(seed ^ 0x2545f491);
+  const rng = new SeededRng(seed ^ 0x2545f491);
   let count = 0;
   const ctx = target.contextSize;
   for (let pi = 0; pi < paras.length; pi++) {
@@ -188,7 +162,7 @@ export async function buildMedusaDataset(
     if (toks.length < 2) continue;
     if (cfg.targets === "greedy") {
       // A prompt of 4..96 tokens, and never the whole context: the target must have room to continue.
-      const cut = Math.min(toks.length, ctx - 1, 4 + rng.int(Math.max(1, Math.min(toks.length, 96, ctx - 1) - 3)));
+      const cut = Math.min(toks.length, ctx - 1, 4 + uniformInt(rng, Math.max(1, Math.min(toks.length, 96, ctx - 1) - 3)));
       const seq: number[] = toks.slice(0, cut);
       const states: Float32Array[] = []; // hidden at positions cut − 1 ..
       e.truncate(0);
@@ -241,12 +215,12 @@ export async function buildMedusaDataset(
 }
 
 /** The heads' parameters, initialised under rng: W ~ N(0, 0.02²)·, b = 0, P = the output matrix. */
-function makeHeadParams(target: BuiltinTarget, cfg: MedusaTrainConfig, rng: TrainRng, outW: Float32Array): Param[] {
+function makeHeadParams(target: BuiltinTarget, cfg: MedusaTrainConfig, rng: Rng, outW: Float32Array): Param[] {
   const dim = target.hiddenSize, V = target.vocabSize;
   const params: Param[] = [];
   for (let k = 0; k < cfg.heads; k++) {
     const W = new Float32Array(dim * dim);
-    for (let i = 0; i < W.length; i++) W[i] = 0.02 * rng.normal();
+    for (let i = 0; i < W.length; i++) W[i] = 0.02 * standardNormal(rng);
     params.push(makeParam(`medusa.${k}.res.weight`, [dim, dim], true, W)); // (dim, dim)
     params.push(makeParam(`medusa.${k}.res.bias`, [dim], false)); // (dim)
     if (cfg.projection === "own") params.push(makeParam(`medusa.${k}.proj.weight`, [V, dim], true, outW)); // (vocab, dim)
@@ -341,58 +315,43 @@ function evaluateHeads(ds: MedusaDataset, heads: readonly HeadView[], dim: numbe
   return res.map((r) => ({ top1: r.top1 / n, top5: r.top5 / n, loss: r.loss / n }));
 }
 
-function sha256(s: string): string {
-  return createHash("sha256").update(s).digest("hex");
-}
-
 /** Train Medusa heads for `target` on `train` (held out: `val`, else the end of `train`). */
 export async function trainMedusa(target: BuiltinTarget, train: TrainText, val: TrainText | undefined, config: Partial<MedusaTrainConfig>, hooks: MedusaTrainHooks = {}): Promise<MedusaTrainResult> {
   const cfg: MedusaTrainConfig = { ...MEDUSA_TRAIN_DEFAULTS, ...config };
   const dim = target.hiddenSize, V = target.vocabSize, K = cfg.heads, B = cfg.batch;
-  if (!(Number.isInteger(K) && K >= 1 && K <= 64)) throw new SpecdecError(`--heads must be 1 to 64, got ${K}`);
-  if (!(Number.isInteger(B) && B >= 1)) throw new SpecdecError(`--batch must be a positive integer, got ${B}`);
-  if (!(cfg.holdout > 0 && cfg.holdout < 1)) throw new SpecdecError(`--holdout must be between 0 and 1 (exclusive), got ${cfg.holdout}`);
-  if (hooks.resume && !hooks.checkpoint) throw new SpecdecError("--resume needs --checkpoint FILE");
-  if (hooks.resume && !existsSync(hooks.checkpoint!)) throw new SpecdecError(`--resume: checkpoint ${hooks.checkpoint} does not exist`);
+  if (!(Number.isInteger(K) && K >= 1 && K <= 64)) throw new TrainOptionError((o) => `${o("heads")} must be 1 to 64, got ${K}`);
+  if (!(Number.isInteger(B) && B >= 1)) throw new TrainOptionError((o) => `${o("batch")} must be a positive integer, got ${B}`);
+  if (!(cfg.holdout > 0 && cfg.holdout < 1)) throw new TrainOptionError((o) => `${o("holdout")} must be between 0 and 1 (exclusive), got ${cfg.holdout}`);
+  checkCheckpointHooks(hooks);
 
   let trainParas = paragraphs(train.text);
   let valParas: string[];
   if (val) valParas = paragraphs(val.text);
-  else {
-    const nVal = Math.max(1, Math.round(trainParas.length * cfg.holdout));
-    if (trainParas.length < 2) throw new SpecdecError(`the corpus has ${trainParas.length} paragraph(s): too little to hold some out (give --val FILE)`);
-    valParas = trainParas.slice(trainParas.length - nVal);
-    trainParas = trainParas.slice(0, trainParas.length - nVal);
-  }
+  else ({ train: trainParas, val: valParas } = holdOut(trainParas, medusaHoldout(cfg.holdout))!);
   if (valParas.length === 0) throw new SpecdecError("the validation text is empty");
 
   const configHash = sha256(
     JSON.stringify({ cfg, model: target.vocab.fingerprint, dim, V, train: train.hash ?? sha256(train.text), val: val ? (val.hash ?? sha256(val.text)) : null }),
   );
-  let resumeMeta: Record<string, unknown> | undefined;
-  let resumeArrays: Map<string, CheckpointArray> | undefined;
-  if (hooks.resume) {
-    const ck = loadCheckpoint(hooks.checkpoint!);
-    const m = ck.meta as { kind?: string; model?: { fingerprint?: string; hiddenSize?: number; vocabSize?: number }; configHash?: string };
-    if (m.kind !== "medusa-heads") throw new SpecdecError(`${hooks.checkpoint} is a checkpoint of another kind of training (${String(m.kind)})`);
-    if (m.model?.fingerprint !== target.vocab.fingerprint || m.model?.hiddenSize !== dim || m.model?.vocabSize !== V)
-      throw new SpecdecError(`${hooks.checkpoint}: checkpoint made for another model (hidden size ${m.model?.hiddenSize}, vocabulary ${m.model?.vocabSize}; this target has ${dim}, ${V})`);
-    if (m.configHash !== configHash) throw new SpecdecError(`${hooks.checkpoint}: checkpoint made with other data or training options: resume with the same ones, or start again without --resume`);
-    resumeMeta = ck.meta;
-    resumeArrays = ck.arrays;
-  }
+  const resumed: LoadedCheckpoint | undefined = hooks.resume
+    ? openResume(hooks.checkpoint!, MEDUSA_CHECKPOINT_KIND, configHash, (meta, path) => {
+        const m = (meta as { model?: { fingerprint?: string; hiddenSize?: number; vocabSize?: number } }).model;
+        if (m?.fingerprint !== target.vocab.fingerprint || m?.hiddenSize !== dim || m?.vocabSize !== V)
+          throw new SpecdecError(`${path}: checkpoint made for another model (hidden size ${m?.hiddenSize}, vocabulary ${m?.vocabSize}; this target has ${dim}, ${V})`);
+      })
+    : undefined;
 
   // Data.
   const t0 = performance.now();
   const totalData = cfg.maxExamples + cfg.valExamples;
-  const report = (done: number) => hooks.onProgress?.({ phase: "data", done: Math.min(done, totalData), total: totalData, rate: done / ((performance.now() - t0) / 1000) });
+  const report = (done: number) => hooks.onPrepare?.({ what: "positions", done: Math.min(done, totalData), total: totalData });
   const trainSet = await buildMedusaDataset(target, trainParas, cfg, cfg.maxExamples, cfg.seed, report, hooks.shouldStop);
   if (trainSet.count === 0) throw new SpecdecError(`the corpus gave no training positions (paragraphs too short for ${K} heads)`);
   const valSet = await buildMedusaDataset(target, valParas, cfg, cfg.valExamples, cfg.seed + 1, (d) => report(trainSet.count + d), hooks.shouldStop);
   const dataSeconds = (performance.now() - t0) / 1000;
 
   // Model, optimizer, order.
-  const rng = new TrainRng(cfg.seed);
+  const rng = new SeededRng(cfg.seed);
   const outW = outputWeights(target);
   const params = makeHeadParams(target, cfg, rng, outW);
   const opt = new AdamW(params, { weightDecay: cfg.weightDecay });
@@ -402,25 +361,29 @@ export async function trainMedusa(target: BuiltinTarget, train: TrainText, val: 
   let order: Int32Array = new Int32Array(N);
   for (let i = 0; i < N; i++) order[i] = i;
   let step = 0, cursor = 0, epoch = 0;
-  rng.shuffle(order);
-  if (resumeMeta && resumeArrays) {
-    restoreParams(hooks.checkpoint!, params, resumeArrays);
-    const o = resumeArrays.get("order");
-    if (!(o instanceof Int32Array) || o.length !== N) throw new SpecdecError(`${hooks.checkpoint}: checkpoint's data order does not match the data`);
+  shuffleInPlace(rng, order);
+  if (resumed) {
+    const path = hooks.checkpoint!;
+    const pos = resumedPosition(path, resumed.meta, cfg.steps);
+    restoreParams(path, params, resumed.arrays);
+    const o = resumed.arrays.get("order"), { cursor: c, epoch: e } = resumed.meta;
+    if (!(o instanceof Int32Array) || o.length !== N) throw new SpecdecError(`${path}: checkpoint's data order does not match the data`);
+    if (!(typeof c === "number" && Number.isInteger(c) && c >= 0 && c <= N) || !(typeof e === "number" && Number.isInteger(e) && e >= 0))
+      throw new SpecdecError(`${path} is not a specdec training checkpoint (bad cursor or epoch)`);
     order = o;
-    step = resumeMeta.step as number;
-    cursor = resumeMeta.cursor as number;
-    epoch = resumeMeta.epoch as number;
-    rng.state = resumeMeta.rngState as number;
+    step = pos.step;
+    cursor = c;
+    epoch = e;
+    rng.state = pos.rngState;
   }
-  const resumedFrom = resumeMeta ? step : undefined;
+  const resumedFrom = resumed ? step : undefined;
 
   const save = () => {
     if (!hooks.checkpoint) return;
     const arrays = paramArrays(params);
     arrays.set("order", order);
     const meta = {
-      kind: "medusa-heads",
+      kind: MEDUSA_CHECKPOINT_KIND,
       version: 1,
       model: { fingerprint: target.vocab.fingerprint, hiddenSize: dim, vocabSize: V, name: target.path },
       config: cfg,
@@ -436,19 +399,19 @@ export async function trainMedusa(target: BuiltinTarget, train: TrainText, val: 
   // Training.
   const t1 = performance.now();
   const every = hooks.checkpointEvery ?? 500;
-  let emaLoss = NaN, emaAcc = NaN, stopped = false;
-  const stepsAtStart = step;
+  let stopped = false;
   while (step < cfg.steps) {
-    if ((hooks.stopAfter !== undefined && step >= hooks.stopAfter) || hooks.shouldStop?.()) {
+    if (stopRequested(hooks, step)) {
       stopped = true;
       break;
     }
+    const ts = performance.now();
     zeroGrads(params);
     // Gather the batch (the order is reshuffled at each epoch's end).
     const picks = ws.picks;
     for (let r = 0; r < B; r++) {
       if (cursor >= N) {
-        rng.shuffle(order);
+        shuffleInPlace(rng, order);
         cursor = 0;
         epoch++;
       }
@@ -462,17 +425,12 @@ export async function trainMedusa(target: BuiltinTarget, train: TrainText, val: 
       loss += ws.result[0];
       right += ws.result[1];
     }
-    clipGradNorm(params, cfg.clip);
-    opt.step(step + 1, learningRate(step, cfg.steps, cfg.lr, Math.min(cfg.warmup, Math.floor(cfg.steps / 10))));
+    const gradNorm = clipGradNorm(params, cfg.clip);
+    const lr = learningRate(step, cfg.steps, cfg.lr, Math.min(cfg.warmup, Math.floor(cfg.steps / 10)));
+    opt.step(step + 1, lr);
     step++;
-    const acc = right / (B * K);
-    emaLoss = Number.isNaN(emaLoss) ? loss : 0.95 * emaLoss + 0.05 * loss;
-    emaAcc = Number.isNaN(emaAcc) ? acc : 0.95 * emaAcc + 0.05 * acc;
+    hooks.onStep?.({ step, steps: cfg.steps, lr, gradNorm, loss, accuracy: right / (B * K), ms: performance.now() - ts });
     if (hooks.checkpoint && step % every === 0 && step < cfg.steps) save();
-    if (hooks.onProgress && (step % 10 === 0 || step === cfg.steps)) {
-      const sec = (performance.now() - t1) / 1000;
-      hooks.onProgress({ phase: "train", done: step, total: cfg.steps, loss: emaLoss, accuracy: emaAcc, rate: ((step - stepsAtStart) * B) / sec });
-    }
     if (step % 50 === 0) await new Promise((r) => setImmediate(r)); // let signals through
   }
   const trainSeconds = (performance.now() - t1) / 1000;

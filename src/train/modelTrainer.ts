@@ -1,8 +1,8 @@
 // Training a small llama language model from scratch on plain text: a byte-level BPE tokenizer
 // learned from the text (bpeTrainer.ts), then next-token cross-entropy on the built-in trainer
-// (draftModel.ts: DraftModel / DraftPass / distillLoss with no target and alpha 0).
+// (llamaModel.ts: LlamaModel / LlamaPass / distillLoss with no target and alpha 0).
 //
-// Data. The text is read as paragraphs (one per line, trimmed, empty lines dropped); each is
+// Data. The text is read as paragraphs (corpus.ts: one per line, trimmed, blank lines dropped); each is
 // tokenized and preceded by <|endoftext|> (the BOS, which is also EOS), and all are concatenated
 // into one stream "EOT p1 EOT p2 …". So the model learns to start after BOS, as generate prompts
 // do, and to end a paragraph with EOT (an end-of-generation token). A training window is T + 1
@@ -28,17 +28,20 @@
 // trainModelAsync lets the event loop (SIGINT) in between steps and awaits those promises.
 //
 // saveModelGguf writes a llama GGUF (F32, tied output: no output.weight), parameters in
-// DraftModel's order and shapes; saveDraftGguf (draftTrainer.ts) writes drafts through it.
+// LlamaModel's order and shapes; saveDraftGguf (draftTrainer.ts) writes drafts through it.
 
 import { SpecdecError } from "../errors.js";
 import { kv, writeGguf, type GgufWriteEntry, type GgufWriteTensor } from "../gguf/writer.js";
+import { SeededRng, uniformInt } from "../sampling/rng.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { bpeTokenizerEntries, tokenizerFromEntries, trainBpe, type BpeTokenizerModel } from "./bpeTrainer.js";
-import { openResume, paramArrays, restoreRun, saveCheckpoint, sha256, stopRequested, type CheckpointHooks, type LoadedCheckpoint } from "./checkpoint.js";
-import { DataParallel } from "./dataParallel.js";
-import { DraftModel, DraftPass, checkArch, distillLoss, type DraftArch, type LossParts, type WindowTrainingConfig } from "./draftModel.js";
+import { checkCheckpointHooks, openResume, paramArrays, restoreRun, runToEnd, runYielding, saveCheckpoint, stopRequested, type CheckpointHooks, type LoadedCheckpoint, type TrainerRun } from "./checkpoint.js";
+import { paragraphs } from "./corpus.js";
+import { checkBatchSharding, DataParallel } from "./dataParallel.js";
+import { LlamaModel, LlamaPass, checkLlamaArch, distillLoss, type LlamaArch, type LossParts, type WindowTrainingConfig } from "./llamaModel.js";
 import { AdamW, clipGradNorm, learningRate, zeroGrads, type Param } from "./optim.js";
-import { TrainRng } from "./rng.js";
+import type { ProgressHooks, TrainStep } from "./progress.js";
+import { sha256 } from "./sha256.js";
 
 export const MODEL_NORM_EPS = 1e-5;
 export const MODEL_ROPE_BASE = 10000;
@@ -58,17 +61,6 @@ export interface ModelTrainConfig extends WindowTrainingConfig {
   threads?: number;
 }
 
-export interface ModelStepInfo {
-  step: number; // 1-based
-  steps: number;
-  lr: number;
-  gradNorm: number;
-  loss: number;
-  /** Fraction of positions where the argmax is the next token. */
-  accuracy: number;
-  ms: number;
-}
-
 export interface ModelEval {
   step: number;
   /** Mean cross-entropy per token (nats). */
@@ -77,21 +69,15 @@ export interface ModelEval {
   tokens: number;
 }
 
-export interface ModelTrainHooks extends CheckpointHooks {
-  /** Tokenizer training progress and data messages. */
-  onData?(message: string): void;
-  /** Tokenizer training: merges done of `total`. */
-  onTokenizer?(merges: number, total: number): void;
-  onStep?(info: ModelStepInfo): void;
-  onEval?(info: ModelEval): void;
-}
+/** Checkpoints and progress (onPrepare: tokenizer merges; onStep: loss = cross-entropy, accuracy = next-token argmax hits). */
+export interface ModelTrainHooks extends CheckpointHooks, ProgressHooks<TrainStep, ModelEval> {}
 
 export interface ModelTrainResult {
   tokenizer: BpeTokenizerModel;
   /** The tokenizer.* GGUF entries. */
   tokenizerEntries: GgufWriteEntry[];
-  arch: DraftArch;
-  model: DraftModel;
+  arch: LlamaArch;
+  model: LlamaModel;
   params: Param[];
   /** Per-step training loss (all steps, those before a resume included). */
   losses: number[];
@@ -149,9 +135,7 @@ function checkpointTokenizer(path: string, meta: Record<string, unknown>): BpeTo
 /** The stream "EOT p1 EOT p2 …" of a text's paragraphs (see the header). */
 export function tokenStream(tokenizer: Tokenizer, text: string): Int32Array {
   const out: number[] = [];
-  for (const line of text.split("\n")) {
-    const p = line.trim();
-    if (!p) continue;
+  for (const p of paragraphs(text)) {
     out.push(tokenizer.bos);
     for (const t of tokenizer.tokenize(p)) out.push(t);
   }
@@ -164,11 +148,11 @@ function checkSizes(c: ModelTrainConfig): void {
   if (!(c.lr > 0)) throw new SpecdecError(`learning rate must be positive, got ${c.lr}`);
   const threads = c.threads ?? 1;
   if (!int(threads, 1) || threads > 256) throw new SpecdecError(`bad thread count ${threads}: expected an integer from 1 to 256`);
-  if (c.batch % threads !== 0) throw new SpecdecError(`--batch ${c.batch} is not divisible by --threads ${threads}`);
+  checkBatchSharding(c.batch, threads);
 }
 
 /** Evaluate cross-entropy over consecutive windows of `stream`. */
-function evaluate(pass: DraftPass, stream: Int32Array, maxWindows: number, step: number, inputs: Int32Array, labels: Int32Array): ModelEval {
+function evaluate(pass: LlamaPass, stream: Int32Array, maxWindows: number, step: number, inputs: Int32Array, labels: Int32Array): ModelEval {
   const { B, T, N } = pass;
   const V = pass.model.arch.vocab;
   const count = Math.min(maxWindows, Math.floor((stream.length - 1) / T));
@@ -193,53 +177,25 @@ function evaluate(pass: DraftPass, stream: Int32Array, maxWindows: number, step:
 /** Train a tokenizer (unless given) and a llama model on `text`. Deterministic under config.seed. */
 export function trainModel(text: string, config: ModelTrainConfig, hooks: ModelTrainHooks = {}): ModelTrainResult {
   if ((config.threads ?? 1) > 1) throw new SpecdecError("training with more than one thread needs trainModelAsync");
-  const run = modelTraining(text, config, hooks);
-  for (;;) {
-    const r = run.next();
-    if (r.done) return r.value;
-  }
+  return runToEnd(modelTraining(text, config, hooks));
 }
 
 /**
  * trainModel, letting the event loop run between steps (so that SIGINT can set shouldStop), and
  * during a data-parallel step while the main thread waits for the workers.
  */
-export async function trainModelAsync(text: string, config: ModelTrainConfig, hooks: ModelTrainHooks = {}): Promise<ModelTrainResult> {
-  const run = modelTraining(text, config, hooks);
-  const everyMs = 25; // as runYielding (checkpoint.ts)
-  let last = performance.now();
-  let r = run.next();
-  for (;;) {
-    if (r.done) return r.value;
-    if (r.value) {
-      // The trainer waits for its workers: resume it with their outcome (an error is thrown
-      // inside it, so that it terminates them on its way out).
-      let error: { e: unknown } | undefined;
-      try {
-        await r.value;
-      } catch (e) {
-        error = { e };
-      }
-      last = performance.now();
-      r = error ? run.throw(error.e) : run.next();
-      continue;
-    }
-    if (performance.now() - last >= everyMs) {
-      await new Promise((resolve) => setImmediate(resolve));
-      last = performance.now();
-    }
-    r = run.next();
-  }
+export function trainModelAsync(text: string, config: ModelTrainConfig, hooks: ModelTrainHooks = {}): Promise<ModelTrainResult> {
+  return runYielding(modelTraining(text, config, hooks));
 }
 
 /** The trainer: yields nothing after each step, or a promise to await (data-parallel workers). */
-function* modelTraining(text: string, config: ModelTrainConfig, hooks: ModelTrainHooks): Generator<Promise<void> | undefined, ModelTrainResult, void> {
+function* modelTraining(text: string, config: ModelTrainConfig, hooks: ModelTrainHooks): TrainerRun<ModelTrainResult> {
   checkSizes(config);
+  checkCheckpointHooks(hooks);
   const { context: T, batch: B, steps } = config;
   const ckPath = hooks.checkpoint;
-  if (hooks.resume && !ckPath) throw new SpecdecError("--resume needs --checkpoint FILE");
   const configHash = ckPath ? modelConfigHash(text, config) : "";
-  const resumed: LoadedCheckpoint | undefined = hooks.resume ? openResume(hooks, MODEL_CHECKPOINT_KIND, configHash) : undefined;
+  const resumed: LoadedCheckpoint | undefined = hooks.resume ? openResume(ckPath!, MODEL_CHECKPOINT_KIND, configHash) : undefined;
   let bpe = config.tokenizer;
   if (resumed) {
     const saved = checkpointTokenizer(ckPath!, resumed.meta);
@@ -247,15 +203,16 @@ function* modelTraining(text: string, config: ModelTrainConfig, hooks: ModelTrai
     hooks.onData?.(`tokenizer: ${bpe.merges.length} merges, ${bpe.tokens.length} tokens, from the checkpoint`);
   } else if (!bpe) {
     const t0 = performance.now();
-    bpe = trainBpe(text, { vocabSize: config.vocab, onProgress: hooks.onTokenizer });
-    hooks.onTokenizer?.(bpe.merges.length, bpe.merges.length);
+    const onPrepare = hooks.onPrepare;
+    bpe = trainBpe(text, { vocabSize: config.vocab, onProgress: onPrepare && ((done, total) => onPrepare({ what: "merges", done, total })) });
+    onPrepare?.({ what: "merges", done: bpe.merges.length, total: bpe.merges.length });
     hooks.onData?.(`tokenizer: ${bpe.merges.length} merges, ${bpe.tokens.length} tokens, from ${bpe.words} distinct words in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
   const tokenizerEntries = bpeTokenizerEntries(bpe);
   const tokenizer = tokenizerFromEntries(tokenizerEntries);
-  const arch: DraftArch = { vocab: bpe.tokens.length, dim: config.dim, layers: config.layers, heads: config.heads, kvHeads: config.kvHeads, hidden: config.hidden, normEps: MODEL_NORM_EPS, ropeBase: MODEL_ROPE_BASE };
+  const arch: LlamaArch = { vocab: bpe.tokens.length, dim: config.dim, layers: config.layers, heads: config.heads, kvHeads: config.kvHeads, hidden: config.hidden, normEps: MODEL_NORM_EPS, ropeBase: MODEL_ROPE_BASE };
   try {
-    checkArch(arch);
+    checkLlamaArch(arch);
   } catch (e) {
     throw new SpecdecError((e as Error).message);
   }
@@ -266,13 +223,13 @@ function* modelTraining(text: string, config: ModelTrainConfig, hooks: ModelTrai
   const valOk = valStream !== undefined && valStream.length >= T + 1;
   hooks.onData?.(`${stream.length} training tokens (${(stream.length / text.length).toFixed(3)} per character)${valStream ? `, ${valStream.length} held-out` : ""}`);
 
-  const rng = new TrainRng(config.seed);
+  const rng = new SeededRng(config.seed);
   const threads = config.threads ?? 1;
   // Random initialization either way (the same draws); data-parallel copies it into shared memory.
-  const dp = threads > 1 ? new DataParallel(new DraftModel(arch, rng), B, T, threads) : null;
+  const dp = threads > 1 ? new DataParallel(new LlamaModel(arch, rng), B, T, threads) : null;
   try {
-    const model = dp ? dp.model : new DraftModel(arch, rng);
-    const pass = dp ? dp.pass : new DraftPass(model, B, T);
+    const model = dp ? dp.model : new LlamaModel(arch, rng);
+    const pass = dp ? dp.pass : new LlamaPass(model, B, T);
     const V = arch.vocab, N = B * T;
     const inputs = dp ? dp.inputs : new Int32Array(N), labels = dp ? dp.labels : new Int32Array(N);
     const dlogits = dp ? null : new Float32Array(N * V);
@@ -308,7 +265,7 @@ function* modelTraining(text: string, config: ModelTrainConfig, hooks: ModelTrai
       }
       const ts = performance.now();
       for (let b = 0; b < B; b++) {
-        const at = rng.int(span);
+        const at = uniformInt(rng, span);
         for (let t = 0; t < T; t++) {
           inputs[b * T + t] = stream[at + t];
           labels[b * T + t] = stream[at + t + 1];
@@ -345,12 +302,9 @@ function* modelTraining(text: string, config: ModelTrainConfig, hooks: ModelTrai
   }
 }
 
-/**
- * GGUF tensors (F32) of DraftModel parameters, checked against the architecture. The same
- * lines as in saveDraftGguf (draftTrainer.ts), which could share this helper.
- */
-export function llamaTensors(params: readonly Param[], arch: DraftArch): GgufWriteTensor[] {
-  const expected = new DraftModel(arch, new TrainRng(0)).params;
+/** GGUF tensors (F32) of LlamaModel parameters, checked against the architecture. */
+export function llamaTensors(params: readonly Param[], arch: LlamaArch): GgufWriteTensor[] {
+  const expected = new LlamaModel(arch, new SeededRng(0)).params;
   if (params.length !== expected.length || params.some((p, i) => p.name !== expected[i].name || p.value.length !== expected[i].value.length))
     throw new SpecdecError(`parameters do not match the architecture ${JSON.stringify(arch)}`);
   return params.map((p) => ({
@@ -372,8 +326,8 @@ export interface SaveModelOptions {
  * Write a complete llama GGUF (F32, tied output) with the given tokenizer.* entries.
  * Refuses to replace an existing file unless `overwrite`.
  */
-export function saveModelGguf(path: string, params: readonly Param[], arch: DraftArch, tokenizerEntries: readonly GgufWriteEntry[], options: SaveModelOptions = {}): void {
-  checkArch(arch);
+export function saveModelGguf(path: string, params: readonly Param[], arch: LlamaArch, tokenizerEntries: readonly GgufWriteEntry[], options: SaveModelOptions = {}): void {
+  checkLlamaArch(arch);
   const tokens = tokenizerEntries.find((e) => e.key === "tokenizer.ggml.tokens");
   const n = tokens && typeof tokens.value === "object" && tokens.value !== null && "items" in tokens.value ? tokens.value.items.length : -1;
   if (n !== arch.vocab) throw new SpecdecError(`the tokenizer has ${n} tokens but the model's vocabulary is ${arch.vocab}`);

@@ -1,4 +1,4 @@
-// Forward and backward passes of the llama block's pieces, for training a draft model:
+// Forward and backward passes of the llama block's pieces, for training the llama model (llamaModel.ts):
 // embedding, RMSNorm, RoPE (normal: pairs (2i, 2i + 1)), causal grouped-query attention and
 // the SwiGLU gate. The math is the built-in engine's (src/engine/transformer.ts), so a trained
 // model runs there (and in llama.cpp) as it was trained. Linear layers are layers.ts's.

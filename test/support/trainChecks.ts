@@ -1,10 +1,10 @@
 // Checks shared by the trainer tests.
 import type { BuiltinTarget } from "../../src/targets/builtin.js";
-import { DraftPass, type DraftModel } from "../../src/train/draftModel.js";
+import { LlamaPass, type LlamaModel } from "../../src/train/llamaModel.js";
 
 /** Largest |training forward pass logit − built-in engine logit| over a token sequence. */
-export function maxTrainVsEngineLogitDiff(model: DraftModel, engine: BuiltinTarget, tokens: readonly number[]): number {
-  const trainLogits = new DraftPass(model, 1, tokens.length).forward(tokens as number[]);
+export function maxTrainVsEngineLogitDiff(model: LlamaModel, engine: BuiltinTarget, tokens: readonly number[]): number {
+  const trainLogits = new LlamaPass(model, 1, tokens.length).forward(tokens as number[]);
   engine.engine.truncate(0);
   const engineLogits = engine.engine.forward(tokens, { logits: "all" }).logits;
   let maxDiff = 0;

@@ -1,16 +1,18 @@
-// A small trainable llama: token embedding (tied to the output projection), `layers` blocks of
+// The llama model the trainers train (`train model` from scratch, `train draft` by distillation
+// from a target): token embedding (tied to the output projection), `layers` blocks of
 // RMSNorm → causal grouped-query attention with normal RoPE → residual, RMSNorm → SwiGLU MLP →
 // residual, then the output RMSNorm and logits = h · Eᵀ. Exactly the built-in engine's forward
 // pass for a llama GGUF with no output.weight, so the trained parameters are written as one.
 //
 // Parameters are named and shaped as the GGUF tensors they become (shape = rows, cols; ggml
-// dims are the reverse). A DraftPass owns the activations of one (B windows × T tokens) batch,
-// allocated once: a training step allocates nothing. A DraftModel can also be built over
+// dims are the reverse). A LlamaPass owns the activations of one (B windows × T tokens) batch,
+// allocated once: a training step allocates nothing. A LlamaModel can also be built over
 // parameters given by a ParamFactory (shared memory, for data-parallel training: dataParallel.ts).
 
 import { linearBackward, linearForward } from "./layers.js";
 import { makeParam, type Param } from "./optim.js";
-import type { TrainRng } from "./rng.js";
+import { standardNormal } from "../sampling/rng.js";
+import type { Rng } from "../types.js";
 import {
   attentionBackwardMm,
   attentionForwardMm,
@@ -35,7 +37,7 @@ export interface LlamaShape {
   hidden: number;
 }
 
-/** Settings every trainer (draft, model) shares. */
+/** Settings the llama trainers (draft, model) share. */
 export interface WindowTrainingConfig extends LlamaShape {
   /** Window length in tokens (positions trained per sequence). */
   context: number;
@@ -55,7 +57,7 @@ export interface WindowTrainingConfig extends LlamaShape {
   clip?: number; // default 1
 }
 
-export interface DraftArch extends LlamaShape {
+export interface LlamaArch extends LlamaShape {
   vocab: number;
   normEps: number;
   ropeBase: number;
@@ -73,17 +75,17 @@ interface LayerParams {
   wDown: Param; // (dim, hidden)
 }
 
-export function checkArch(a: DraftArch): void {
+export function checkLlamaArch(a: LlamaArch): void {
   const ok = (x: number) => Number.isInteger(x) && x >= 1;
-  if (![a.vocab, a.dim, a.layers, a.heads, a.kvHeads, a.hidden].every(ok)) throw new RangeError(`draft model sizes must be positive integers: ${JSON.stringify(a)}`);
+  if (![a.vocab, a.dim, a.layers, a.heads, a.kvHeads, a.hidden].every(ok)) throw new RangeError(`llama model sizes must be positive integers: ${JSON.stringify(a)}`);
   if (a.dim % a.heads !== 0 || (a.dim / a.heads) % 2 !== 0) throw new RangeError(`dim ${a.dim} must split into ${a.heads} heads of an even size`);
   if (a.heads % a.kvHeads !== 0) throw new RangeError(`${a.heads} heads cannot share ${a.kvHeads} KV heads`);
 }
 
-/** Builds one parameter of a DraftModel (see its constructor), in place of random initialization. */
+/** Builds one parameter of a LlamaModel (see its constructor), in place of random initialization. */
 export type ParamFactory = (name: string, shape: readonly number[], decay: boolean) => Param;
 
-export class DraftModel {
+export class LlamaModel {
   readonly embed: Param; // (vocab, dim) — also the output projection
   readonly blocks: LayerParams[];
   readonly outputNorm: Param; // (dim)
@@ -98,17 +100,17 @@ export class DraftModel {
    * random numbers are drawn): e.g. views of shared memory for data-parallel training.
    */
   constructor(
-    readonly arch: DraftArch,
-    init: TrainRng | ParamFactory,
+    readonly arch: LlamaArch,
+    init: Rng | ParamFactory,
   ) {
-    checkArch(arch);
+    checkLlamaArch(arch);
     const { vocab, dim, layers, heads, kvHeads, hidden } = arch;
     this.headDim = dim / heads;
     this.kvDim = kvHeads * this.headDim;
     const factory = typeof init === "function" ? init : null, rng = typeof init === "function" ? null : init;
     const normal = (n: number, std: number) => {
       const a = new Float32Array(n);
-      for (let i = 0; i < n; i++) a[i] = std * rng!.normal();
+      for (let i = 0; i < n; i++) a[i] = std * standardNormal(rng!);
       return a;
     };
     const ones = (n: number) => new Float32Array(n).fill(1);
@@ -155,7 +157,7 @@ interface LayerActs {
 }
 
 /** Forward and backward over B windows of T tokens (N = B·T rows), with buffers allocated once. */
-export class DraftPass {
+export class LlamaPass {
   readonly N: number;
   readonly acts: LayerActs[];
   readonly xOut: Float32Array; // (N, dim) last block's output
@@ -181,7 +183,7 @@ export class DraftPass {
   private readonly tmp: Float32Array; // (N, dim) forward scratch (projection outputs)
 
   constructor(
-    readonly model: DraftModel,
+    readonly model: LlamaModel,
     readonly B: number,
     readonly T: number,
   ) {
@@ -284,11 +286,11 @@ export class DraftPass {
 export interface LossParts {
   /** alpha · KL + (1 − alpha) · CE, mean over the counted rows (nats). */
   loss: number;
-  /** Mean KL(p_target ‖ p_draft) (0 without target distributions). */
+  /** Mean KL(p_target ‖ p_model) (0 without target distributions). */
   kl: number;
   /** Mean cross-entropy against the labels. */
   ce: number;
-  /** Rows where the draft's argmax equals the target's (or the label's, without a target). */
+  /** Fraction of the counted rows where the model's argmax equals the target's (or the label's, without a target). */
   agree: number;
   /** Rows counted (label ≥ 0). */
   rows: number;
