@@ -19,6 +19,8 @@ export interface TargetSpec extends TargetOptions {
 
 export interface OpenedTarget {
   readonly target: Target;
+  /** The model file the target was loaded from. */
+  readonly path: string;
   readonly backend: Backend;
   readonly options: TargetOptions;
   /** The default family, when the target is its target. */
@@ -49,17 +51,35 @@ export async function openTarget(spec: TargetSpec, method?: { name: string; need
   const backend = spec.backend ?? defaultBackend(needs);
   if (method) requireCapabilities({ backend, capabilities: BACKEND_CAPABILITIES[backend] }, method.name, needs);
   const options: TargetOptions = { contextSize: spec.contextSize, threads: spec.threads };
-  if (spec.model !== undefined) return { target: await loadTarget(backend, spec.model, options), backend, options, store: new Map() };
+  if (spec.model !== undefined) return { target: await loadTarget(backend, spec.model, options), path: spec.model, backend, options, store: new Map() };
   const family = defaultModels();
-  return { target: await loadTarget(backend, requireDefaultModel(family.target), options), backend, options, family, store: new Map() };
+  const path = requireDefaultModel(family.target);
+  return { target: await loadTarget(backend, path, options), path, backend, options, family, store: new Map() };
+}
+
+/**
+ * Another target over the same model with a cache of its own (one per server slot): the
+ * backend's `fork` where it has one (the weights are shared), else the file loaded again.
+ */
+export async function forkTarget(opened: OpenedTarget): Promise<Target> {
+  return opened.target.fork ? opened.target.fork() : loadTarget(opened.backend, opened.path, opened.options);
+}
+
+/**
+ * The options a method's drafter for this target runs with (the family's files filled in,
+ * kinds and ranges checked, the target's capabilities checked), without making the drafter.
+ */
+export function drafterOptions(opened: OpenedTarget, method: string, options: MethodOptionValues = {}): MethodOptionValues {
+  const m = methodNamed(method);
+  const resolved = resolveMethodOptions(m, withFamilyFiles(method, options, opened.family));
+  requireCapabilities(opened.target, method, m.requires?.(resolved) ?? []);
+  return resolved;
 }
 
 /** Make a method's drafter for an opened target (helper models load on the same backend with the same settings). */
 export async function openDrafter(opened: OpenedTarget, method: string, options: MethodOptionValues = {}): Promise<Drafter> {
-  const m = methodNamed(method);
-  const resolved = resolveMethodOptions(m, withFamilyFiles(method, options, opened.family));
-  requireCapabilities(opened.target, method, m.requires?.(resolved) ?? []);
-  return m.create({ target: opened.target, loadModel: (path) => loadTarget(opened.backend, path, opened.options), store: opened.store }, resolved);
+  const resolved = drafterOptions(opened, method, options);
+  return methodNamed(method).create({ target: opened.target, loadModel: (path) => loadTarget(opened.backend, path, opened.options), store: opened.store }, resolved);
 }
 
 /** `options` with the family's file for every file option left unset, when the target is the family's. */
