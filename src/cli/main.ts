@@ -3,6 +3,7 @@ import { SpecdecError } from "../errors.js";
 import { addGenerateCommand } from "./generateCommand.js";
 import { addTrainCommand } from "./trainCommand.js";
 import { addDemoCommand } from "./demoCommand.js";
+import { addServeCommand } from "./serveCommand.js";
 import { cliMessage } from "./methodOptions.js";
 
 function program(): Command {
@@ -12,6 +13,7 @@ function program(): Command {
 
   addGenerateCommand(cli);
   addDemoCommand(cli);
+  addServeCommand(cli);
   addTrainCommand(cli);
   return cli;
 }
