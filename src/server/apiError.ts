@@ -2,6 +2,7 @@
 // {"error": {"message", "type", "param", "code"}}.
 
 import type { ServerResponse } from "node:http";
+import { SpecdecError } from "../errors.js";
 
 export type ApiErrorType = "invalid_request_error" | "authentication_error" | "not_found_error" | "server_error" | "overloaded_error" | "timeout_error";
 
@@ -49,4 +50,23 @@ export function writeApiError(res: ServerResponse, e: ApiError): void {
   const body = JSON.stringify(e.body());
   res.writeHead(e.status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), ...e.headers });
   res.end(body);
+}
+
+/** Any error as the API reports it: ours as they are, the framework's (fastify's codes) with their status, anything else a 500. */
+export function toApiError(err: unknown, bodyLimit: number): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof SpecdecError) return new ApiError(400, err.message);
+  const e = err as { code?: unknown; statusCode?: unknown; message?: unknown } | undefined;
+  switch (e?.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new ApiError(413, `the request body is larger than the server's limit of ${bodyLimit} bytes`, { code: "body_too_large" });
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return new ApiError(415, "the request body must be JSON (Content-Type: application/json)", { code: "unsupported_media_type" });
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return new ApiError(400, "the Content-Length header does not match the body");
+  }
+  const status = typeof e?.statusCode === "number" ? e.statusCode : 500;
+  const message = String(e?.message ?? err).split("\n")[0];
+  if (status >= 400 && status < 500) return new ApiError(status, message);
+  return new ApiError(500, `internal error: ${message}`);
 }

@@ -10,3 +10,4 @@ export * from "./requests.js";
 export * from "./responses.js";
 export * from "./slots.js";
 export * from "./generation.js";
+export * from "./respond.js";

@@ -4,22 +4,18 @@
 // failing request never takes the server down; the model file is fixed at start.
 
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { ServerResponse } from "node:http";
 import { basename } from "node:path";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import type { GenerationResult } from "../decode/speculativeDecode.js";
 import { SpecdecError } from "../errors.js";
 import { methodNamed } from "../methods.js";
 import { drafterOptions, methodNeeds, openTarget, type OpenedTarget } from "../session.js";
-import { verifierFor } from "../verifiers/acceptance.js";
-import { ApiError, writeApiError } from "./apiError.js";
+import { ApiError, toApiError } from "./apiError.js";
 import { loadChatTemplate, type ChatTemplate } from "./chatTemplate.js";
-import { runJob } from "./generation.js";
-import { ServerMetrics, type Outcome } from "./metrics.js";
-import { chatBodySchema, chatJob, completionBodySchema, completionJob, type Job, type RequestContext, type SpeculationDefaults } from "./requests.js";
-import { completionBody, finalChunk, finishReason, responseMeta, textChunk, usageChunk, type ResponseMeta } from "./responses.js";
-import { schemaError } from "./schemaErrors.js";
+import { ServerMetrics } from "./metrics.js";
 import { DEFAULT_BODY_LIMIT, DEFAULT_PORT, DEFAULT_QUEUE, DEFAULT_TIMEOUT_MS, type ServeOptions } from "./options.js";
+import { chatBodySchema, chatJob, completionBodySchema, completionJob, type Job, type RequestContext, type SpeculationDefaults } from "./requests.js";
+import { respond, shuttingDown, type Responder } from "./respond.js";
+import { schemaError } from "./schemaErrors.js";
 import { SlotPool } from "./slots.js";
 
 export interface RunningServer {
@@ -38,12 +34,6 @@ export interface RunningServer {
    */
   close(graceMs?: number): Promise<void>;
 }
-
-/** Why a running generation was aborted: the client left (nothing more to write), or an error to report. */
-const CLIENT_GONE = Symbol("client gone");
-const SHUTTING_DOWN = () => new ApiError(503, "the server is shutting down", { code: "shutting_down" });
-
-const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" };
 
 /** Load the model, open the slots and listen. Errors in the options or files are SpecdecErrors (one line). */
 export async function startServer(o: ServeOptions = {}): Promise<RunningServer> {
@@ -126,7 +116,7 @@ async function listen(o: ServeOptions, opened: OpenedTarget, pool: SlotPool, ctx
   app.addHook("onRequest", async (req, reply) => {
     metrics.request(req.routeOptions.url ?? "unmatched");
     if (req.routeOptions.url === "/health") return;
-    if (closing) return fail(reply, SHUTTING_DOWN());
+    if (closing) return fail(reply, shuttingDown());
     if (keyDigest && !authorized(req, keyDigest)) return fail(reply, new ApiError(401, "missing or wrong API key: send Authorization: Bearer <key>", { code: "invalid_api_key" }));
   });
 
@@ -143,17 +133,18 @@ async function listen(o: ServeOptions, opened: OpenedTarget, pool: SlotPool, ctx
     return modelObject;
   });
 
+  const responder: Responder = { pool, metrics, model: modelId, timeoutMs, bodyLimit };
   // The generation routes answer on the raw response: a stream is written event by event, and a
   // client that left must stop its generation, which the framework's reply does not track.
   const generationRoute = (toJob: (body: Record<string, unknown>, c: RequestContext) => Job) => async (req: FastifyRequest, reply: FastifyReply) => {
     const arrived = performance.now();
     const job = toJob(req.body as Record<string, unknown>, ctx);
-    if (closing) throw SHUTTING_DOWN(); // the shutdown began while this request was being read
+    if (closing) throw shuttingDown(); // the shutdown began while this request was being read
     reply.hijack();
     const res = reply.raw;
     res.on("error", () => {}); // a write racing a client that left: its 'close' cancels the job
     const ac = new AbortController();
-    const done = serve(job, res, ac, arrived).catch((e: unknown) => {
+    const done = respond(responder, job, res, ac, arrived).catch((e: unknown) => {
       // A bug in writing the response must not take the server down: log it and drop the connection.
       process.stderr.write(`specdec serve: internal error: ${String((e as Error)?.message ?? e).split("\n")[0]}\n`);
       res.destroy();
@@ -164,77 +155,6 @@ async function listen(o: ServeOptions, opened: OpenedTarget, pool: SlotPool, ctx
   };
   app.post("/v1/chat/completions", { schema: { body: chatBodySchema() } }, generationRoute(chatJob));
   app.post("/v1/completions", { schema: { body: completionBodySchema() } }, generationRoute(completionJob));
-
-  async function serve(job: Job, res: ServerResponse, ac: AbortController, arrived: number): Promise<void> {
-    const verifier = verifierFor(job.acceptance);
-    const meta: ResponseMeta = responseMeta(job, modelId, verifier?.lossy ? verifier.name : undefined);
-    const onClose = () => {
-      if (!res.writableEnded) ac.abort(CLIENT_GONE);
-    };
-    res.on("close", onClose);
-    const timer = timeoutMs > 0 ? setTimeout(() => ac.abort(new ApiError(504, `the request took longer than the server's limit of ${timeoutMs / 1000} s`, { code: "timeout" })), timeoutMs) : undefined;
-    let started = false, first = true, firstStep = true;
-    const send = (data: unknown) => sendEvent(res, data, ac.signal);
-    const reportError = (e: ApiError) => {
-      metrics.error(e.status);
-      if (e.status >= 500 && e.status !== 503 && e.status !== 504) process.stderr.write(`specdec serve: ${e.message}\n`);
-      if (!res.headersSent) return writeApiError(res, e);
-      void send(e.body());
-      res.end();
-    };
-    let result: GenerationResult | undefined;
-    try {
-      result = await runJob(pool, job, ac.signal, {
-        started() {
-          started = true;
-          if (!job.stream) return;
-          res.writeHead(200, SSE_HEADERS);
-          if (job.kind === "chat") {
-            void send(textChunk(job, meta, "", true));
-            first = false;
-          }
-        },
-        async step(event) {
-          if (firstStep) {
-            firstStep = false;
-            metrics.firstToken((performance.now() - arrived) / 1000);
-          }
-          if (!job.stream || event.text === "") return;
-          await send(textChunk(job, meta, event.text, first));
-          first = false;
-        },
-      });
-    } catch (e) {
-      const reason = ac.signal.aborted ? ac.signal.reason : e;
-      if (started) metrics.generation(job.method, reason === CLIENT_GONE ? "cancelled" : outcomeOf(reason), undefined);
-      if (reason === CLIENT_GONE) metrics.clientCancelled();
-      else reportError(toApiError(reason, bodyLimit));
-      return;
-    } finally {
-      clearTimeout(timer);
-      res.off("close", onClose);
-    }
-    const { stopReason } = result;
-    if (stopReason === "abort") {
-      const reason = ac.signal.reason;
-      metrics.generation(job.method, reason === CLIENT_GONE ? "cancelled" : outcomeOf(reason), result.stats);
-      if (reason === CLIENT_GONE) metrics.clientCancelled();
-      else reportError(toApiError(reason, bodyLimit));
-      return;
-    }
-    const reason = finishReason(stopReason);
-    metrics.generation(job.method, reason, result.stats);
-    if (!job.stream) {
-      const body = JSON.stringify(completionBody(job, meta, result, reason));
-      res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body) });
-      res.end(body);
-      return;
-    }
-    await send(finalChunk(job, meta, result, reason));
-    if (job.includeUsage) await send(usageChunk(job, meta, result));
-    await send("[DONE]");
-    res.end();
-  }
 
   const host = o.host ?? "127.0.0.1";
   try {
@@ -257,9 +177,9 @@ async function listen(o: ServeOptions, opened: OpenedTarget, pool: SlotPool, ctx
     close(graceMs = 10_000) {
       closed ??= (async () => {
         closing = true;
-        pool.rejectWaiting(SHUTTING_DOWN());
+        pool.rejectWaiting(shuttingDown());
         await Promise.race([Promise.all(running.values()), new Promise((r) => setTimeout(r, graceMs).unref())]);
-        for (const ac of running.keys()) ac.abort(SHUTTING_DOWN());
+        for (const ac of running.keys()) ac.abort(shuttingDown());
         await Promise.all(running.values());
         await app.close();
         await pool.dispose();
@@ -270,29 +190,6 @@ async function listen(o: ServeOptions, opened: OpenedTarget, pool: SlotPool, ctx
   };
 }
 
-/** Write one SSE event (`data: ...`); resolves once the client has taken it, left, or the generation was aborted. */
-function sendEvent(res: ServerResponse, data: unknown, signal: AbortSignal): Promise<void> | void {
-  if (res.destroyed || res.writableEnded) return;
-  if (res.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`)) return;
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    res.on("drain", done);
-    res.on("close", done);
-    signal.addEventListener("abort", done);
-  });
-}
-
-function outcomeOf(reason: unknown): Outcome {
-  if (reason instanceof ApiError && reason.errorCode === "timeout") return "timeout";
-  if (reason instanceof ApiError && reason.errorCode === "shutting_down") return "shutdown";
-  return "error";
-}
-
 function sha256(text: string): Buffer {
   return createHash("sha256").update(text).digest();
 }
@@ -301,23 +198,4 @@ function authorized(req: FastifyRequest, keyDigest: Buffer): boolean {
   const header = req.headers.authorization;
   if (typeof header !== "string" || !header.startsWith("Bearer ")) return false;
   return timingSafeEqual(sha256(header.slice("Bearer ".length).trim()), keyDigest);
-}
-
-/** Any error as the API reports it: ours as they are, the framework's with their status, anything else a 500. */
-function toApiError(err: unknown, bodyLimit: number): ApiError {
-  if (err instanceof ApiError) return err;
-  if (err instanceof SpecdecError) return new ApiError(400, err.message);
-  const e = err as FastifyError;
-  switch (e?.code) {
-    case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return new ApiError(413, `the request body is larger than the server's limit of ${bodyLimit} bytes`, { code: "body_too_large" });
-    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return new ApiError(415, "the request body must be JSON (Content-Type: application/json)", { code: "unsupported_media_type" });
-    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
-      return new ApiError(400, "the Content-Length header does not match the body");
-  }
-  const status = typeof e?.statusCode === "number" ? e.statusCode : 500;
-  const message = String(e?.message ?? err).split("\n")[0];
-  if (status >= 400 && status < 500) return new ApiError(status, message);
-  return new ApiError(500, `internal error: ${message}`);
 }
