@@ -20,8 +20,8 @@ export function validationStories(count: number, maxChars = 700): string[] {
  * the story, which prompt lookup can copy (the summarization-style case).
  * "free": only a story's first sentence — free generation, nothing to copy from the prompt.
  */
-export function benchPrompts(perGroup: number): BenchPrompt[] {
-  const stories = validationStories(perGroup);
+export function benchPrompts(perGroup: number, maxChars?: number): BenchPrompt[] {
+  const stories = validationStories(perGroup, maxChars);
   const first = (s: string) => (s.match(/^.*?[.!?](\s|$)/)?.[0] ?? s.slice(0, 60)).trim();
   return [
     ...stories.map((s, i) => ({ name: `repeat-${i}`, group: "repeat" as const, text: `${s}\n\n${first(s)}` })),

@@ -67,12 +67,29 @@ export async function openTarget(spec: TargetSpec, method?: { name: string; need
   return { target: await loadTarget(backend, path, options), path, backend, options, family, store: new Map() };
 }
 
-/** Make a method's drafter for an opened target (helper models load on the same backend with the same settings). */
-export async function openDrafter(opened: OpenedTarget, method: string, options: MethodOptionValues = {}): Promise<Drafter> {
+/**
+ * Another target over the same model with a cache of its own (one per server slot): the
+ * backend's `fork` where it has one (the weights are shared), else the file loaded again.
+ */
+export async function forkTarget(opened: OpenedTarget): Promise<Target> {
+  return opened.target.fork ? opened.target.fork() : loadTarget(opened.backend, opened.path, opened.options);
+}
+
+/**
+ * The options a method's drafter for this target runs with (the family's files filled in,
+ * kinds and ranges checked, the target's capabilities checked), without making the drafter.
+ */
+export function drafterOptions(opened: OpenedTarget, method: string, options: MethodOptionValues = {}): MethodOptionValues {
   const m = methodNamed(method);
   const resolved = resolveMethodOptions(m, withFamilyFiles(method, options, opened.family));
   requireCapabilities(opened.target, method, m.requires?.(resolved) ?? []);
-  return m.create({ target: opened.target, loadModel: (path) => loadTarget(opened.backend, path, opened.options), store: opened.store }, resolved);
+  return resolved;
+}
+
+/** Make a method's drafter for an opened target (helper models load on the same backend with the same settings). */
+export async function openDrafter(opened: OpenedTarget, method: string, options: MethodOptionValues = {}): Promise<Drafter> {
+  const resolved = drafterOptions(opened, method, options);
+  return methodNamed(method).create({ target: opened.target, loadModel: (path) => loadTarget(opened.backend, path, opened.options), store: opened.store }, resolved);
 }
 
 /** `options` with the family's file for every file option left unset, when the target is the family's. */

@@ -8,10 +8,7 @@ import { SpecdecError } from "../errors.js";
 import { methodNamed, methods } from "../methods.js";
 import { methodNeeds, openDrafter, openPlanner, openTarget } from "../session.js";
 import { BACKENDS, type Backend } from "../targets/loadTarget.js";
-import { GreedyVerifier } from "../verifiers/greedy.js";
-import { RejectionSampler } from "../verifiers/rejectionSampler.js";
-import { TypicalAcceptanceVerifier } from "../verifiers/typicalAcceptance.js";
-import type { Verifier } from "../verifiers/verifier.js";
+import { ACCEPTANCE_RULES, verifierFor, type AcceptanceRule } from "../verifiers/acceptance.js";
 import { addMethodOptions, methodOptionsFrom } from "./methodOptions.js";
 import { collect, integer, real } from "./options.js";
 
@@ -29,7 +26,7 @@ export interface GenerateCliOptions {
   seed: number;
   draftMax?: number;
   treeNodes?: number;
-  acceptance?: "greedy" | "sample" | "typical";
+  acceptance?: AcceptanceRule;
   contextSize?: number;
   threads: number;
   stop?: string[];
@@ -61,7 +58,7 @@ export function addGenerateCommand(cli: Command): void {
     .addOption(new Option("--planner <how>", "auto: a cost model picks each step's budget (including not speculating) from this target's measured pass costs and the running acceptance; fixed: the method's default draft length every step. A given --draft-max, --tree-nodes, --tree or --lookahead is fixed").choices(["auto", "fixed"]).default("auto"))
     .option("--refresh-cost", "measure the target's pass costs again (they are cached per model file, backend and machine)")
     .addOption(
-      new Option("--acceptance <rule>", "greedy: guesses must equal the target's argmax; sample: lossless rejection sampling; typical: Medusa's typical acceptance — LOSSY, output no longer follows the target. Default: greedy at temperature 0, else sample").choices(["greedy", "sample", "typical"]),
+      new Option("--acceptance <rule>", "greedy: guesses must equal the target's argmax; sample: lossless rejection sampling; typical: Medusa's typical acceptance — LOSSY, output no longer follows the target. Default: greedy at temperature 0, else sample").choices(ACCEPTANCE_RULES),
     )
     .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
     .option("--threads <n>", "CPU threads for llama.cpp (1 is fastest for small models on small machines)", integer(1, 1024), 1)
@@ -141,20 +138,6 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     process.off("SIGINT", onSigint);
     await drafter.dispose?.();
     await target.dispose();
-  }
-}
-
-/** The verifier an --acceptance rule asks for; none = the default for the temperature. */
-function verifierFor(rule: GenerateCliOptions["acceptance"]): Verifier | undefined {
-  switch (rule) {
-    case "greedy":
-      return new GreedyVerifier();
-    case "sample":
-      return new RejectionSampler();
-    case "typical":
-      return new TypicalAcceptanceVerifier();
-    default:
-      return undefined;
   }
 }
 

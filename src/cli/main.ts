@@ -5,6 +5,7 @@ import { addTrainCommand } from "./trainCommand.js";
 import { addDemoCommand } from "./demoCommand.js";
 import { addInflateCommand } from "./inflateCommand.js";
 import { addBenchCommand } from "./benchCommand.js";
+import { addServeCommand } from "./serveCommand.js";
 import { cliMessage } from "./methodOptions.js";
 
 function program(): Command {
@@ -16,6 +17,7 @@ function program(): Command {
   addDemoCommand(cli);
   addInflateCommand(cli);
   addBenchCommand(cli);
+  addServeCommand(cli);
   addTrainCommand(cli);
   return cli;
 }

@@ -93,6 +93,11 @@ export function methodOptionsFrom(method: string, parsed: Record<string, unknown
   return out;
 }
 
+/** Every method option given on the command line, whichever methods take it (the server's defaults for all methods). */
+export function givenMethodOptions(parsed: Record<string, unknown>): MethodOptionValues {
+  return Object.fromEntries([...allOptions().keys()].filter((name) => parsed[name] !== undefined).map((name) => [name, parsed[name]]));
+}
+
 /** A library error as the command line says it: options named by their flags. */
 export function cliMessage(e: SpecdecError): string {
   return e instanceof OptionError ? e.render(flagOf) : e.message;

@@ -61,6 +61,11 @@ export class BuiltinTarget implements Target {
     }
   }
 
+  /** A second target over the same weights and tokenizer, with its own engine (KV cache and buffers). */
+  async fork(): Promise<BuiltinTarget> {
+    return new BuiltinTarget(this.file, this.hparams, this.tokenizer, this.weights, new Transformer(this.hparams, this.weights, this.contextSize, this.maxBatch));
+  }
+
   get path(): string {
     return this.file.path;
   }
@@ -73,8 +78,8 @@ export class BuiltinTarget implements Target {
     return { embedding: this.weights.embed, output: this.weights.output };
   }
 
-  tokenize(text: string, addBos?: boolean): Token[] {
-    const ids = this.tokenizer.tokenize(text, { addSpecial: false });
+  tokenize(text: string, addBos?: boolean, parseSpecial = false): Token[] {
+    const ids = this.tokenizer.tokenize(text, { addSpecial: false, parseSpecial });
     if ((addBos ?? this.tokenizer.addBos) && this.tokenizer.bos >= 0) ids.unshift(this.tokenizer.bos);
     return ids as Token[];
   }

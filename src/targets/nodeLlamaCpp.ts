@@ -75,8 +75,8 @@ export class NodeLlamaCppTarget implements Target {
     return this.sequence.nextTokenIndex;
   }
 
-  tokenize(text: string, addBos?: boolean): Token[] {
-    const ids = this.model.tokenize(text, false) as number[];
+  tokenize(text: string, addBos?: boolean, parseSpecial = false): Token[] {
+    const ids = this.model.tokenize(text, parseSpecial) as number[];
     const bos = this.model.tokens.bos;
     if ((addBos ?? this.model.tokens.shouldPrependBosToken) && bos !== null) ids.unshift(bos);
     return ids as Token[];

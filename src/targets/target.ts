@@ -80,8 +80,12 @@ export interface Target {
   /** Number of tokens now in the cache. */
   readonly length: number;
 
-  /** Text to tokens; `addBos` follows the model's own rule when undefined. */
-  tokenize(text: string, addBos?: boolean): Token[];
+  /**
+   * Text to tokens; `addBos` follows the model's own rule when undefined. With `parseSpecial`,
+   * texts of control tokens in `text` (e.g. "<|im_start|>" from a chat template) become those
+   * tokens; otherwise they are ordinary text. Default false.
+   */
+  tokenize(text: string, addBos?: boolean, parseSpecial?: boolean): Token[];
   /** Tokens to text. `previous` gives context (e.g. for a leading-space rule); its text is not included. */
   detokenize(tokens: readonly Token[], previous?: readonly Token[]): string;
 
@@ -99,6 +103,13 @@ export interface Target {
   reset(): Promise<void>;
   /** The target's own embedding and output matrices, for helpers that share them (Medusa, EAGLE heads). */
   tokenMatrices?(): TokenMatrices;
+  /**
+   * Another target over the same model with a KV cache of its own (same context size and batch),
+   * for serving several sequences at once; the weights are shared, not copied. Optional: where a
+   * backend has none, a caller loads the file again (session.forkTarget). Each fork is disposed
+   * on its own; the model stays loaded while any of them is alive.
+   */
+  fork?(): Promise<Target>;
   dispose(): Promise<void>;
 }
 
