@@ -71,6 +71,14 @@ export class SuffixAutomaton {
     this.newState(0, false, NONE);
   }
 
+  /** Forget the text, keeping the arrays (a new request reuses them). */
+  clear(): void {
+    this.n = this.separators = this.states = this.edges = 0;
+    this.last = ROOT_STATE;
+    this.slots.fill(0);
+    this.newState(0, false, NONE);
+  }
+
   /** Tokens indexed (separators included). */
   get length(): number {
     return this.n;

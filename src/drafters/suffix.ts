@@ -1,0 +1,244 @@
+import { SpecdecError } from "../errors.js";
+import type { Capability } from "../targets/target.js";
+import type { Token } from "../types.js";
+import { ContinuationTrie, type ScoredTree } from "./continuationTree.js";
+import { NO_DRAFT, type DraftTree } from "./draftTree.js";
+import type { DraftBudget, Drafter, DrafterStart, VerifiedPass } from "./drafter.js";
+import type { MethodDescriptor } from "./method.js";
+import { continuation } from "./ngramIndex.js";
+import { SuffixAutomaton, type SuffixMatch } from "./suffixAutomaton.js";
+import { SuffixCache } from "./suffixCache.js";
+
+export interface SuffixOptions {
+  /**
+   * Most root-to-leaf paths in a proposal. Default 4; a target without tree attention always
+   * gets one path (a chain).
+   */
+  candidates?: number;
+  /** Guesses per matched token: a match of m tokens drafts at most specFactor * m nodes. Default 1. */
+  specFactor?: number;
+  /** Nodes with a smaller share of the occurrences are left out. Default 0.1. */
+  minProbability?: number;
+  /** Occurrences of the matched suffix read per proposal (the newest found first). Default 64. */
+  maxOccurrences?: number;
+  /** Whether the target verifies trees; without it every proposal is a chain. Default true. */
+  treeAttention?: boolean;
+}
+
+/** What one drafter did with its proposals. */
+export interface SuffixDrafterStats {
+  readonly proposals: number;
+  /** Proposals drafted from this request's own text, and tokens of them accepted. */
+  readonly fromRequest: number;
+  readonly acceptedFromRequest: number;
+  /** Proposals drafted from the cross-request cache, and tokens of them accepted. */
+  readonly fromCache: number;
+  readonly acceptedFromCache: number;
+}
+
+type Source = "request" | "cache";
+
+/**
+ * Method `suffix` (SuffixDecoding, Oliaro et al. 2024): find the longest suffix of the context
+ * that occurred before — in this request's prompt and output (a suffix automaton extended as
+ * tokens are committed) and in a cache of earlier requests' prompts and outputs (shared by every
+ * drafter of the same target) — and guess what followed it there. The continuations of its
+ * occurrences form a trie scored by frequency; the proposal is the most probable part of it,
+ * at most specFactor nodes per matched token (a longer match is trusted further), within the
+ * budget, most likely child first. The request and the cache each propose a tree; the one with
+ * the higher expected number of accepted tokens is used. Guesses are deterministic (one-hot q):
+ * exact under greedy and rejection-sampling verification.
+ *
+ * A generation's text goes into the cache when it ends: at the next `begin`, or at `dispose`.
+ */
+export class SuffixDrafter implements Drafter {
+  readonly name = "suffix";
+  readonly requires: readonly Capability[] = [];
+  readonly candidates: number;
+  readonly specFactor: number;
+  readonly minProbability: number;
+  readonly maxOccurrences: number;
+
+  private request = new SuffixAutomaton();
+  private text: Token[] = []; // this request's prompt and everything committed
+  private started = false;
+  private readonly requestMatch: SuffixMatch = { state: 0, length: 0 };
+  private readonly cacheMatch: SuffixMatch = { state: 0, length: 0 };
+  private cacheVersion = -1; // the cache version cacheMatch was made against
+  private readonly trie = new ContinuationTrie();
+  private readonly positions: number[] = []; // occurrence end positions, newest first
+  private readonly path: Token[] = [];
+  private lastSource: Source | undefined;
+  private counts = { proposals: 0, fromRequest: 0, acceptedFromRequest: 0, fromCache: 0, acceptedFromCache: 0 };
+
+  /** @param cache earlier requests' text (shared); undefined = this request's text only. */
+  constructor(readonly cache: SuffixCache | undefined, options: SuffixOptions = {}) {
+    this.specFactor = options.specFactor ?? 1;
+    this.minProbability = options.minProbability ?? 0.1;
+    this.maxOccurrences = options.maxOccurrences ?? 64;
+    this.candidates = options.treeAttention === false ? 1 : options.candidates ?? 4;
+    for (const [name, v] of [["candidates", this.candidates], ["specFactor", this.specFactor], ["maxOccurrences", this.maxOccurrences]] as const)
+      if (!Number.isInteger(v) || v < 1) throw new SpecdecError(`suffix: ${name} must be an integer >= 1, got ${v}`);
+    if (!(this.minProbability >= 0 && this.minProbability <= 1)) throw new SpecdecError(`suffix: minProbability must be between 0 and 1, got ${this.minProbability}`);
+  }
+
+  begin(start: DrafterStart): void {
+    this.flush();
+    this.restart(start.prompt);
+  }
+
+  propose(context: readonly Token[], budget: DraftBudget): DraftTree {
+    this.sync(context);
+    this.lastSource = undefined;
+    if (budget.maxDepth <= 0 || budget.maxNodes <= 0) return NO_DRAFT;
+    this.counts.proposals++;
+    let best: ScoredTree | undefined;
+    const own = this.fromRequest(context, budget);
+    if (own.score > 0) {
+      best = own;
+      this.lastSource = "request";
+    }
+    if (this.cache && this.cache.automaton.length > 0) {
+      this.cache.lookups++;
+      const cached = this.fromCache(budget);
+      if (cached.score > (best?.score ?? 0)) {
+        best = cached;
+        this.lastSource = "cache";
+        this.cache.hits++;
+        this.cache.touch(this.positions); // the occurrences fromCache just read
+      }
+    }
+    if (this.lastSource === "request") this.counts.fromRequest++;
+    if (this.lastSource === "cache") this.counts.fromCache++;
+    return best?.tree ?? NO_DRAFT;
+  }
+
+  observe(pass: VerifiedPass): void {
+    if (this.lastSource === "request") this.counts.acceptedFromRequest += pass.path.length;
+    if (this.lastSource === "cache") this.counts.acceptedFromCache += pass.path.length;
+    this.lastSource = undefined;
+    // A pass over another context than ours is caught up with at the next proposal.
+    if (this.started && pass.contextLength === this.text.length) for (const t of pass.committed) this.push(t);
+  }
+
+  async dispose(): Promise<void> {
+    this.flush();
+  }
+
+  stats(): SuffixDrafterStats {
+    return { ...this.counts };
+  }
+
+  /** One line for statistics: what the proposals came from, and the cache's size. */
+  describe(): string {
+    const c = this.counts;
+    const own = `${c.proposals} proposals: ${c.fromCache} from the cache (${c.acceptedFromCache} tokens accepted), ${c.fromRequest} from the request (${c.acceptedFromRequest} accepted)`;
+    if (!this.cache) return `suffix: ${own}; no cross-request cache`;
+    const s = this.cache.stats();
+    return `suffix: ${own}; cache shared by this target's drafters: ${s.documents} requests, ${s.tokens} tokens (cap ${s.capTokens}, ${(s.bytes / 2 ** 20).toFixed(1)} MiB), ${s.evicted} evicted`;
+  }
+
+  // ---- the two sources ---------------------------------------------------------------------
+
+  /** The continuations of the longest suffix that occurred earlier in this request. */
+  private fromRequest(context: readonly Token[], budget: DraftBudget): ScoredTree {
+    const m = this.request.longestRepeatedSuffix(this.requestMatch);
+    const maxNodes = this.maxNodesFor(m.length, budget);
+    this.trie.clear();
+    if (maxNodes === 0) return this.trie.select(this.limits(0));
+    const depth = Math.min(budget.maxDepth, maxNodes);
+    // One more than wanted: the occurrence at the end of the text has no continuation.
+    const ends = this.request.occurrences(m.state, this.maxOccurrences + 1, this.positions).sort(newestFirst);
+    for (const end of ends) if (end < context.length && this.trie.occurrences < this.maxOccurrences) this.trie.add(continuation(context, end, depth));
+    return this.trie.select(this.limits(maxNodes));
+  }
+
+  /** The continuations of the longest suffix of the context that occurs in the cache. */
+  private fromCache(budget: DraftBudget): ScoredTree {
+    const cache = this.cache!;
+    if (this.cacheVersion !== cache.version) {
+      cache.match(this.text, this.cacheMatch);
+      this.cacheVersion = cache.version;
+    }
+    const sam = cache.automaton;
+    const maxNodes = this.maxNodesFor(this.cacheMatch.length, budget);
+    this.trie.clear();
+    if (maxNodes === 0) return this.trie.select(this.limits(0));
+    const depth = Math.min(budget.maxDepth, maxNodes);
+    const ends = sam.occurrences(this.cacheMatch.state, this.maxOccurrences, this.positions).sort(newestFirst);
+    for (const end of ends) this.trie.add(sam.continuation(end, depth, this.path));
+    return this.trie.select(this.limits(maxNodes));
+  }
+
+  private maxNodesFor(matchLength: number, budget: DraftBudget): number {
+    return Math.min(budget.maxNodes, this.specFactor * matchLength);
+  }
+
+  private limits(maxNodes: number) {
+    return { maxNodes, maxLeaves: this.candidates, minProbability: this.minProbability };
+  }
+
+  // ---- this request's text -----------------------------------------------------------------
+
+  private restart(prompt: readonly Token[]): void {
+    this.request.clear();
+    this.text = [];
+    this.started = true;
+    this.cacheMatch.state = this.cacheMatch.length = 0;
+    this.cacheVersion = this.cache?.version ?? -1;
+    for (const t of prompt) this.push(t);
+  }
+
+  private push(token: Token): void {
+    this.request.extend(token);
+    this.text.push(token);
+    if (this.cache && this.cacheVersion === this.cache.version) this.cache.automaton.step(this.cacheMatch, token);
+  }
+
+  /** Follow the context: extend by what it added; start over if it is not an extension of our text. */
+  private sync(context: readonly Token[]): void {
+    const n = this.text.length;
+    if (!this.started || context.length < n || (n > 0 && context[n - 1] !== this.text[n - 1])) this.restart(context);
+    else for (let i = n; i < context.length; i++) this.push(context[i]);
+  }
+
+  /** The finished generation goes into the cache, once. */
+  private flush(): void {
+    if (this.started && this.cache) this.cache.add(this.text);
+    this.started = false;
+    this.text = [];
+  }
+}
+
+const newestFirst = (a: number, b: number) => b - a;
+
+/** The cache of the drafters of one opened target with this cap (one per cap), made on first use. */
+export function sharedSuffixCache(store: Map<string, unknown> | undefined, capTokens: number): SuffixCache | undefined {
+  if (capTokens === 0) return undefined;
+  const key = `suffix:cache:${capTokens}`;
+  const found = store?.get(key);
+  if (found instanceof SuffixCache) return found;
+  const cache = new SuffixCache(capTokens);
+  store?.set(key, cache);
+  return cache;
+}
+
+export const DEFAULT_SUFFIX_CACHE_TOKENS = 1_000_000;
+
+export const suffixMethod: MethodDescriptor = {
+  name: "suffix",
+  summary: "SuffixDecoding: continuations of the longest match of the context's end in this request and in a cache of earlier requests, scored by frequency; a tree where the target has tree attention",
+  defaultDraftMax: 8,
+  options: {
+    suffixCacheTokens: { kind: "integer", description: "cross-request cache cap in tokens (earlier requests' prompts and outputs, least recently used evicted first; 0 = none)", default: DEFAULT_SUFFIX_CACHE_TOKENS, min: 0, max: 1 << 26 },
+    candidates: { kind: "integer", description: "continuations merged into a tree verified in one pass (a chain on a target without tree attention)", default: 4, min: 1, max: 64 },
+    suffixSpecFactor: { kind: "integer", description: "guesses per matched token: a match of m tokens drafts at most this many times m", default: 1, min: 1, max: 64 },
+  },
+  requires: () => [],
+  create: (ctx, o) =>
+    new SuffixDrafter(sharedSuffixCache(ctx.store, o.suffixCacheTokens as number), {
+      candidates: o.candidates as number,
+      specFactor: o.suffixSpecFactor as number,
+      treeAttention: ctx.target.capabilities.treeAttention,
+    }),
+};
