@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SuffixAutomaton, type SuffixMatch } from "../src/drafters/suffixAutomaton.js";
 import { SuffixCache } from "../src/drafters/suffixCache.js";
+import { ContinuationTrie } from "../src/drafters/continuationTree.js";
 import { SpecdecError } from "../src/errors.js";
 import { SeededRng } from "../src/sampling/rng.js";
 import { asTokens, type Token } from "../src/types.js";
@@ -152,18 +153,29 @@ test("suffix automaton: documents never match across their boundary; continuatio
 
 // ---- The cross-request cache -----------------------------------------------------------------
 
+/** Look `tokens` up as a drafter would (and mark the documents it drafts from as used, with `use`); the match length. */
+function draftFrom(cache: SuffixCache, tokens: readonly Token[], trie = new ContinuationTrie(), use = true): number {
+  const m = cache.matcher();
+  m.reset();
+  for (const t of tokens) m.push(t);
+  trie.clear();
+  const length = m.addContinuations(8, 1000, trie);
+  if (use) m.useFound();
+  return length;
+}
+
 test("suffix cache: evicts least recently used documents first and stays within its cap", () => {
   const doc = (tag: number) => asTokens(Array.from({ length: 30 }, (_, i) => tag * 100 + i));
-  const cache = new SuffixCache(100);
+  const cache = new SuffixCache(100); // segments of 25 tokens: one document each here
   cache.add(doc(1)); cache.add(doc(2)); cache.add(doc(3));
   assert.equal(cache.stats().tokens, 90);
   // Drafting from document 1 makes it the most recently used.
-  cache.touch(cache.automaton.occurrences(cache.automaton.stateOf([105, 106]), 8, []));
-  cache.add(doc(4)); // 120 > 100: documents 2 and 3 go (down to 3/4 of the cap), 1 stays
-  assert.deepEqual(cache.documents(), [doc(1), doc(4)]);
-  assert.deepEqual({ ...cache.stats(), bytes: 0 }, { documents: 2, tokens: 60, capTokens: 100, bytes: 0, added: 4, evicted: 2, lookups: 0, hits: 0 });
-  assert.equal(cache.automaton.stateOf([205]), -1, "an evicted document is forgotten");
-  assert.notEqual(cache.automaton.stateOf([128, 129]), -1);
+  assert.equal(draftFrom(cache, asTokens([105, 106])), 2);
+  cache.add(doc(4)); // 1 moves to a new segment; 120, then 150 tokens indexed: 1's old copy and 2 go
+  assert.deepEqual(cache.documents(), [doc(3), doc(1), doc(4)]);
+  assert.deepEqual({ ...cache.stats(), bytes: 0 }, { documents: 3, tokens: 90, indexedTokens: 90, capTokens: 100, segments: 3, bytes: 0, added: 4, evicted: 1, lookups: 0, hits: 0 });
+  assert.equal(draftFrom(cache, asTokens([205])), 0, "an evicted document is forgotten");
+  assert.equal(draftFrom(cache, asTokens([128, 129])), 2);
   // A document longer than the cap keeps its end.
   const long = asTokens(Array.from({ length: 250 }, (_, i) => 1000 + i));
   cache.add(long);
@@ -172,47 +184,49 @@ test("suffix cache: evicts least recently used documents first and stays within 
   const none = new SuffixCache(0);
   none.add(doc(1));
   assert.equal(none.stats().tokens, 0);
+  assert.ok(none.empty);
   assert.throws(() => new SuffixCache(-1), SpecdecError);
 });
 
-test("suffix cache: under random adds and uses it never exceeds its cap, evicts in LRU order and indexes exactly what it keeps", () => {
+test("suffix cache: under random adds and uses it never exceeds its cap, evicts in LRU order and finds exactly what it keeps", () => {
   const rng = new SeededRng(4);
   const cap = 400;
   const cache = new SuffixCache(cap);
-  const lastUse = new Map<string, number>(); // document text -> when it was last added or used
+  const lastUse = new Map<number, number>(); // a document's first token (unique) -> when it was last added or used
+  const trie = new ContinuationTrie();
   let clock = 0;
-  for (let step = 0; step < 300; step++) {
-    if (rng.next() < 0.3 && cache.stats().documents > 0) {
-      // Draft from a random kept document: touch one of its positions.
-      const docs = cache.documents();
+  for (let step = 0; step < 400; step++) {
+    const docs = cache.documents();
+    if (rng.next() < 0.3 && docs.length > 0) {
+      // Draft from a random kept document, found by its first token.
       const d = docs[Math.floor(rng.next() * docs.length)];
-      const at = Math.floor(rng.next() * (d.length - 3));
-      cache.touch(cache.automaton.occurrences(cache.automaton.stateOf(d.slice(at, at + 3)), 64, []));
-      // Every document holding that 3-gram was touched.
-      clock++;
-      for (const other of docs) if (bruteEnds(other, d.slice(at, at + 3)).length > 0) lastUse.set(other.join(), clock);
+      assert.equal(draftFrom(cache, [d[0]], trie), 1);
+      assert.equal(trie.occurrences, 1);
+      lastUse.set(d[0], ++clock);
       continue;
     }
-    const before = cache.documents().map((d) => d.join());
-    const doc = randomTokens(rng, 5 + Math.floor(rng.next() * 120), 6);
+    const before = docs.map((d) => d[0]);
+    const doc = asTokens([100 + step, ...randomTokens(rng, 4 + Math.floor(rng.next() * 120), 6)]);
     cache.add(doc);
-    lastUse.set(doc.join(), ++clock);
-    const after = cache.documents().map((d) => d.join());
-    assert.ok(cache.stats().tokens <= cap, `${cache.stats().tokens} tokens > cap ${cap}`);
-    assert.equal(cache.stats().tokens, cache.documents().reduce((s, d) => s + d.length, 0));
-    assert.equal(after[after.length - 1], doc.join(), "the new document is kept");
+    lastUse.set(doc[0], ++clock);
+    const after = cache.documents().map((d) => d[0]);
+    const s = cache.stats();
+    assert.ok(s.indexedTokens <= cap, `${s.indexedTokens} tokens indexed > cap ${cap}`);
+    assert.equal(s.tokens, cache.documents().reduce((n, d) => n + d.length, 0));
+    assert.ok(after.includes(doc[0]), "the new document is kept");
+    assert.equal(new Set(after).size, after.length, "no document twice");
     const evicted = before.filter((d) => !after.includes(d));
     const kept = before.filter((d) => after.includes(d));
-    for (const e of evicted) for (const k of kept) assert.ok(lastUse.get(e)! <= lastUse.get(k)!, "an evicted document was used more recently than a kept one");
-    if (step % 10 === 0) {
-      // The automaton holds exactly the kept documents: counts equal brute force over them.
-      const docs = cache.documents();
-      for (let k = 0; k < 50; k++) {
-        const p = randomTokens(rng, 1 + Math.floor(rng.next() * 4), 6);
-        const want = docs.reduce((s, d) => s + bruteEnds(d, p).length, 0);
-        const s = cache.automaton.stateOf(p);
-        assert.equal(s < 0 ? 0 : cache.automaton.count(s), want, `count of ${p.join(",")}`);
-      }
+    for (const e of evicted) for (const k of kept) assert.ok(lastUse.get(e)! < lastUse.get(k)!, "an evicted document was used more recently than a kept one");
+    // Lookups see exactly the kept documents: occurrence counts equal brute force over them.
+    const live = cache.documents();
+    for (let k = 0; k < 20; k++) {
+      const p = randomTokens(rng, 1 + Math.floor(rng.next() * 4), 6);
+      const length = draftFrom(cache, p, trie, false);
+      const want = live.reduce((n, d) => n + bruteEnds(d, p).filter((e) => e < d.length).length, 0);
+      const occurs = live.some((d) => bruteEnds(d, p).length > 0);
+      assert.equal(length === p.length, occurs, `${p.join(",")} found iff it occurs`);
+      if (occurs) assert.equal(trie.occurrences, want, `continuations of ${p.join(",")}`);
     }
   }
   assert.ok(cache.stats().evicted > 10, "the test must evict");

@@ -143,7 +143,7 @@ test("suffix drafter: a finished generation goes into the cache once, at the nex
   assert.equal(d3.cache?.capTokens, 500);
   assert.equal(((await createDrafter("suffix", ctx, { suffixCacheTokens: 0 })) as SuffixDrafter).cache, undefined);
   assert.equal(sharedSuffixCache(store, 500), d3.cache);
-  assert.match(drafter.describe(), /proposals: \d+ from the cache \(\d+ tokens accepted\), \d+ from the request .* requests, \d+ tokens \(cap 10000/);
+  assert.match(drafter.describe(), /proposals: \d+ from the cache \(\d+ tokens accepted\), \d+ from the request .* requests, \d+ tokens \(\d+ indexed, cap 10000/);
   assert.deepEqual(suffixMethod.requires!({}), [], "trees where the target has tree attention, chains elsewhere: nothing required");
 });
 

@@ -7,7 +7,7 @@ import type { DraftBudget, Drafter, DrafterStart, VerifiedPass } from "./drafter
 import type { MethodDescriptor } from "./method.js";
 import { continuation } from "./ngramIndex.js";
 import { SuffixAutomaton, type SuffixMatch } from "./suffixAutomaton.js";
-import { SuffixCache } from "./suffixCache.js";
+import { SuffixCache, type CacheMatcher } from "./suffixCache.js";
 
 export interface SuffixOptions {
   /**
@@ -63,11 +63,9 @@ export class SuffixDrafter implements Drafter {
   private text: Token[] = []; // this request's prompt and everything committed
   private started = false;
   private readonly requestMatch: SuffixMatch = { state: 0, length: 0 };
-  private readonly cacheMatch: SuffixMatch = { state: 0, length: 0 };
-  private cacheVersion = -1; // the cache version cacheMatch was made against
+  private readonly cacheMatch: CacheMatcher | undefined;
   private readonly trie = new ContinuationTrie();
-  private readonly positions: number[] = []; // occurrence end positions, newest first
-  private readonly path: Token[] = [];
+  private readonly positions: number[] = []; // occurrence end positions
   private lastSource: Source | undefined;
   private counts = { proposals: 0, fromRequest: 0, acceptedFromRequest: 0, fromCache: 0, acceptedFromCache: 0 };
 
@@ -80,6 +78,7 @@ export class SuffixDrafter implements Drafter {
     for (const [name, v] of [["candidates", this.candidates], ["specFactor", this.specFactor], ["maxOccurrences", this.maxOccurrences]] as const)
       if (!Number.isInteger(v) || v < 1) throw new SpecdecError(`suffix: ${name} must be an integer >= 1, got ${v}`);
     if (!(this.minProbability >= 0 && this.minProbability <= 1)) throw new SpecdecError(`suffix: minProbability must be between 0 and 1, got ${this.minProbability}`);
+    this.cacheMatch = cache?.matcher();
   }
 
   begin(start: DrafterStart): void {
@@ -98,14 +97,14 @@ export class SuffixDrafter implements Drafter {
       best = own;
       this.lastSource = "request";
     }
-    if (this.cache && this.cache.automaton.length > 0) {
+    if (this.cache && this.cacheMatch && !this.cache.empty) {
       this.cache.lookups++;
-      const cached = this.fromCache(budget);
+      const cached = this.fromCache(this.cacheMatch, budget);
       if (cached.score > (best?.score ?? 0)) {
         best = cached;
         this.lastSource = "cache";
         this.cache.hits++;
-        this.cache.touch(this.positions); // the occurrences fromCache just read
+        this.cacheMatch.useFound();
       }
     }
     if (this.lastSource === "request") this.counts.fromRequest++;
@@ -135,7 +134,7 @@ export class SuffixDrafter implements Drafter {
     const own = `${c.proposals} proposals: ${c.fromCache} from the cache (${c.acceptedFromCache} tokens accepted), ${c.fromRequest} from the request (${c.acceptedFromRequest} accepted)`;
     if (!this.cache) return `suffix: ${own}; no cross-request cache`;
     const s = this.cache.stats();
-    return `suffix: ${own}; cache shared by this target's drafters: ${s.documents} requests, ${s.tokens} tokens (cap ${s.capTokens}, ${(s.bytes / 2 ** 20).toFixed(1)} MiB), ${s.evicted} evicted`;
+    return `suffix: ${own}; cache shared by this target's drafters: ${s.documents} requests, ${s.tokens} tokens (${s.indexedTokens} indexed, cap ${s.capTokens}, ${(s.bytes / 2 ** 20).toFixed(1)} MiB), ${s.evicted} evicted`;
   }
 
   // ---- the two sources ---------------------------------------------------------------------
@@ -148,25 +147,16 @@ export class SuffixDrafter implements Drafter {
     if (maxNodes === 0) return this.trie.select(this.limits(0));
     const depth = Math.min(budget.maxDepth, maxNodes);
     // One more than wanted: the occurrence at the end of the text has no continuation.
-    const ends = this.request.occurrences(m.state, this.maxOccurrences + 1, this.positions).sort(newestFirst);
+    const ends = this.request.occurrences(m.state, this.maxOccurrences + 1, this.positions).sort((a, b) => b - a); // newest first
     for (const end of ends) if (end < context.length && this.trie.occurrences < this.maxOccurrences) this.trie.add(continuation(context, end, depth));
     return this.trie.select(this.limits(maxNodes));
   }
 
   /** The continuations of the longest suffix of the context that occurs in the cache. */
-  private fromCache(budget: DraftBudget): ScoredTree {
-    const cache = this.cache!;
-    if (this.cacheVersion !== cache.version) {
-      cache.match(this.text, this.cacheMatch);
-      this.cacheVersion = cache.version;
-    }
-    const sam = cache.automaton;
-    const maxNodes = this.maxNodesFor(this.cacheMatch.length, budget);
+  private fromCache(matcher: CacheMatcher, budget: DraftBudget): ScoredTree {
+    const maxNodes = this.maxNodesFor(matcher.longest(), budget);
     this.trie.clear();
-    if (maxNodes === 0) return this.trie.select(this.limits(0));
-    const depth = Math.min(budget.maxDepth, maxNodes);
-    const ends = sam.occurrences(this.cacheMatch.state, this.maxOccurrences, this.positions).sort(newestFirst);
-    for (const end of ends) this.trie.add(sam.continuation(end, depth, this.path));
+    if (maxNodes > 0) matcher.addContinuations(Math.min(budget.maxDepth, maxNodes), this.maxOccurrences, this.trie);
     return this.trie.select(this.limits(maxNodes));
   }
 
@@ -184,15 +174,14 @@ export class SuffixDrafter implements Drafter {
     this.request.clear();
     this.text = [];
     this.started = true;
-    this.cacheMatch.state = this.cacheMatch.length = 0;
-    this.cacheVersion = this.cache?.version ?? -1;
+    this.cacheMatch?.reset();
     for (const t of prompt) this.push(t);
   }
 
   private push(token: Token): void {
     this.request.extend(token);
     this.text.push(token);
-    if (this.cache && this.cacheVersion === this.cache.version) this.cache.automaton.step(this.cacheMatch, token);
+    this.cacheMatch?.push(token);
   }
 
   /** Follow the context: extend by what it added; start over if it is not an extension of our text. */
@@ -209,8 +198,6 @@ export class SuffixDrafter implements Drafter {
     this.text = [];
   }
 }
-
-const newestFirst = (a: number, b: number) => b - a;
 
 /** The cache of the drafters of one opened target with this cap (one per cap), made on first use. */
 export function sharedSuffixCache(store: Map<string, unknown> | undefined, capTokens: number): SuffixCache | undefined {

@@ -52,22 +52,26 @@ export class SuffixAutomaton {
 
   private stack = new Int32Array(64); // scratch for walking the link tree
 
-  /** @param expectedTokens tokens the text will probably hold (sizes the first allocation). */
+  /**
+   * @param expectedTokens tokens the text will probably hold: sizes the first allocation for
+   * natural text (about 1.3 states and 2.2 transitions per token; arrays double when full).
+   */
   constructor(expectedTokens = 256) {
     const t = Math.max(16, expectedTokens);
-    this.text = new Int32Array(t);
-    this.len = new Int32Array(2 * t);
-    this.link = new Int32Array(2 * t);
-    this.clone = new Uint8Array(2 * t);
-    this.firstEdge = new Int32Array(2 * t);
-    this.firstChild = new Int32Array(2 * t);
-    this.nextSibling = new Int32Array(2 * t);
-    this.prevSibling = new Int32Array(2 * t);
-    this.edgeSrc = new Int32Array(2 * t);
-    this.edgeTok = new Int32Array(2 * t);
-    this.edgeDst = new Int32Array(2 * t);
-    this.edgeNext = new Int32Array(2 * t);
-    this.slots = new Int32Array(1 << Math.ceil(Math.log2(4 * t)));
+    const states = Math.ceil(1.5 * t), edges = Math.ceil(2.5 * t);
+    this.text = new Int32Array(t + 1);
+    this.len = new Int32Array(states);
+    this.link = new Int32Array(states);
+    this.clone = new Uint8Array(states);
+    this.firstEdge = new Int32Array(states);
+    this.firstChild = new Int32Array(states);
+    this.nextSibling = new Int32Array(states);
+    this.prevSibling = new Int32Array(states);
+    this.edgeSrc = new Int32Array(edges);
+    this.edgeTok = new Int32Array(edges);
+    this.edgeDst = new Int32Array(edges);
+    this.edgeNext = new Int32Array(edges);
+    this.slots = new Int32Array(1 << Math.ceil(Math.log2(2 * edges)));
     this.newState(0, false, NONE);
   }
 

@@ -1,34 +1,78 @@
-// The cross-request cache of suffix decoding: earlier requests' prompts and outputs, one suffix
-// automaton over all of them, bounded by a token cap and evicted least recently used first.
-// One cache serves every drafter made for the same opened target (MethodContext.store), so a
-// server's slots and a benchmark run share it.
+// The cross-request cache of suffix decoding: earlier requests' prompts and outputs, bounded by a
+// token cap and evicted least recently used first. One cache serves every drafter made for the
+// same opened target (MethodContext.store), so a server's slots and a benchmark run share it.
+//
+// An automaton cannot forget a document, so the cache is kept in generations: segments of at
+// most cap / 4 tokens, each with its own suffix automaton, oldest first; new documents go into
+// the newest. A document that drafts a proposal is copied into the newest segment at the next
+// `add`, in the order of last use (its old copy is dead: skipped by lookups, counted against the
+// cap until its segment goes). So every live document in a segment was last used before any in
+// a newer one, and eviction drops whole oldest segments: least recently used first, in O(1),
+// never a rebuild (which would stall for seconds at a cap of 1M tokens: docs/measurements.md).
 
 import { SpecdecError } from "../errors.js";
 import type { Token } from "../types.js";
+import type { ContinuationTrie } from "./continuationTree.js";
 import { SuffixAutomaton, type SuffixMatch } from "./suffixAutomaton.js";
 
-/**
- * When the cap would be exceeded, least recently used documents are dropped until the cache
- * holds at most this share of the cap, and the automaton is rebuilt once from what is left
- * (an automaton cannot forget a document). Each rebuild then costs O(cap) and happens at most
- * once per cap / 4 inserted tokens: insertion stays amortised O(1) per token.
- */
-const EVICT_TO = 0.75;
+/** Segments per cap: a segment holds at most cap / SEGMENTS tokens (unless one document is larger). */
+const SEGMENTS = 4;
 
-/** A document: its span in the automaton's text (separator excluded) and when it was last used. */
 interface CachedDocument {
-  start: number;
-  length: number;
-  lastUse: number;
+  readonly segment: Segment;
+  /** Its span in the segment's text (separator excluded). */
+  readonly start: number;
+  readonly length: number;
+  /** Copied into a newer segment: this copy is skipped. */
+  dead: boolean;
+}
+
+class Segment {
+  readonly sam: SuffixAutomaton;
+  readonly docs: CachedDocument[] = []; // in text order
+  /** Tokens indexed (live and dead, separators excluded). */
+  tokens = 0;
+  /** Changes whenever the text changes: a match made before must be made again. */
+  version = 0;
+  constructor(expectedTokens: number) {
+    this.sam = new SuffixAutomaton(expectedTokens);
+  }
+
+  add(tokens: readonly Token[]): void {
+    const start = this.sam.length;
+    for (const t of tokens) this.sam.extend(t);
+    this.sam.endDocument();
+    this.docs.push({ segment: this, start, length: tokens.length, dead: false });
+    this.tokens += tokens.length;
+    this.version++;
+  }
+
+  /** The document holding a text position. */
+  docAt(position: number): CachedDocument {
+    let lo = 0, hi = this.docs.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.docs[mid].start <= position) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.docs[lo];
+  }
+
+  text(d: CachedDocument): Token[] {
+    return Array.from({ length: d.length }, (_, i) => this.sam.tokenAt(d.start + i) as Token);
+  }
 }
 
 export interface SuffixCacheStats {
   /** Documents (one per finished generation: its prompt and output) held now. */
   readonly documents: number;
-  /** Tokens held now (at most `capTokens`). */
+  /** Tokens of those documents. */
   readonly tokens: number;
+  /** Tokens indexed, counted against the cap: the documents' and their dead copies'. */
+  readonly indexedTokens: number;
   readonly capTokens: number;
-  /** Bytes the automaton's arrays hold now. */
+  readonly segments: number;
+  /** Bytes the automata's arrays hold now. */
   readonly bytes: number;
   /** Documents added and evicted since the cache was made. */
   readonly added: number;
@@ -39,100 +83,175 @@ export interface SuffixCacheStats {
 }
 
 export class SuffixCache {
-  private sam: SuffixAutomaton;
-  private docs: CachedDocument[] = []; // in text order
-  private tokens = 0;
-  private clock = 0;
+  private segments: Segment[] = [];
   private added = 0;
   private evicted = 0;
+  private readonly used = new Set<CachedDocument>();
   /** Counted by the drafters that use the cache. */
   lookups = 0;
   hits = 0;
-  /** Changes whenever the text changes: a match made before must be made again. */
-  version = 0;
 
   constructor(readonly capTokens: number) {
     if (!Number.isInteger(capTokens) || capTokens < 0) throw new SpecdecError(`suffix cache: the token cap must be an integer >= 0, got ${capTokens}`);
-    this.sam = new SuffixAutomaton(Math.min(capTokens, 4096));
-  }
-
-  /** The automaton over every cached document (read it, never extend it: use `add`). */
-  get automaton(): SuffixAutomaton {
-    return this.sam;
   }
 
   /**
    * Add a finished generation (prompt and output) as one document; a document longer than the
-   * cap keeps its last `capTokens` tokens. Evicts least recently used documents first when the
-   * cap would be exceeded.
+   * cap keeps its last `capTokens` tokens. Documents used since the last add move to the newest
+   * segment first; then the oldest segments go while the cap is exceeded.
    */
   add(tokens: readonly Token[]): void {
     if (this.capTokens === 0 || tokens.length === 0) return;
-    const doc = tokens.length > this.capTokens ? tokens.slice(tokens.length - this.capTokens) : tokens;
-    if (this.tokens + doc.length > this.capTokens) this.evict(Math.floor(this.capTokens * EVICT_TO) - doc.length);
-    const start = this.sam.length;
-    for (const t of doc) this.sam.extend(t);
-    this.sam.endDocument();
-    this.docs.push({ start, length: doc.length, lastUse: ++this.clock });
-    this.tokens += doc.length;
+    // In the order of their last use: a used document already in the newest segment stays
+    // there, unless an earlier-used one started a newer segment.
+    for (const d of this.used) {
+      if (d.dead || d.segment === this.segments[this.segments.length - 1]) continue;
+      d.dead = true;
+      this.append(d.segment.text(d));
+    }
+    this.used.clear();
+    this.append(tokens.length > this.capTokens ? tokens.slice(tokens.length - this.capTokens) : tokens);
     this.added++;
-    this.version++;
-  }
-
-  /** Mark the documents holding these text positions as used now (they drafted a proposal). */
-  touch(positions: readonly number[]): void {
-    const now = ++this.clock;
-    for (const p of positions) {
-      // The last document starting at or before p.
-      let lo = 0, hi = this.docs.length - 1;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >> 1;
-        if (this.docs[mid].start <= p) lo = mid;
-        else hi = mid - 1;
-      }
-      if (hi >= 0) this.docs[lo].lastUse = now;
+    while (this.segments.length > 1 && this.indexedTokens() > this.capTokens) {
+      const gone = this.segments.shift()!;
+      this.evicted += gone.docs.filter((d) => !d.dead).length;
+      for (const d of gone.docs) this.used.delete(d);
     }
   }
 
-  /** The cached documents' tokens, oldest first in text order (for tests and inspection). */
+  /** Live documents, least recently used first (for tests and inspection). */
   documents(): Token[][] {
-    return this.docs.map((d) => Array.from({ length: d.length }, (_, i) => this.sam.tokenAt(d.start + i) as Token));
+    return this.segments.flatMap((s) => s.docs.filter((d) => !d.dead).map((d) => s.text(d)));
   }
 
-  /** Match a whole text from scratch: the longest suffix of `tokens` that occurs in the cache. */
-  match(tokens: readonly Token[], out: SuffixMatch): SuffixMatch {
-    out.state = 0;
-    out.length = 0;
-    for (const t of tokens) this.sam.step(out, t);
-    return out;
+  /** True when nothing is cached. */
+  get empty(): boolean {
+    return this.segments.length === 0;
+  }
+
+  /** A drafter's view of the cache: the longest match of its context, kept up to date. */
+  matcher(): CacheMatcher {
+    return new CacheMatcher(this, () => this.segments);
+  }
+
+  /** Mark a document as used now: it moves to the newest segment at the next add. */
+  use(d: CachedDocument): void {
+    if (d.dead) return;
+    this.used.delete(d); // a Set iterates in insertion order: last use last
+    this.used.add(d);
   }
 
   stats(): SuffixCacheStats {
-    return { documents: this.docs.length, tokens: this.tokens, capTokens: this.capTokens, bytes: this.sam.size().bytes, added: this.added, evicted: this.evicted, lookups: this.lookups, hits: this.hits };
+    const live = this.segments.flatMap((s) => s.docs.filter((d) => !d.dead));
+    return {
+      documents: live.length,
+      tokens: live.reduce((n, d) => n + d.length, 0),
+      indexedTokens: this.indexedTokens(),
+      capTokens: this.capTokens,
+      segments: this.segments.length,
+      bytes: this.segments.reduce((n, s) => n + s.sam.size().bytes, 0),
+      added: this.added,
+      evicted: this.evicted,
+      lookups: this.lookups,
+      hits: this.hits,
+    };
   }
 
-  /** Drop least recently used documents until at most `target` tokens remain, then rebuild. */
-  private evict(target: number): void {
-    const byUse = [...this.docs].sort((a, b) => a.lastUse - b.lastUse);
-    const dropped = new Set<CachedDocument>();
-    let tokens = this.tokens;
-    for (const d of byUse) {
-      if (tokens <= target) break;
-      dropped.add(d);
-      tokens -= d.length;
+  private indexedTokens(): number {
+    return this.segments.reduce((n, s) => n + s.tokens, 0);
+  }
+
+  private append(tokens: readonly Token[]): void {
+    const segmentCap = Math.ceil(this.capTokens / SEGMENTS);
+    let s = this.segments[this.segments.length - 1];
+    if (!s || (s.tokens > 0 && s.tokens + tokens.length > segmentCap)) {
+      // Sized like the last full segment (arrays double as a segment fills, which costs a copy).
+      const expected = this.segments.length > 0 ? this.segments[this.segments.length - 1].tokens : 4096;
+      s = new Segment(Math.min(Math.max(segmentCap, tokens.length), Math.max(expected, tokens.length)));
+      this.segments.push(s);
     }
-    const kept = this.docs.filter((d) => !dropped.has(d));
-    const old = this.sam;
-    this.sam = new SuffixAutomaton(Math.min(this.capTokens, tokens + 4096));
-    for (const d of kept) {
-      const start = this.sam.length;
-      for (let i = 0; i < d.length; i++) this.sam.extend(old.tokenAt(d.start + i) as Token);
-      this.sam.endDocument();
-      d.start = start;
+    s.add(tokens);
+  }
+}
+
+/** One occurrence found by a lookup: where its continuation starts. */
+interface Occurrence {
+  readonly segment: Segment;
+  readonly position: number;
+}
+
+/**
+ * The longest suffix of one drafter's context that occurs in the cache, followed token by token
+ * (amortised O(1) per token per segment); a segment that changed since is matched again from the
+ * whole context when next looked up.
+ */
+export class CacheMatcher {
+  private context: Token[] = [];
+  private readonly matches = new Map<Segment, SuffixMatch & { version: number }>();
+  private readonly found: Occurrence[] = [];
+  private readonly ends: number[] = [];
+  private readonly path: Token[] = [];
+
+  constructor(readonly cache: SuffixCache, private readonly segments: () => readonly Segment[]) {}
+
+  /** Start over with an empty context. */
+  reset(): void {
+    this.context = [];
+    this.matches.clear();
+    for (const s of this.segments()) this.matches.set(s, { state: 0, length: 0, version: s.version });
+  }
+
+  push(token: Token): void {
+    this.context.push(token);
+    for (const [s, m] of this.matches) if (m.version === s.version) s.sam.step(m, token);
+  }
+
+  /** Length of the longest suffix of the context that occurs in a live part of the cache. */
+  longest(): number {
+    let best = 0;
+    for (const s of this.segments()) best = Math.max(best, this.matchIn(s).length);
+    return best;
+  }
+
+  /**
+   * Count the continuations (up to `depth` tokens) of the newest `maxOccurrences` live
+   * occurrences of the longest match into `trie`, newest segment first. Returns the match length.
+   */
+  addContinuations(depth: number, maxOccurrences: number, trie: ContinuationTrie): number {
+    const length = this.longest();
+    this.found.length = 0;
+    if (length === 0) return 0;
+    const segments = this.segments();
+    for (let i = segments.length - 1; i >= 0 && this.found.length < maxOccurrences; i--) {
+      const s = segments[i];
+      const m = this.matchIn(s);
+      if (m.length !== length) continue;
+      // Dead copies take part of the walk: ask for more, keep the live ones.
+      const ends = s.sam.occurrences(m.state, 2 * maxOccurrences, this.ends).sort((a, b) => b - a);
+      for (const position of ends) {
+        if (this.found.length >= maxOccurrences) break;
+        if (s.docAt(position).dead) continue;
+        this.found.push({ segment: s, position });
+        trie.add(s.sam.continuation(position, depth, this.path));
+      }
     }
-    this.docs = kept;
-    this.tokens = tokens;
-    this.evicted += dropped.size;
-    this.version++;
+    return length;
+  }
+
+  /** The documents of the last `addContinuations` drafted a proposal: they were used now. */
+  useFound(): void {
+    for (const o of this.found) this.cache.use(o.segment.docAt(o.position));
+  }
+
+  private matchIn(s: Segment): SuffixMatch {
+    let m = this.matches.get(s);
+    if (!m || m.version !== s.version) {
+      m = { state: 0, length: 0, version: s.version };
+      for (const t of this.context) s.sam.step(m, t);
+      this.matches.set(s, m);
+    }
+    // Forget segments that were evicted.
+    if (this.matches.size > this.segments().length) for (const k of this.matches.keys()) if (!this.segments().includes(k)) this.matches.delete(k);
+    return m;
   }
 }

@@ -1,0 +1,160 @@
+// npm run bench:suffix [-- --backend builtin|llama.cpp --prompts N --max-tokens N --repeats N --tune --memory]
+// Suffix decoding on the default model family, greedy, against plain decoding and prompt lookup
+// in the same process. Workload: held-out TinyStories paragraphs as retell prompts (a paragraph,
+// a blank line, its first sentence again) and continue prompts (a first sentence), each decoded
+// once ("first time": the cross-request cache holds only the earlier prompts of this run), then
+// all of them again ("repeat": the whole continuation is in the cache). Every repeat of the
+// timing starts from an empty cache, so each timed run is the same workload.
+// --tune: a grid of suffix settings on other held-out prompts (how the defaults were chosen).
+// --memory: the cache's size and cost filled with the TinyStories validation head.
+
+import { Command, Option } from "commander";
+import { readFileSync } from "node:fs";
+import { markdownTable, median } from "../src/compare.js";
+import { defaultModels } from "../src/defaultModels.js";
+import { generate, type GenerationResult } from "../src/decode/speculativeDecode.js";
+import type { MethodOptionValues } from "../src/drafters/method.js";
+import { SuffixDrafter, suffixMethod } from "../src/drafters/suffix.js";
+import { SuffixCache } from "../src/drafters/suffixCache.js";
+import { createDrafter, methodNamed } from "../src/methods.js";
+import { BACKENDS, loadTarget, type Backend } from "../src/targets/loadTarget.js";
+import type { Target } from "../src/targets/target.js";
+import type { Token } from "../src/types.js";
+import { sharedFile } from "../test/support/sharedData.js";
+
+const opts = new Command("bench-suffix")
+  .addOption(new Option("--backend <name>", "backend").choices(BACKENDS).default("builtin"))
+  .option("--prompts <n>", "prompts per kind (retell, continue)", (v) => parseInt(v, 10), 6)
+  .option("--max-tokens <n>", "tokens per generation", (v) => parseInt(v, 10), 128)
+  .option("--repeats <n>", "timed runs of the whole workload (median per prompt kept)", (v) => parseInt(v, 10), 3)
+  .option("--tune", "grid of suffix settings on the tuning prompts")
+  .option("--memory", "the cache's size and cost over the validation head")
+  .parse()
+  .opts<{ backend: Backend; prompts: number; maxTokens: number; repeats: number; tune?: boolean; memory?: boolean }>();
+
+const family = defaultModels();
+const target = await loadTarget(opts.backend, family.target);
+
+// Held-out paragraphs: the end of the validation head (the family's recipes hold out its last
+// 5%), short enough that prompt + output fit the target's 256-token context; the last ones
+// belong to bench:family. The report uses the first ones, --tune the next ones.
+const paragraphs = readFileSync(sharedFile("corpora", "tinystories", "tinystories_val_head.txt"), "utf8").split("\n").map((s) => s.trim()).filter((s) => s.length > 0);
+const heldOut = paragraphs.slice(Math.floor(paragraphs.length * 0.96), -40).filter((s) => s.length >= 150 && s.length <= 330 && !s.includes("<|endoftext|>"));
+const first = (s: string) => (s.match(/^.*?[.!?](\s|$)/)?.[0] ?? s.slice(0, 60)).trim();
+const chosen = opts.tune ? heldOut.slice(opts.prompts, 2 * opts.prompts) : heldOut.slice(0, opts.prompts);
+if (chosen.length < opts.prompts) throw new Error(`only ${chosen.length} held-out paragraphs of the right length`);
+// Retell and continue prompts alternate; the repeat pass runs the same list again.
+const workload = chosen.flatMap((s, i) => [
+  { kind: "retell", index: i, text: `${s}\n\n${first(s)}` },
+  { kind: "continue", index: i, text: first(s) },
+]);
+
+interface Config { label: string; method: string; options: MethodOptionValues; draftMax?: number }
+interface Run { pass: "first time" | "repeat"; kind: string; index: number; result: GenerationResult; ms: number[] }
+
+/** The workload twice (first time, repeat) with one drafter, `repeats` times, each from an empty store. */
+async function runWorkload(c: Config, t: Target): Promise<Run[]> {
+  const runs: Run[] = [];
+  for (let rep = 0; rep < opts.repeats; rep++) {
+    const drafter = await createDrafter(c.method, { target: t, loadModel: () => Promise.reject(new Error("no helper")), store: new Map() }, c.options);
+    let i = 0;
+    for (const pass of ["first time", "repeat"] as const) {
+      for (const p of workload) {
+        const result = await generate(t, drafter, { prompt: p.text, maxTokens: opts.maxTokens, draftMax: c.draftMax ?? methodNamed(c.method).defaultDraftMax });
+        if (rep === 0) runs.push({ pass, kind: p.kind, index: p.index, result, ms: [] });
+        else if (runs[i].result.tokens.join() !== result.tokens.join()) throw new Error(`${c.label}: run ${rep + 1} differs from run 1`);
+        runs[i++].ms.push(result.stats.decodeMs);
+      }
+    }
+    if (rep === opts.repeats - 1 && drafter instanceof SuffixDrafter) console.error(`  ${c.label}: ${drafter.describe()}`);
+    await drafter.dispose?.();
+  }
+  return runs;
+}
+
+interface Row { tau: number; tps: number; identical: boolean; byPos: number[] }
+
+function summarize(runs: Run[], reference: Run[] | undefined, pass: string, kind: string): Row {
+  let decided = 0, calls = 0, tokens = 0, ms = 0, identical = true;
+  const pos: { d: number; a: number }[] = [];
+  for (const [i, r] of runs.entries()) {
+    if (r.pass !== pass || r.kind !== kind) continue;
+    const s = r.result.stats;
+    decided += s.decidedTokens; calls += s.targetCalls; tokens += s.generatedTokens; ms += median(r.ms);
+    s.acceptanceByPosition.forEach((x, j) => { pos[j] ??= { d: 0, a: 0 }; pos[j].d += x.drafted; pos[j].a += x.accepted; });
+    if (reference) identical &&= reference[i].result.tokens.join() === r.result.tokens.join();
+  }
+  return { tau: decided / calls, tps: (tokens * 1000) / ms, identical, byPos: pos.map((x) => x.a / x.d) };
+}
+
+const GROUPS = [["first time", "retell"], ["first time", "continue"], ["repeat", "retell"], ["repeat", "continue"]] as const;
+
+async function table(configs: readonly Config[]): Promise<void> {
+  const results: { c: Config; runs: Run[] }[] = [];
+  for (const c of configs) {
+    console.error(`${c.label} ...`);
+    results.push({ c, runs: await runWorkload(c, target) });
+  }
+  const reference = results[0].runs; // plain decoding
+  for (const [pass, kind] of GROUPS) {
+    const base = summarize(reference, undefined, pass, kind).tps;
+    const rows = results.map(({ c, runs }) => {
+      const r = summarize(runs, reference, pass, kind);
+      return [c.label, r.tau.toFixed(2), r.byPos.slice(0, 8).map((x) => x.toFixed(2)).join(" ") || "-", r.tps.toFixed(0), `${(r.tps / base).toFixed(2)}x`, r.identical ? "yes" : "NO"];
+    });
+    console.log(`\n### ${kind} prompts, ${pass}\n`);
+    console.log(markdownTable(["method", "tau", "accept by position", "tok/s", "speedup vs none", "same tokens as none"], rows));
+  }
+}
+
+const trees = target.capabilities.treeAttention;
+console.log(`${opts.backend} engine, ${family.target}; ${opts.prompts} held-out paragraphs (${opts.tune ? "tuning set" : "report set"}) as retell and continue prompts, each twice; ${opts.maxTokens} tokens; median of ${opts.repeats} runs of the workload; greedy; node ${process.version}`);
+
+if (opts.memory) await memory();
+else if (opts.tune) {
+  const configs: Config[] = [{ label: "none", method: "none", options: {} }];
+  for (const draftMax of [4, 8, 16])
+    for (const suffixSpecFactor of [1, 2, 4])
+      for (const candidates of trees ? [1, 4] : [1]) configs.push({ label: `suffix k=${draftMax} f=${suffixSpecFactor} c=${candidates}`, method: "suffix", options: { suffixSpecFactor, candidates }, draftMax });
+  if (trees) for (const candidates of [2, 8]) configs.push({ label: `suffix k=8 f=1 c=${candidates}`, method: "suffix", options: { candidates }, draftMax: 8 });
+  await table(configs);
+} else {
+  const d = suffixMethod.options;
+  await table([
+    { label: "none", method: "none", options: {} },
+    { label: "prompt-lookup (defaults: k=2, chain)", method: "prompt-lookup", options: {} },
+    ...(trees ? [{ label: "prompt-lookup c=4 (k=2)", method: "prompt-lookup", options: { candidates: 4 } }] : []),
+    { label: "prompt-lookup c=4 k=8", method: "prompt-lookup", options: { candidates: trees ? 4 : 1 }, draftMax: 8 },
+    { label: `suffix (defaults: k=${suffixMethod.defaultDraftMax}, f=${d.suffixSpecFactor.default}, c=${trees ? d.candidates.default : "1 (chain)"})`, method: "suffix", options: {} },
+    { label: "suffix without the cache", method: "suffix", options: { suffixCacheTokens: 0 } },
+  ]);
+}
+await target.dispose();
+process.exit(0);
+
+/** Fill a cache with the validation head (one document per paragraph) and time it; then draft from it. */
+async function memory(): Promise<void> {
+  const docs = paragraphs.map((p) => target.tokenize(p));
+  const total = docs.reduce((s, d) => s + d.length, 0);
+  console.log(`\nvalidation head: ${docs.length} paragraphs, ${total} tokens (the default target's tokenizer)\n`);
+  const rows: string[][] = [];
+  for (const cap of [total, Math.floor(total / 4)]) {
+    const cache = new SuffixCache(cap);
+    const t0 = performance.now();
+    for (const d of docs) cache.add(d);
+    const ms = performance.now() - t0;
+    const s = cache.stats();
+    // Draft as a generation would: a request made of each of 200 paragraphs' first half.
+    const t1 = performance.now();
+    let proposals = 0;
+    for (const d of docs.slice(0, 200)) {
+      const drafter = new SuffixDrafter(cache);
+      drafter.begin({ prompt: d.slice(0, Math.ceil(d.length / 2)) as Token[], sampling: { temperature: 0, topK: 0, topP: 1, minP: 0, seed: 0 }, rng: { next: () => 0 } });
+      drafter.propose(d.slice(0, Math.ceil(d.length / 2)) as Token[], { maxNodes: 24, maxDepth: 8 });
+      proposals++;
+    }
+    const proposeMs = (performance.now() - t1) / proposals;
+    rows.push([String(cap), String(s.tokens), String(s.documents), String(s.evicted), String(s.segments), (s.bytes / 2 ** 20).toFixed(1), (s.bytes / s.tokens).toFixed(0), ((ms * 1000) / total).toFixed(2), (proposeMs * 1000).toFixed(0)]);
+  }
+  console.log(markdownTable(["cap (tokens)", "tokens held", "documents", "evicted", "segments", "MiB", "bytes / token", "add µs / token (incl. eviction)", "new drafter + begin + propose µs"], rows));
+}
