@@ -147,6 +147,27 @@ test("suffix drafter: a finished generation goes into the cache once, at the nex
   assert.deepEqual(suffixMethod.requires!({}), [], "trees where the target has tree attention, chains elsewhere: nothing required");
 });
 
+test("suffix drafters sharing a cache see each other's finished generations, also across evictions", () => {
+  const cache = new SuffixCache(40); // segments of 10 tokens: one document each below
+  const a = new SuffixDrafter(cache, { candidates: 1 });
+  const b = new SuffixDrafter(cache, { candidates: 1 });
+  const ctx = asTokens([1, 2, 3]);
+  a.begin(start(ctx));
+  const budget = { maxNodes: 8, maxDepth: 8 };
+  assert.deepEqual(a.propose(ctx, budget).tokens, [], "nothing known yet");
+  // b finishes a generation that continues 1 2 3 differently each time; a, still generating,
+  // drafts from the newest one (each in a segment of its own; the oldest are evicted).
+  for (let k = 0; k < 8; k++) {
+    b.begin(start(asTokens([1, 2, 3, 10 + k, 20 + k, 30 + k, 40 + k, 50 + k, 60 + k, 70 + k])));
+    b.begin(start(asTokens([99])));
+    const docs = cache.documents();
+    assert.ok(cache.stats().indexedTokens <= 40);
+    const newest = docs.filter((d) => d[0] === 1).at(-1)!;
+    assert.deepEqual(a.propose(ctx, budget).tokens, newest.slice(3, 6), `after document ${k}`);
+  }
+  assert.ok(cache.stats().evicted > 0);
+});
+
 // ---- Sampling through suffix drafts: exact ----------------------------------------------------
 
 const V = 5;

@@ -38,6 +38,25 @@ export interface SuffixDrafterStats {
 
 type Source = "request" | "cache";
 
+/** A source's proposal, its score, and how long the match it continues is. */
+interface Proposal extends ScoredTree {
+  readonly matchLength: number;
+}
+
+/**
+ * Whether proposal a beats b: a match at least twice as long wins (it is far stronger evidence
+ * than the counts, which treat one occurrence as certainty: a repeated request's short cached
+ * continuation must beat a long one copied from its prompt), else the higher expected number of
+ * accepted tokens, and at (nearly) equal ones the longer match. Chosen by measurement
+ * (docs/measurements.md).
+ */
+function better(a: Proposal, b: Proposal): boolean {
+  if (a.matchLength >= 2 * b.matchLength) return true;
+  if (b.matchLength >= 2 * a.matchLength) return false;
+  const EQUAL = 1e-9;
+  return a.score > b.score + EQUAL || (a.score > b.score - EQUAL && a.matchLength > b.matchLength);
+}
+
 /**
  * Method `suffix` (SuffixDecoding, Oliaro et al. 2024): find the longest suffix of the context
  * that occurred before — in this request's prompt and output (a suffix automaton extended as
@@ -46,7 +65,7 @@ type Source = "request" | "cache";
  * occurrences form a trie scored by frequency; the proposal is the most probable part of it,
  * at most specFactor nodes per matched token (a longer match is trusted further), within the
  * budget, most likely child first. The request and the cache each propose a tree; the one with
- * the higher expected number of accepted tokens is used. Guesses are deterministic (one-hot q):
+ * the much longer match, else the higher expected number of accepted tokens, is used. Guesses are deterministic (one-hot q):
  * exact under greedy and rejection-sampling verification.
  *
  * A generation's text goes into the cache when it ends: at the next `begin`, or at `dispose`.
@@ -91,7 +110,7 @@ export class SuffixDrafter implements Drafter {
     this.lastSource = undefined;
     if (budget.maxDepth <= 0 || budget.maxNodes <= 0) return NO_DRAFT;
     this.counts.proposals++;
-    let best: ScoredTree | undefined;
+    let best: Proposal | undefined;
     const own = this.fromRequest(context, budget);
     if (own.score > 0) {
       best = own;
@@ -100,7 +119,7 @@ export class SuffixDrafter implements Drafter {
     if (this.cache && this.cacheMatch && !this.cache.empty) {
       this.cache.lookups++;
       const cached = this.fromCache(this.cacheMatch, budget);
-      if (cached.score > (best?.score ?? 0)) {
+      if (cached.score > 0 && (!best || better(cached, best))) {
         best = cached;
         this.lastSource = "cache";
         this.cache.hits++;
@@ -140,24 +159,26 @@ export class SuffixDrafter implements Drafter {
   // ---- the two sources ---------------------------------------------------------------------
 
   /** The continuations of the longest suffix that occurred earlier in this request. */
-  private fromRequest(context: readonly Token[], budget: DraftBudget): ScoredTree {
+  private fromRequest(context: readonly Token[], budget: DraftBudget): Proposal {
     const m = this.request.longestRepeatedSuffix(this.requestMatch);
     const maxNodes = this.maxNodesFor(m.length, budget);
     this.trie.clear();
-    if (maxNodes === 0) return this.trie.select(this.limits(0));
-    const depth = Math.min(budget.maxDepth, maxNodes);
-    // One more than wanted: the occurrence at the end of the text has no continuation.
-    const ends = this.request.occurrences(m.state, this.maxOccurrences + 1, this.positions).sort((a, b) => b - a); // newest first
-    for (const end of ends) if (end < context.length && this.trie.occurrences < this.maxOccurrences) this.trie.add(continuation(context, end, depth));
-    return this.trie.select(this.limits(maxNodes));
+    if (maxNodes > 0) {
+      const depth = Math.min(budget.maxDepth, maxNodes);
+      // One more than wanted: the occurrence at the end of the text has no continuation.
+      const ends = this.request.occurrences(m.state, this.maxOccurrences + 1, this.positions).sort((a, b) => b - a); // newest first
+      for (const end of ends) if (end < context.length && this.trie.occurrences < this.maxOccurrences) this.trie.add(continuation(context, end, depth));
+    }
+    return { ...this.trie.select(this.limits(maxNodes)), matchLength: m.length };
   }
 
   /** The continuations of the longest suffix of the context that occurs in the cache. */
-  private fromCache(matcher: CacheMatcher, budget: DraftBudget): ScoredTree {
-    const maxNodes = this.maxNodesFor(matcher.longest(), budget);
+  private fromCache(matcher: CacheMatcher, budget: DraftBudget): Proposal {
+    const matchLength = matcher.longest();
+    const maxNodes = this.maxNodesFor(matchLength, budget);
     this.trie.clear();
     if (maxNodes > 0) matcher.addContinuations(Math.min(budget.maxDepth, maxNodes), this.maxOccurrences, this.trie);
-    return this.trie.select(this.limits(maxNodes));
+    return { ...this.trie.select(this.limits(maxNodes)), matchLength };
   }
 
   private maxNodesFor(matchLength: number, budget: DraftBudget): number {
