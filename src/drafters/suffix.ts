@@ -19,7 +19,7 @@ export interface SuffixOptions {
   specFactor?: number;
   /** Nodes with a smaller share of the occurrences are left out. Default 0.1. */
   minProbability?: number;
-  /** Occurrences of the matched suffix read per proposal (the newest found first). Default 64. */
+  /** Occurrences of the matched suffix counted per proposal (where there are more, the suffix-link walk takes the newest links first). Default 64. */
   maxOccurrences?: number;
   /** Whether the target verifies trees; without it every proposal is a chain. Default true. */
   treeAttention?: boolean;
@@ -65,8 +65,12 @@ function better(a: Proposal, b: Proposal): boolean {
  * occurrences form a trie scored by frequency; the proposal is the most probable part of it,
  * at most specFactor nodes per matched token (a longer match is trusted further), within the
  * budget, most likely child first. The request and the cache each propose a tree; the one with
- * the much longer match, else the higher expected number of accepted tokens, is used. Guesses are deterministic (one-hot q):
- * exact under greedy and rejection-sampling verification.
+ * the much longer match, else the higher expected number of accepted tokens, is used. Guesses
+ * are deterministic (one-hot q): exact under greedy and rejection-sampling verification.
+ *
+ * Cost per proposal: the longest matches are kept up to date as tokens are committed (amortised
+ * O(1) per token), then O(maxOccurrences × depth) to count continuations, whatever the size of
+ * the text or the cache.
  *
  * A generation's text goes into the cache when it ends: at the next `begin`, or at `dispose`.
  */
