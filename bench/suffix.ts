@@ -147,7 +147,7 @@ async function table(configs: readonly Config[]): Promise<void> {
 }
 
 const trees = target.capabilities.treeAttention;
-console.log(`${opts.backend} engine, ${family.target}; ${opts.prompts} held-out paragraphs (${opts.tune ? "tuning set" : "report set"}) as retell and continue prompts, each twice; ${opts.maxTokens} tokens; median of ${opts.repeats} runs of the workload; greedy; node ${process.version}`);
+if (!opts.memory) console.log(`${opts.backend} engine, ${family.target}; ${opts.prompts} held-out paragraphs (${opts.tune ? "tuning set" : "report set"}) as retell and continue prompts, each twice; ${opts.maxTokens} tokens; median of ${opts.repeats} runs of the workload; greedy; node ${process.version}`);
 
 if (opts.memory) await memory();
 else if (opts.tune) {
