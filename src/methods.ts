@@ -12,9 +12,10 @@ import { lookaheadMethod } from "./drafters/lookahead.js";
 import { medusaMethod } from "./drafters/medusa.js";
 import { noneMethod } from "./drafters/none.js";
 import { promptLookupMethod } from "./drafters/promptLookup.js";
+import { suffixMethod } from "./drafters/suffix.js";
 
 const registry = new Map<string, MethodDescriptor>();
-for (const m of [noneMethod, blindMethod, promptLookupMethod, draftModelMethod, lookaheadMethod, medusaMethod]) registry.set(m.name, m);
+for (const m of [noneMethod, blindMethod, promptLookupMethod, draftModelMethod, lookaheadMethod, medusaMethod, suffixMethod]) registry.set(m.name, m);
 
 /** Add a method (or replace one of the same name). */
 export function registerMethod(method: MethodDescriptor): void {

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
 import { generate, type GenerationResult } from "../src/decode/speculativeDecode.js";
 import { drafterFor } from "./support/methods.js";
+import { NEAR_TIE, top2GapAt } from "./support/nearTie.js";
 import { sharedFile } from "./support/sharedData.js";
-import type { Token } from "../src/types.js";
 
 const MODEL = sharedFile("models", "stories260K.gguf");
 const PROMPTS = [
@@ -14,9 +14,6 @@ const PROMPTS = [
   'Once upon a time, there was a little boy named Ben. Ben had a toy car. He loved his car.\n\nOnce upon a time, there was a little boy named Ben.',
 ];
 const MAX_TOKENS = 160;
-// llama.cpp's batched and one-token passes may round differently; a flip of the argmax is
-// only acceptable where the two best tokens were this close (probability difference).
-const NEAR_TIE = 2e-3;
 
 let target: NodeLlamaCppTarget;
 const reference = new Map<string, GenerationResult>();
@@ -27,16 +24,6 @@ before(async () => {
   for (const prompt of PROMPTS) reference.set(prompt, await generate(target, none, { prompt, maxTokens: MAX_TOKENS }));
 });
 after(async () => target?.dispose());
-
-/** Top-2 probability gap of the target at generated position `at`, computed one token at a time. */
-async function top2GapAt(prompt: string, tokens: readonly Token[], at: number): Promise<number> {
-  const seq = [...target.tokenize(prompt), ...tokens.slice(0, at)];
-  await target.reset();
-  let d!: Float32Array;
-  for (const t of seq) d = (await target.evaluate([t])).probs![0];
-  const sorted = [...d].sort((a, b) => b - a);
-  return sorted[0] - sorted[1];
-}
 
 test("plain decoding reference runs to the token budget", () => {
   for (const [prompt, r] of reference) {
@@ -58,7 +45,7 @@ for (const method of ["blind", "prompt-lookup", "draft"] as const) {
         differing++;
         let at = 0;
         while (got.tokens[at] === want.tokens[at]) at++;
-        const gap = await top2GapAt(prompt, want.tokens, at);
+        const gap = await top2GapAt(target, prompt, want.tokens, at);
         t.diagnostic(`${method}: first difference at token ${at}, top-2 gap ${gap}`);
         assert.ok(gap < NEAR_TIE, `${method} on ${JSON.stringify(prompt)} differs at token ${at} where the target's top-2 gap is ${gap} (not a near-tie)`);
       }

@@ -61,6 +61,8 @@ export interface BenchResult {
   /** tau / (c(1 + nodesPerPass) / c(1)): the speedup if drafting cost nothing. */
   readonly bound: number;
   readonly planner: string;
+  /** The drafter's own account after the category (e.g. a cross-request cache's size and hits), when it gives one. */
+  readonly drafterState?: string;
 }
 
 /** Measure every method over the prompts, by category; plain decoding's outputs are the reference. */
@@ -105,6 +107,7 @@ export async function runBench(opened: OpenedTarget, s: BenchSettings): Promise<
           draftShare: r.draftShare,
           bound: r.tau / relCost,
           planner: planner.name,
+          drafterState: drafter.describe?.(),
         });
         s.onProgress?.(++done, total, `${m.label} / ${category}`);
       }

@@ -124,7 +124,7 @@ async function runBenchCommand(o: BenchCliOptions): Promise<void> {
         backend: target.backend,
         threads: o.threads === "auto" ? (threadsUsed.length ? { auto: threadsUsed } : "auto") : threads,
         passCost: passCostMs,
-        results: results.map((r) => ({ method: r.method, category: r.category, tau: r.tau, tokensPerSecond: r.tokensPerSecond, speedup: r.speedup, identical: r.identical ?? null, acceptanceByPosition: r.acceptanceByPosition, meanDraft: r.meanDraft, nodesPerPass: r.nodesPerPass, draftShare: r.draftShare, bound: r.bound, planner: r.planner })),
+        results: results.map((r) => ({ method: r.method, category: r.category, tau: r.tau, tokensPerSecond: r.tokensPerSecond, speedup: r.speedup, identical: r.identical ?? null, acceptanceByPosition: r.acceptanceByPosition, meanDraft: r.meanDraft, nodesPerPass: r.nodesPerPass, draftShare: r.draftShare, bound: r.bound, planner: r.planner, ...(r.drafterState ? { drafterState: r.drafterState } : {}) })),
         peers,
       };
       process.stdout.write(JSON.stringify(json) + "\n");
@@ -147,6 +147,7 @@ function printTables(model: string, backend: string, o: BenchCliOptions, results
       r.method, f(r.tau), r.acceptanceByPosition.slice(0, 6).map((x) => f(x)).join(" ") || "-", f(r.tokensPerSecond, 0), `${f(r.speedup)}x`, `${f(r.bound)}x`, f(r.meanDraft), `${f(100 * r.draftShare, 0)}%`, r.identical === undefined ? "-" : r.identical ? "yes" : "NO",
     ]);
     console.log(markdownTable(["method", "tau", "accept by position", "tok/s", "speedup", "bound tau/c", "mean budget", "drafting", "identical"], rows));
+    for (const r of results.filter((x) => x.category === category && x.drafterState)) console.log(`${r.method}: ${r.drafterState} (state kept across this run's prompts and repeats, in order)`);
     const ps = peers.filter((p) => p.category === category);
     if (ps.length > 0) {
       console.log(`\npeers on the same file and prompts (speedup over specdec's plain decoding above):`);

@@ -13,15 +13,17 @@ export function flagOf(name: string): string {
   return "--" + name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
 }
 
-/** Every method option, by name, with the methods that take it. */
-function allOptions(): Map<string, { spec: MethodOption; methods: string[] }> {
-  const all = new Map<string, { spec: MethodOption; methods: string[] }>();
+/** Every method option, by name, with the methods that take it (and each one's spec). */
+function allOptions(): Map<string, { spec: MethodOption; methods: string[]; specs: MethodOption[] }> {
+  const all = new Map<string, { spec: MethodOption; methods: string[]; specs: MethodOption[] }>();
   for (const m of methods()) {
     for (const [name, spec] of Object.entries(m.options)) {
       const seen = all.get(name);
       if (seen && seen.spec.kind !== spec.kind) throw new Error(`methods disagree on the kind of option ${name}`);
-      if (seen) seen.methods.push(m.name);
-      else all.set(name, { spec, methods: [m.name] });
+      if (seen) {
+        seen.methods.push(m.name);
+        seen.specs.push(spec);
+      } else all.set(name, { spec, methods: [m.name], specs: [spec] });
     }
   }
   return all;
@@ -74,9 +76,12 @@ function shown(spec: MethodOption): string {
 
 /** Add a flag for every method option to a command (no commander defaults: given values are told apart). */
 export function addMethodOptions(cmd: Command): Command {
-  for (const [name, { spec, methods: ms }] of allOptions()) {
+  for (const [name, { spec, methods: ms, specs }] of allOptions()) {
     const family = spec.familyFile ? "; default with the default target: its own in models/" : "";
-    cmd.addOption(new Option(`${flagOf(name)} ${metavar(spec)}`, `${ms.join(", ")}: ${spec.description}${shown(spec)}${family}`).argParser(parserOf(name, spec)));
+    // Methods sharing an option name may default differently: then each default is named.
+    const defaults = specs.map(shown);
+    const shownDefaults = defaults.every((d) => d === defaults[0]) ? defaults[0] : `; default ${ms.map((m, i) => `${m} ${defaults[i].replace(/^; default /, "")}`).join(", ")}`;
+    cmd.addOption(new Option(`${flagOf(name)} ${metavar(spec)}`, `${ms.join(", ")}: ${spec.description}${shownDefaults}${family}`).argParser(parserOf(name, spec)));
   }
   return cmd;
 }

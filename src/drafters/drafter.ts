@@ -51,5 +51,7 @@ export interface Drafter {
   propose(context: readonly Token[], budget: DraftBudget, signal?: AbortSignal): Promise<DraftTree> | DraftTree;
   /** Every verified pass, in order; a stateful drafter rolls its own state back here. */
   observe(pass: VerifiedPass): Promise<void> | void;
+  /** One line about state that outlives a generation (e.g. a cross-request cache), for statistics. */
+  describe?(): string;
   dispose?(): Promise<void>;
 }

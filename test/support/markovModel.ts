@@ -27,10 +27,14 @@ export function syntheticVocab(n: number): Vocabulary {
   return { model: "synthetic", tokens, fingerprint: vocabFingerprint(tokens) };
 }
 
-/** A chain target: the next-token distribution after a token is its row of `transitions`. */
+/**
+ * A target whose next-token distribution after a token is its row of `transitions`. With
+ * `treeAttention` it verifies trees too: a node's output depends on its own token only, so
+ * attending to its ancestors alone is automatic.
+ */
 export class MarkovTarget implements Target {
   readonly backend = "markov";
-  readonly capabilities = { treeAttention: false, hiddenStates: false };
+  readonly capabilities: { treeAttention: boolean; hiddenStates: false };
   readonly vocabSize: number;
   readonly vocab: Vocabulary;
   readonly maxBatch = 64;
@@ -39,7 +43,8 @@ export class MarkovTarget implements Target {
   private cache: Token[] = [];
   passes = 0;
 
-  constructor(readonly transitions: readonly Float32Array[], readonly contextSize = 1 << 20) {
+  constructor(readonly transitions: readonly Float32Array[], readonly contextSize = 1 << 20, treeAttention = false) {
+    this.capabilities = { treeAttention, hiddenStates: false };
     this.vocabSize = transitions.length;
     this.vocab = syntheticVocab(this.vocabSize);
   }
@@ -47,7 +52,7 @@ export class MarkovTarget implements Target {
   tokenize(text: string): Token[] { return [...text].map((c) => (c.charCodeAt(0) - 97) as Token); }
   detokenize(tokens: readonly Token[]): string { return tokens.map((t) => String.fromCharCode(97 + t)).join(""); }
   async evaluate(tokens: readonly Token[], request: PassRequest = {}): Promise<PassResult> {
-    if (request.parents && !request.parents.every((p, i) => p === i - 1)) throw new Error("MarkovTarget verifies chains only");
+    if (!this.capabilities.treeAttention && request.parents && !request.parents.every((p, i) => p === i - 1)) throw new Error("MarkovTarget verifies chains only");
     this.passes++;
     this.cache.push(...tokens);
     const outs = request.outputs ?? "all";
@@ -56,8 +61,10 @@ export class MarkovTarget implements Target {
     return { argmax: Int32Array.from(probs.map((p) => argmax(p))), probs: request.read === "argmax" ? undefined : probs };
   }
   async keep(from: number, indices: readonly number[]) {
-    if (!isPrefix(indices)) throw new Error("MarkovTarget keeps prefixes only");
-    await this.truncate(from + indices.length);
+    if (!this.capabilities.treeAttention && !isPrefix(indices)) throw new Error("MarkovTarget keeps prefixes only");
+    const kept = indices.map((i) => this.cache[from + i]);
+    this.cache.length = from;
+    this.cache.push(...kept);
   }
   async truncate(length: number) { this.cache.length = Math.min(length, this.cache.length); }
   async reset() { this.cache = []; }
