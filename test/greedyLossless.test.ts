@@ -1,6 +1,6 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
+import { LlamaCppTarget } from "../src/targets/llamaCpp/llamaCppTarget.js";
 import { generate, type GenerationResult } from "../src/decode/speculativeDecode.js";
 import { drafterFor } from "./support/methods.js";
 import { sharedFile } from "./support/sharedData.js";
@@ -18,11 +18,11 @@ const MAX_TOKENS = 160;
 // only acceptable where the two best tokens were this close (probability difference).
 const NEAR_TIE = 2e-3;
 
-let target: NodeLlamaCppTarget;
+let target: LlamaCppTarget;
 const reference = new Map<string, GenerationResult>();
 
 before(async () => {
-  target = await NodeLlamaCppTarget.load(MODEL);
+  target = await LlamaCppTarget.load(MODEL);
   const none = await drafterFor(target, "none");
   for (const prompt of PROMPTS) reference.set(prompt, await generate(target, none, { prompt, maxTokens: MAX_TOKENS }));
 });

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { BuiltinTarget } from "../src/targets/builtin.js";
-import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
+import { LlamaCppTarget } from "../src/targets/llamaCpp/llamaCppTarget.js";
 import { generate } from "../src/decode/speculativeDecode.js";
 import { PromptLookupDrafter } from "../src/drafters/promptLookup.js";
 import { LookaheadDrafter } from "../src/drafters/lookahead.js";
@@ -63,7 +63,7 @@ test("tree prompt lookup when sampling: reproducible under a seed", async () => 
 });
 
 test("a tree method on the llama.cpp backend is a clear error (library and CLI)", async () => {
-  const llama = await NodeLlamaCppTarget.load(MODEL);
+  const llama = await LlamaCppTarget.load(MODEL);
   try {
     await assert.rejects(generate(llama, await drafterFor(llama, "prompt-lookup", { candidates: 4 }), { prompt: "Once", maxTokens: 4 }), /needs tree attention.*option "backend" builtin/);
   } finally {

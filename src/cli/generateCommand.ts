@@ -7,6 +7,7 @@ import { SpecdecError } from "../errors.js";
 import { methodNamed, methods } from "../methods.js";
 import { methodNeeds, openDrafter, openTarget } from "../session.js";
 import { BACKENDS, type Backend } from "../targets/loadTarget.js";
+import { GPU_CHOICES, type GpuChoice } from "../targets/llamaCpp/packages.js";
 import { GreedyVerifier } from "../verifiers/greedy.js";
 import { RejectionSampler } from "../verifiers/rejectionSampler.js";
 import { TypicalAcceptanceVerifier } from "../verifiers/typicalAcceptance.js";
@@ -31,6 +32,9 @@ export interface GenerateCliOptions {
   acceptance?: "greedy" | "sample" | "typical";
   contextSize?: number;
   threads: number;
+  batchThreads?: number;
+  gpu: GpuChoice;
+  gpuLayers?: number;
   stop?: string[];
   json?: boolean;
   /** Method options (flags of the registered methods), by option name. */
@@ -58,7 +62,10 @@ export function addGenerateCommand(cli: Command): void {
       new Option("--acceptance <rule>", "greedy: guesses must equal the target's argmax; sample: lossless rejection sampling; typical: Medusa's typical acceptance — LOSSY, output no longer follows the target. Default: greedy at temperature 0, else sample").choices(["greedy", "sample", "typical"]),
     )
     .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
-    .option("--threads <n>", "CPU threads for llama.cpp (1 is fastest for small models on small machines)", integer(1, 1024), 1)
+    .option("--threads <n>", "CPU threads for llama.cpp's one-token passes (1 is fastest for small models on small machines)", integer(1, 512), 1)
+    .option("--batch-threads <n>", "CPU threads for llama.cpp's passes of several tokens (default: --threads)", integer(1, 512))
+    .addOption(new Option("--gpu <kind>", "llama.cpp compute backend: auto (a GPU whose driver and package are installed, else CPU), cpu, cuda, vulkan").choices(GPU_CHOICES).default("auto"))
+    .option("--gpu-layers <n>", "layers llama.cpp offloads to the GPU (-1 = all; default all with a GPU)", integer(-1, 100_000))
     .option("--stop <text>", "stop before this string (repeatable)", collect)
     .option("--json", "print one JSON object {text, tokens, stats} instead of streaming text");
   addMethodOptions(cmd).action(runGenerate);
@@ -71,7 +78,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   const prompt = readPrompt(o);
   const verifier = verifierFor(o.acceptance);
 
-  const opened = await openTarget({ model: o.model, backend: o.backend, contextSize: o.contextSize, threads: o.threads }, { name: method, needs: methodNeeds(method, methodOptions) });
+  const opened = await openTarget({ model: o.model, backend: o.backend, contextSize: o.contextSize, threads: o.threads, batchThreads: o.batchThreads, gpu: o.gpu, gpuLayers: o.gpuLayers }, { name: method, needs: methodNeeds(method, methodOptions) });
   const { target } = opened;
   let drafter;
   try {

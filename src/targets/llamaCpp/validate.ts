@@ -1,15 +1,16 @@
 // What a model file must satisfy before libllama sees it. llama.cpp's loader reports most bad
-// files cleanly, but some it cannot survive, and a crash inside a native call kills the whole
-// process. Each check below names the failure it prevents (measured with this release):
-//   - a metadata key that is empty or holds a NUL byte: GGML_ASSERT(!key.empty()) in gguf.cpp
-//     (SIGABRT) once the key is copied through its C string;
-//   - an integer (or activation-only) type for a weight: SIGSEGV in the matrix kernels;
-//   - an absurd `<arch>.context_length` (2^31): the context it asks for never finishes
-//     allocating (8.3 GB and growing); the context we create is bounded by the model, the
-//     request and memory instead (contextBound);
-//   - head counts of 0 (integer division by zero, SIGFPE) and vocabulary arrays shorter than
-//     the token list (reads past their end).
-// The file is first read by our own GGUF reader (truncated, garbage and absurd headers).
+// files cleanly, but not all, and a crash inside a native call kills the whole process. Crashes
+// these checks prevent (measured with this release, test/llamaCppBadInput.test.ts):
+//   - an integer type for a weight (I32 for blk.4.attn_v.weight): SIGSEGV in the first pass;
+//   - an absurd `<arch>.context_length` (2^31): a context that size never finishes allocating
+//     (8.3 GB and growing); the context we create is bounded by the request, the model and
+//     memory instead (contextBound), and a length past int32 is refused;
+//   - a metadata key that is empty or holds a NUL byte: through node-llama-cpp it reached
+//     GGML_ASSERT(!key.empty()) (SIGABRT); libllama alone refuses it, but the key cannot be
+//     meant, so it is refused here with a clear message.
+// The rest (names, head counts, layer counts, vocabulary arrays, the embedding's shape) are the
+// facts the binding relies on, checked so the messages name the problem. The file is first
+// read by our own GGUF reader (truncated, garbage and absurd headers).
 
 import { statSync } from "node:fs";
 import { totalmem } from "node:os";
