@@ -18,7 +18,7 @@ import { integer } from "./options.js";
 import { formatTreeChoices } from "./treeChoices.js";
 
 export interface DemoCliOptions {
-  /** Backend of the target and the draft model. Default builtin (the only one Medusa runs on). */
+  /** Backend of the target and the draft model. Default builtin. */
   backend: Backend;
   /** Tokens generated per prompt. Default 128. */
   maxTokens: number;
@@ -58,7 +58,7 @@ export function addDemoCommand(cli: Command): void {
   cli
     .command("demo")
     .description(`every method against plain decoding on the default model family (models/, or $${MODELS_ENV}): reusing the prompt's text, and free generation`)
-    .addOption(new Option("--backend <name>", "inference backend: builtin (specdec's own engine) or llama.cpp (no Medusa: it needs tree attention)").choices(BACKENDS).default(d.backend))
+    .addOption(new Option("--backend <name>", "inference backend: builtin (specdec's own engine) or llama.cpp").choices(BACKENDS).default(d.backend))
     .option("--max-tokens <n>", "tokens generated per prompt", integer(1, 1_000_000), d.maxTokens)
     .option("--repeats <n>", "timed runs per prompt (the median time is kept)", integer(1, 1000), d.repeats)
     .option("--threads <n>", "CPU threads for llama.cpp", integer(1, 1024), d.threads)

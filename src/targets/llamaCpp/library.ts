@@ -37,6 +37,11 @@ export interface LlamaLibrary {
   readonly devices: readonly DeviceInfo[];
   /** The ggml CPU variant that was loaded ("zen4", "haswell", ...), when it can be told. */
   readonly cpuVariant: string | undefined;
+  /**
+   * The instruction-set features the loaded CPU backend was built with and uses, as ggml reports
+   * them ("AVX2", "AVX512_BF16", "AMX_INT8", ...): which kernels, and so which rounding, run.
+   */
+  readonly cpuFeatures: ReadonlySet<string>;
   /** Milliseconds spent loading (libraries, backends, checks). */
   readonly loadMs: number;
 }
@@ -102,9 +107,18 @@ export function loadLibrary(options: LibraryOptions = {}): LlamaLibrary {
   if ((gpu === "cuda" || gpu === "vulkan") && !devices.some((d) => d.gpu))
     throw new SpecdecError(`--gpu ${gpu}: no ${gpu === "cuda" ? "CUDA" : "Vulkan"} device found (is the driver installed? ${binaries.packageName} is)`);
 
-  const library: LlamaLibrary = { binaries, llama, ggml, devices, cpuVariant: cpuVariant ?? loadedCpuVariant(), loadMs: performance.now() - t0 };
+  const library: LlamaLibrary = {
+    binaries, llama, ggml, devices, cpuVariant: cpuVariant ?? loadedCpuVariant(), cpuFeatures: parseFeatures(llama.llama_print_system_info()), loadMs: performance.now() - t0,
+  };
   loaded = { key, library };
   return library;
+}
+
+/** "CPU : SSE3 = 1 | AVX = 1 | ..." (llama_print_system_info) -> the features that are on. */
+function parseFeatures(info: string): Set<string> {
+  const on = new Set<string>();
+  for (const m of info.matchAll(/([A-Z0-9_]+) = 1/g)) on.add(m[1]);
+  return on;
 }
 
 /** The CPU variant library ggml picked, from the process's mapped files (Linux), else undefined. */

@@ -406,7 +406,7 @@ export class LlamaCppTarget implements Target {
 
   async reset(): Promise<void> {
     this.checkLive();
-    this.library.llama.llama_memory_clear(this.mem, true);
+    this.library.llama.llama_memory_clear(this.mem, false); // cells only: their data is overwritten before it is read again
     this.tree = undefined;
     this.cached = 0;
   }
