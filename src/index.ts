@@ -9,6 +9,7 @@ export * from "./sampling/shapeDistribution.js";
 export * from "./targets/target.js";
 export * from "./targets/loadTarget.js";
 export * from "./targets/builtin.js";
+export * from "./targets/logits.js";
 export type { LlamaCppTarget, LlamaCppOptions, KvCacheType } from "./targets/llamaCpp/llamaCppTarget.js";
 export type { GpuChoice } from "./targets/llamaCpp/packages.js";
 export * from "./drafters/drafter.js";

@@ -40,7 +40,7 @@ import { loadLibrary } from "../src/targets/llamaCpp/library.js";
 import { readHParams, type HParams } from "../src/engine/hparams.js";
 import { loadLlamaWeights, type LlamaWeights } from "../src/engine/llamaWeights.js";
 import { Transformer } from "../src/engine/transformer.js";
-import { softmax } from "../src/targets/builtin.js";
+import { softmax } from "../src/targets/logits.js";
 import { openGguf } from "../src/gguf/reader.js";
 import type { GgmlMatrix, Matrix } from "../src/engine/matrix.js";
 import { bf16ToF32, f32ToBf16, f32ToF16, F16_TO_F32 } from "../src/engine/quant/index.js";

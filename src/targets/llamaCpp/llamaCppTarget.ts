@@ -11,6 +11,7 @@ import { GgmlMatrix } from "../../engine/matrix.js";
 import { openGguf } from "../../gguf/reader.js";
 import type { Token } from "../../types.js";
 import { isPrefix, type PassRequest, type PassResult, type Target, type TargetCapabilities, type TokenMatrices, type Vocabulary } from "../target.js";
+import { argmaxOf, softmax } from "../logits.js";
 import type { Ptr } from "./api.js";
 import { NativeBatch } from "./batch.js";
 import { GGML_TYPE, LLAMA_FLASH_ATTN_TYPE, LLAMA_POOLING_TYPE_NONE, LLAMA_SPLIT_MODE_NONE } from "./layouts.js";
@@ -175,6 +176,11 @@ export class LlamaCppTarget implements Target {
     return this.cached;
   }
 
+  /** The native context, its memory and the batch, for benchmarks that time libllama alone against this binding. */
+  get native(): { readonly ctx: Ptr; readonly mem: Ptr; readonly batch: NativeBatch } {
+    return { ctx: this.ctx, mem: this.mem, batch: this.batch };
+  }
+
   // ---- text ----
 
   tokenize(text: string, addBos?: boolean): Token[] {
@@ -325,8 +331,8 @@ export class LlamaCppTarget implements Target {
     const probs: Float32Array[] = [];
     for (let o = 0; o < nOut; o++) {
       const off = rows[o] * V;
-      argmax[o] = argmaxRow(logits, off, V);
-      if (wantProbs) probs.push(softmaxRow(logits, off, V));
+      argmax[o] = argmaxOf(logits, off, V);
+      if (wantProbs) probs.push(softmax(logits, off, V));
     }
     let hidden: Float32Array | undefined;
     if (request.hidden) {
@@ -447,31 +453,6 @@ export class LlamaCppTarget implements Target {
 function isChain(parents: readonly number[]): boolean {
   for (let i = 0; i < parents.length; i++) if (parents[i] !== i - 1) return false;
   return true;
-}
-
-/** Index of the largest of v[off, off + n) (lowest on a tie). */
-function argmaxRow(v: Float32Array, off: number, n: number): number {
-  let best = 0, bestV = v[off];
-  for (let i = 1; i < n; i++) {
-    const x = v[off + i];
-    if (x > bestV) {
-      bestV = x;
-      best = i;
-    }
-  }
-  return best;
-}
-
-/** softmax(logits[off, off + n)) as a new distribution. */
-function softmaxRow(logits: Float32Array, off: number, n: number): Float32Array {
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) if (logits[off + i] > max) max = logits[off + i];
-  const out = new Float32Array(n);
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += out[i] = Math.exp(logits[off + i] - max);
-  const inv = 1 / sum;
-  for (let i = 0; i < n; i++) out[i] *= inv;
-  return out;
 }
 
 /** The results of a chain split into several passes, as one (also for no pass at all). */
