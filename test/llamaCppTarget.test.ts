@@ -177,6 +177,30 @@ test("keep of a branch (whole, partial, non-contiguous in the batch, empty) cont
   await assert.rejects(stories.keep(base.length, [0, 3]), /not one branch/);
 });
 
+test("two threads (a persistent ggml threadpool) give the golden tokens and the same tree distributions", async () => {
+  const two = await LlamaCppTarget.load(STORIES, { threads: 2, batchThreads: 2 });
+  try {
+    assert.ok(two.library.threadpool, "the CPU backend exports no threadpool functions");
+    let r = await two.evaluate(GOLDEN.prompt_tokens as Token[], { outputs: "last", read: "argmax" });
+    const out: number[] = [];
+    while (out.length < GOLDEN.greedy_tokens.length) {
+      out.push(r.argmax[0]);
+      r = await two.evaluate([r.argmax[0] as Token], { read: "argmax" });
+    }
+    assert.deepEqual(out, GOLDEN.greedy_tokens);
+    const prompt = two.tokenize("Once upon a time, there was");
+    await two.reset();
+    await stories.reset();
+    await two.evaluate(prompt, { outputs: "none" });
+    await stories.evaluate(prompt, { outputs: "none" });
+    const a = await two.evaluate(TREE_TOKENS, { parents: TREE_PARENTS }), b = await stories.evaluate(TREE_TOKENS, { parents: TREE_PARENTS });
+    for (let i = 0; i < TREE_TOKENS.length; i++) assert.ok(maxAbsDiff(a.probs![i], b.probs![i]) < TOL, `node ${i}`);
+    await stories.keep(prompt.length, []);
+  } finally {
+    await two.dispose();
+  }
+});
+
 test("truncate after a tree pass, and after a chain, drops exactly the tokens past the new length", async () => {
   const prompt = stories.tokenize("Tom and his dog");
   await stories.reset();

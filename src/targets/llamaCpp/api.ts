@@ -4,7 +4,7 @@
 // calling thread, and no JavaScript function is ever handed to native code.
 
 import * as koffi from "koffi";
-import { Batch, ContextParams, ModelParams } from "./layouts.js";
+import { Batch, ContextParams, ModelParams, ThreadpoolParams } from "./layouts.js";
 
 /** A native pointer as koffi passes it (0n is NULL). */
 export type Ptr = bigint;
@@ -22,6 +22,15 @@ export interface GgmlApi {
   ggml_backend_reg_count: Fn<[], number>;
   ggml_backend_reg_get: Fn<[index: number], Ptr>;
   ggml_backend_reg_name: Fn<[reg: Ptr], string>;
+  ggml_backend_reg_by_name: Fn<[name: string], Ptr | null>;
+  ggml_backend_reg_get_proc_address: Fn<[reg: Ptr, name: string], Ptr | null>;
+  ggml_threadpool_params_default: Fn<[nThreads: number], Record<string, unknown>>;
+}
+
+/** The CPU backend's threadpool functions (in the CPU variant library, found through its registry entry). */
+export interface ThreadpoolApi {
+  ggml_threadpool_new: Fn<[params: Record<string, unknown>], Ptr | null>;
+  ggml_threadpool_free: Fn<[pool: Ptr], void>;
 }
 
 export interface LlamaApi {
@@ -46,6 +55,8 @@ export interface LlamaApi {
   llama_n_ubatch: Fn<[ctx: Ptr], number>;
   llama_n_seq_max: Fn<[ctx: Ptr], number>;
   llama_set_n_threads: Fn<[ctx: Ptr, nThreads: number, nThreadsBatch: number], void>;
+  llama_attach_threadpool: Fn<[ctx: Ptr, pool: Ptr, poolBatch: Ptr | null], void>;
+  llama_detach_threadpool: Fn<[ctx: Ptr], void>;
   llama_set_embeddings: Fn<[ctx: Ptr, on: boolean], void>;
   llama_decode: Fn<[ctx: Ptr, batch: Record<string, unknown>], number>;
   llama_get_logits: Fn<[ctx: Ptr], Ptr | null>;
@@ -73,7 +84,7 @@ export interface LlamaApi {
   llama_detokenize: Fn<[vocab: Ptr, tokens: Int32Array, n: number, out: Uint8Array, max: number, removeSpecial: boolean, unparseSpecial: boolean], number>;
 }
 
-export function bindGgml(lib: koffi.LibraryHandle): GgmlApi {
+export function bindGgml(lib: koffi.LibraryHandle, base: koffi.LibraryHandle): GgmlApi {
   return {
     ggml_backend_load_all_from_path: lib.func("void ggml_backend_load_all_from_path(const char *dir)"),
     ggml_backend_dev_count: lib.func("size_t ggml_backend_dev_count()"),
@@ -84,7 +95,26 @@ export function bindGgml(lib: koffi.LibraryHandle): GgmlApi {
     ggml_backend_reg_count: lib.func("size_t ggml_backend_reg_count()"),
     ggml_backend_reg_get: lib.func("void *ggml_backend_reg_get(size_t index)"),
     ggml_backend_reg_name: lib.func("const char *ggml_backend_reg_name(void *reg)"),
+    ggml_backend_reg_by_name: lib.func("void *ggml_backend_reg_by_name(const char *name)"),
+    ggml_backend_reg_get_proc_address: lib.func("void *ggml_backend_reg_get_proc_address(void *reg, const char *name)"),
+    ggml_threadpool_params_default: base.func("ggml_threadpool_params_default", ThreadpoolParams, ["int"]),
   } as unknown as GgmlApi;
+}
+
+const ThreadpoolNew = koffi.proto("void *ggml_threadpool_new_t(ggml_threadpool_params *params)");
+const ThreadpoolFree = koffi.proto("void ggml_threadpool_free_t(void *pool)");
+
+/** The threadpool functions of the loaded CPU backend, or undefined when it does not export them. */
+export function bindThreadpool(ggml: GgmlApi): ThreadpoolApi | undefined {
+  const reg = ggml.ggml_backend_reg_by_name("CPU");
+  if (!reg) return undefined;
+  const pNew = ggml.ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new");
+  const pFree = ggml.ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free");
+  if (!pNew || !pFree) return undefined;
+  return {
+    ggml_threadpool_new: (params) => koffi.call(pNew, ThreadpoolNew, params) as Ptr | null,
+    ggml_threadpool_free: (pool) => koffi.call(pFree, ThreadpoolFree, pool) as void,
+  };
 }
 
 export function bindLlama(lib: koffi.LibraryHandle): LlamaApi {
@@ -111,6 +141,8 @@ export function bindLlama(lib: koffi.LibraryHandle): LlamaApi {
     llama_n_ubatch: f("llama_n_ubatch", "uint32_t", ["void *"]),
     llama_n_seq_max: f("llama_n_seq_max", "uint32_t", ["void *"]),
     llama_set_n_threads: f("llama_set_n_threads", "void", ["void *", "int32_t", "int32_t"]),
+    llama_attach_threadpool: f("llama_attach_threadpool", "void", ["void *", "void *", "void *"]),
+    llama_detach_threadpool: f("llama_detach_threadpool", "void", ["void *"]),
     llama_set_embeddings: f("llama_set_embeddings", "void", ["void *", "bool"]),
     llama_decode: f("llama_decode", "int32_t", ["void *", Batch]),
     llama_get_logits: f("llama_get_logits", "void *", ["void *"]),

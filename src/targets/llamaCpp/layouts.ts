@@ -80,11 +80,24 @@ export const Batch = koffi.struct("llama_batch", {
   logits: "void *", // int8_t[n]: 1 = output this position
 });
 
+/** GGML_MAX_N_THREADS in ggml.h: the length of a threadpool's CPU mask. */
+export const GGML_MAX_N_THREADS = 512;
+
+/** ggml_threadpool_params (ggml.h, 528 bytes): filled by ggml_threadpool_params_default. */
+export const ThreadpoolParams = koffi.struct("ggml_threadpool_params", {
+  cpumask: koffi.array("bool", GGML_MAX_N_THREADS), // all false: the default affinity
+  n_threads: "int32_t",
+  prio: "int32_t", // enum ggml_sched_priority
+  poll: "uint32_t", // 0 no polling .. 100 aggressive
+  strict_cpu: "bool",
+  paused: "bool",
+});
+
 /** Sizes of the structs in the llama.h this binding was written for. */
-export const STRUCT_SIZES = { llama_model_params: 80, llama_context_params: 160, llama_batch: 56 } as const;
+export const STRUCT_SIZES = { llama_model_params: 80, llama_context_params: 160, llama_batch: 56, ggml_threadpool_params: 528 } as const;
 
 /** The structs, by their C names (for the layout test and the size check). */
-export const STRUCTS = { llama_model_params: ModelParams, llama_context_params: ContextParams, llama_batch: Batch } as const;
+export const STRUCTS = { llama_model_params: ModelParams, llama_context_params: ContextParams, llama_batch: Batch, ggml_threadpool_params: ThreadpoolParams } as const;
 
 // enum values used by the binding (llama.h, ggml.h)
 export const LLAMA_SPLIT_MODE_NONE = 0;

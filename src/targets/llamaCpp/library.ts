@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import * as koffi from "koffi";
 import { SpecdecError } from "../../errors.js";
-import { bindGgml, bindLlama, type GgmlApi, type LlamaApi, type Ptr } from "./api.js";
+import { bindGgml, bindLlama, bindThreadpool, type GgmlApi, type LlamaApi, type Ptr, type ThreadpoolApi } from "./api.js";
 import { checkDefaults, GGML_BACKEND_DEVICE_TYPE_GPU } from "./layouts.js";
 import { findBinaries, type GpuChoice, type LlamaBinaries } from "./packages.js";
 
@@ -34,6 +34,8 @@ export interface LlamaLibrary {
   readonly binaries: LlamaBinaries;
   readonly llama: LlamaApi;
   readonly ggml: GgmlApi;
+  /** The CPU backend's persistent threadpools, when it exports them. */
+  readonly threadpool: ThreadpoolApi | undefined;
   readonly devices: readonly DeviceInfo[];
   /** The ggml CPU variant that was loaded ("zen4", "haswell", ...), when it can be told. */
   readonly cpuVariant: string | undefined;
@@ -66,12 +68,12 @@ export function loadLibrary(options: LibraryOptions = {}): LlamaLibrary {
       throw new SpecdecError(`cannot load ${path}: ${firstLine(e)}`);
     }
   };
-  open(binaries.libggmlBase); // the others depend on it; loading it first by path finds it without LD_LIBRARY_PATH
+  const baseLib = open(binaries.libggmlBase); // the others depend on it; loading it first by path finds it without LD_LIBRARY_PATH
   const ggmlLib = open(binaries.libggml);
   const llamaLib = open(binaries.libllama);
   let llama: LlamaApi, ggml: GgmlApi;
   try {
-    ggml = bindGgml(ggmlLib);
+    ggml = bindGgml(ggmlLib, baseLib);
     llama = bindLlama(llamaLib);
   } catch (e) {
     throw new SpecdecError(`${binaries.libllama} lacks a function this binding needs (${firstLine(e)}): install node-llama-cpp 3.21.1`);
@@ -108,7 +110,7 @@ export function loadLibrary(options: LibraryOptions = {}): LlamaLibrary {
     throw new SpecdecError(`--gpu ${gpu}: no ${gpu === "cuda" ? "CUDA" : "Vulkan"} device found (is the driver installed? ${binaries.packageName} is)`);
 
   const library: LlamaLibrary = {
-    binaries, llama, ggml, devices, cpuVariant: cpuVariant ?? loadedCpuVariant(), cpuFeatures: parseFeatures(llama.llama_print_system_info()), loadMs: performance.now() - t0,
+    binaries, llama, ggml, threadpool: bindThreadpool(ggml), devices, cpuVariant: cpuVariant ?? loadedCpuVariant(), cpuFeatures: parseFeatures(llama.llama_print_system_info()), loadMs: performance.now() - t0,
   };
   loaded = { key, library };
   return library;

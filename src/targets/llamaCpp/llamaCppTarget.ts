@@ -92,6 +92,7 @@ export class LlamaCppTarget implements Target {
     readonly library: LlamaLibrary,
     private readonly model: Ptr,
     private readonly ctx: Ptr,
+    private readonly pool: Ptr | null, // the ggml threadpool attached to ctx (several threads only)
     contextSize: number,
     maxBatch: number,
     maxLeaves: number,
@@ -169,7 +170,15 @@ export class LlamaCppTarget implements Target {
       throw new SpecdecError(`llama.cpp could not create a ${contextSize}-token context for ${path} (SPECDEC_LLAMA_LOG=1 shows why)`);
     }
     L.llama_set_n_threads(ctx, threads, batchThreads);
-    return new LlamaCppTarget(path, file, library, model, ctx, contextSize, maxBatch, maxLeaves);
+    // Several threads: one persistent pool for every pass (ggml's default makes and joins its
+    // worker threads on every graph run: a cost per pass that llama-bench does not pay either).
+    let pool: Ptr | null = null;
+    const poolThreads = Math.max(threads, batchThreads);
+    if (poolThreads > 1 && library.threadpool) {
+      pool = library.threadpool.ggml_threadpool_new(library.ggml.ggml_threadpool_params_default(poolThreads));
+      if (pool) L.llama_attach_threadpool(ctx, pool, null);
+    }
+    return new LlamaCppTarget(path, file, library, model, ctx, pool, contextSize, maxBatch, maxLeaves);
   }
 
   get length(): number {
@@ -441,7 +450,9 @@ export class LlamaCppTarget implements Target {
     if (this.disposed) return;
     this.disposed = true;
     this.batch.free();
+    if (this.pool) this.library.llama.llama_detach_threadpool(this.ctx);
     this.library.llama.llama_free(this.ctx);
+    if (this.pool) this.library.threadpool!.ggml_threadpool_free(this.pool);
     this.library.llama.llama_model_free(this.model);
   }
 
