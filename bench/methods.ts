@@ -6,7 +6,7 @@
 
 import { Command } from "commander";
 import { getLlama, InputLookupTokenPredictor, DraftSequenceTokenPredictor, LlamaLogLevel, type Token as LlamaToken, type TokenPredictor } from "node-llama-cpp";
-import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
+import { NodeLlamaCppTarget } from "./nodeLlamaCppTarget.js";
 import { markdownTable, measureMethod, median } from "../src/compare.js";
 import { methodNamed } from "../src/methods.js";
 import { drafterFor } from "../test/support/methods.js";

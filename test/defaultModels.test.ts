@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BuiltinTarget } from "../src/targets/builtin.js";
-import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
+import { LlamaCppTarget } from "../src/targets/llamaCpp/llamaCppTarget.js";
 import { defaultModels, packageRoot } from "../src/defaultModels.js";
 import { generate, type GenerationResult } from "../src/decode/speculativeDecode.js";
 import type { MethodOptionValues } from "../src/drafters/method.js";
@@ -72,7 +72,7 @@ for (const [name, method, options] of CONFIGS) {
 }
 
 test("the target and its draft load in llama.cpp; greedy draft decoding there equals plain decoding there", async () => {
-  const llama = await NodeLlamaCppTarget.load(family.target);
+  const llama = await LlamaCppTarget.load(family.target);
   try {
     const prompt = PROMPTS[0];
     const ref = await generate(llama, await drafterFor(llama, "none"), { prompt, maxTokens: 48 });

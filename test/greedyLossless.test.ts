@@ -1,10 +1,12 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
+import { LlamaCppTarget } from "../src/targets/llamaCpp/llamaCppTarget.js";
 import { generate, type GenerationResult } from "../src/decode/speculativeDecode.js";
 import { drafterFor } from "./support/methods.js";
-import { NEAR_TIE, top2GapAt } from "./support/nearTie.js";
 import { sharedFile } from "./support/sharedData.js";
+import { NEAR_TIE, top2GapAt } from "./support/nearTie.js";
+import { defaultModels } from "../src/defaultModels.js";
+import type { MethodOptionValues } from "../src/drafters/method.js";
 
 const MODEL = sharedFile("models", "stories260K.gguf");
 const PROMPTS = [
@@ -14,12 +16,11 @@ const PROMPTS = [
   'Once upon a time, there was a little boy named Ben. Ben had a toy car. He loved his car.\n\nOnce upon a time, there was a little boy named Ben.',
 ];
 const MAX_TOKENS = 160;
-
-let target: NodeLlamaCppTarget;
+let target: LlamaCppTarget;
 const reference = new Map<string, GenerationResult>();
 
 before(async () => {
-  target = await NodeLlamaCppTarget.load(MODEL);
+  target = await LlamaCppTarget.load(MODEL);
   const none = await drafterFor(target, "none");
   for (const prompt of PROMPTS) reference.set(prompt, await generate(target, none, { prompt, maxTokens: MAX_TOKENS }));
 });
@@ -32,28 +33,57 @@ test("plain decoding reference runs to the token budget", () => {
   }
 });
 
-// The chain methods: tree methods need the built-in engine (test/treeSpeculation.test.ts, test/medusa.test.ts).
-for (const method of ["blind", "prompt-lookup", "draft"] as const) {
-  test(`greedy ${method} gives the tokens of plain decoding (differences only at near-ties)`, async (t) => {
-    const drafter = await drafterFor(target, method, method === "draft" ? { draftModel: MODEL } : {});
-    let differing = 0;
+// Every method at temperature 0 on the llama.cpp backend, on stories260K (its draft model is
+// itself) and on the default family (its distilled draft, its Medusa heads): the tokens of plain
+// decoding, a difference allowed only where the target's two best tokens were a near-tie.
+const FAMILY = defaultModels();
+const METHODS: { model: "stories260K" | "family"; method: string; options: MethodOptionValues }[] = [
+  { model: "stories260K", method: "blind", options: {} },
+  { model: "stories260K", method: "prompt-lookup", options: {} },
+  { model: "stories260K", method: "prompt-lookup", options: { candidates: 4 } },
+  { model: "stories260K", method: "draft", options: { draftModel: MODEL } },
+  { model: "stories260K", method: "lookahead", options: {} },
+  { model: "family", method: "prompt-lookup", options: {} },
+  { model: "family", method: "prompt-lookup", options: { candidates: 4 } },
+  { model: "family", method: "draft", options: { draftModel: FAMILY.draft } },
+  { model: "family", method: "lookahead", options: {} },
+  { model: "family", method: "medusa", options: { medusa: FAMILY.medusa } },
+];
+
+let familyTarget: LlamaCppTarget;
+const familyReference = new Map<string, GenerationResult>();
+before(async () => {
+  familyTarget = await LlamaCppTarget.load(FAMILY.target);
+  const none = await drafterFor(familyTarget, "none");
+  for (const prompt of PROMPTS) familyReference.set(prompt, await generate(familyTarget, none, { prompt, maxTokens: MAX_TOKENS }));
+});
+after(async () => familyTarget?.dispose());
+
+for (const { model, method, options } of METHODS) {
+  const label = `${method}${Object.keys(options).length ? ` ${JSON.stringify(options).replace(/"[^"]*\/([^/"]+)"/g, "$1")}` : ""} on ${model}`;
+  test(`greedy ${label} (llama.cpp) gives the tokens of plain decoding (differences only at near-ties)`, async (t) => {
+    const tgt = model === "family" ? familyTarget : target;
+    const refs = model === "family" ? familyReference : reference;
+    const drafter = await drafterFor(tgt, method, options);
+    let differing = 0, tauSum = 0;
     try {
       for (const prompt of PROMPTS) {
-        const want = reference.get(prompt)!;
-        const got = await generate(target, drafter, { prompt, maxTokens: MAX_TOKENS, draftMax: 6 });
+        const want = refs.get(prompt)!;
+        const got = await generate(tgt, drafter, { prompt, maxTokens: MAX_TOKENS, draftMax: method === "medusa" ? undefined : 6 });
+        tauSum += got.stats.tau;
         if (got.tokens.join() === want.tokens.join()) continue;
         differing++;
         let at = 0;
         while (got.tokens[at] === want.tokens[at]) at++;
-        const gap = await top2GapAt(target, prompt, want.tokens, at);
-        t.diagnostic(`${method}: first difference at token ${at}, top-2 gap ${gap}`);
-        assert.ok(gap < NEAR_TIE, `${method} on ${JSON.stringify(prompt)} differs at token ${at} where the target's top-2 gap is ${gap} (not a near-tie)`);
+        const gap = await top2GapAt(tgt, prompt, want.tokens, at);
+        t.diagnostic(`${label}: first difference at token ${at}, top-2 gap ${gap}`);
+        assert.ok(gap < NEAR_TIE, `${label} on ${JSON.stringify(prompt)} differs at token ${at} where the target's top-2 gap is ${gap} (not a near-tie)`);
       }
     } finally {
       await drafter.dispose?.();
     }
-    t.diagnostic(`${method}: ${differing} of ${PROMPTS.length} outputs differ from plain decoding`);
-    assert.ok(differing <= 1, `${method}: ${differing} of ${PROMPTS.length} outputs differ — near-ties must be rare`);
+    t.diagnostic(`${label}: ${differing} of ${PROMPTS.length} outputs differ from plain decoding; mean tau ${(tauSum / PROMPTS.length).toFixed(2)}`);
+    assert.ok(differing <= 1, `${label}: ${differing} of ${PROMPTS.length} outputs differ — near-ties must be rare`);
   });
 }
 

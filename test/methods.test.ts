@@ -59,7 +59,7 @@ test("method options are checked against the descriptor: unknown names, ranges, 
 test("a method's required capability is checked once, with one error naming it and the backends that have it", async () => {
   const markov = new MarkovTarget(randomTransitions(6, new SeededRng(1)));
   const needsHidden: Drafter = { name: "needs-hidden", requires: ["hiddenStates"], begin() {}, propose: () => chainTree([]), observe() {} };
-  await assert.rejects(generate(markov, needsHidden, { prompt: [0 as Token], maxTokens: 4 }), /method 'needs-hidden' needs the target's hidden states, which the markov backend does not have \(use option "backend" builtin\)/);
+  await assert.rejects(generate(markov, needsHidden, { prompt: [0 as Token], maxTokens: 4 }), /method 'needs-hidden' needs the target's hidden states, which the markov backend does not have \(use option "backend" llama\.cpp or builtin\)/);
   const tree = await openDrafter(opened, "prompt-lookup", { candidates: 3 });
   await assert.rejects(generate(markov, tree, { prompt: [0 as Token], maxTokens: 4 }), /needs tree attention/);
 });

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BuiltinTarget } from "../src/targets/builtin.js";
-import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
+import { LlamaCppTarget } from "../src/targets/llamaCpp/llamaCppTarget.js";
 import { generate } from "../src/decode/speculativeDecode.js";
 import { NoDrafter } from "../src/drafters/none.js";
 import { openGguf } from "../src/gguf/reader.js";
@@ -274,7 +274,7 @@ test("saved draft: llama GGUF with the target's tokenizer, same logits as traini
   await ours.reset();
 
   // Same greedy continuation in our engine and in llama.cpp.
-  const llama = await NodeLlamaCppTarget.load(path);
+  const llama = await LlamaCppTarget.load(path);
   try {
     for (const prompt of ["Once upon a time", "Lily went to the park with her mom.", "Tom had a big red ball."]) {
       const a = await generate(ours, new NoDrafter(), { prompt, maxTokens: 24 });

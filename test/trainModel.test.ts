@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BuiltinTarget } from "../src/targets/builtin.js";
-import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
+import { LlamaCppTarget } from "../src/targets/llamaCpp/llamaCppTarget.js";
 import { openGguf } from "../src/gguf/reader.js";
 import { PROJECT_ROOT, sharedFile } from "./support/sharedData.js";
 import { loadTokenizer } from "../src/tokenizer/tokenizer.js";
@@ -106,7 +106,7 @@ test("saved model: llama GGUF; llama.cpp tokenizes as we do; same logits as trai
   f.close();
 
   const ours = await BuiltinTarget.load(MODEL_PATH);
-  const llama = await NodeLlamaCppTarget.load(MODEL_PATH);
+  const llama = await LlamaCppTarget.load(MODEL_PATH);
   try {
     // Tokenization: llama.cpp with the learned merges = ours.
     const texts = [...VAL_LINES.slice(300, 320), VAL_LINES.slice(400, 600).join("\n"), "Hello, world! It's 2024: 3.14159 — naïve café 🙂\n\n  two  spaces\tand tabs", "don't won't they're I've we'll he'd 'S"];
@@ -132,7 +132,7 @@ test("saved model: llama GGUF; llama.cpp tokenizes as we do; same logits as trai
 
     // Greedy continuations, 16 tokens each, fed through end-of-text too (a model this small
     // may well end a paragraph early; generate() would stop there).
-    const greedy = async (t: BuiltinTarget | NodeLlamaCppTarget, prompt: string) => {
+    const greedy = async (t: BuiltinTarget | LlamaCppTarget, prompt: string) => {
       await t.reset();
       let d = (await t.evaluate(t.tokenize(prompt))).probs!.at(-1)!;
       const out: number[] = [];

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { BuiltinTarget } from "../src/targets/builtin.js";
-import { NodeLlamaCppTarget } from "../src/targets/nodeLlamaCpp.js";
+import { LlamaCppTarget } from "../src/targets/llamaCpp/llamaCppTarget.js";
 import { generate } from "../src/decode/speculativeDecode.js";
 import { PromptLookupDrafter } from "../src/drafters/promptLookup.js";
 import { LookaheadDrafter } from "../src/drafters/lookahead.js";
@@ -62,17 +62,21 @@ test("tree prompt lookup when sampling: reproducible under a seed", async () => 
   assert.notDeepEqual(a.tokens, c.tokens);
 });
 
-test("a tree method on the llama.cpp backend is a clear error (library and CLI)", async () => {
-  const llama = await NodeLlamaCppTarget.load(MODEL);
+test("tree prompt lookup on the llama.cpp backend (tree passes in one llama_decode): the plain greedy tokens (library and CLI)", async () => {
+  const llama = await LlamaCppTarget.load(MODEL);
   try {
-    await assert.rejects(generate(llama, await drafterFor(llama, "prompt-lookup", { candidates: 4 }), { prompt: "Once", maxTokens: 4 }), /needs tree attention.*option "backend" builtin/);
+    const none = await drafterFor(llama, "none"), tree = await drafterFor(llama, "prompt-lookup", { candidates: 4 });
+    for (const prompt of PROMPTS) {
+      const want = await generate(llama, none, { prompt, maxTokens: 128 });
+      const got = await generate(llama, tree, { prompt, maxTokens: 128, draftMax: 4 });
+      assert.deepEqual(got.tokens, want.tokens, JSON.stringify(prompt));
+    }
   } finally {
     await llama.dispose();
   }
-  const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--model", MODEL, "--backend", "llama.cpp", "--candidates", "4", "--prompt", "hi"], { encoding: "utf8" });
-  assert.notEqual(r.status, 0);
-  assert.equal(r.stderr.trim().split("\n").length, 1);
-  assert.match(r.stderr, /needs tree attention.*--backend builtin/);
+  const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--model", MODEL, "--backend", "llama.cpp", "--candidates", "4", "--prompt", PROMPTS[2], "--json"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(JSON.parse(r.stdout).tokens.length > 0);
 });
 
 test("look-ahead decoding at temperature 0 gives exactly the plain greedy tokens, W,N,G settings", async () => {

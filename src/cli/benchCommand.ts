@@ -15,24 +15,20 @@ import { benchSvg } from "../bench/svgChart.js";
 import { runPeers, type PeerResult } from "../bench/peers/runPeers.js";
 import { cpus } from "node:os";
 import { methodNeeds, openPassCost, openTarget } from "../session.js";
-import { BACKENDS, type Backend } from "../targets/loadTarget.js";
+import { addTargetOptions, targetSpecFrom, type TargetCliOptions } from "./targetOptions.js";
 import { addMethodOptions, flagOf, methodOptionsFrom } from "./methodOptions.js";
 import { integer, real } from "./options.js";
 
-interface BenchCliOptions {
-  model?: string;
-  backend?: Backend;
+interface BenchCliOptions extends TargetCliOptions {
   prompts: string;
   methods?: string;
   maxTokens: number;
   repeats: number;
-  threads: string;
   temperature: number;
   seed: number;
   draftMax?: number;
   planner: "auto" | "fixed";
   refreshCost?: boolean;
-  contextSize?: number;
   json?: boolean;
   svg?: string;
   peers: "auto" | "none";
@@ -43,29 +39,24 @@ export function addBenchCommand(cli: Command): void {
   const cmd = cli
     .command("bench")
     .description("measure every method against plain decoding on one target and a prompts file (JSON Lines: {\"prompt\"} or {\"turns\"}, optional \"category\"), in one process")
-    .option("--model <file>", "target model (GGUF); default: the default family in models/ (with its draft and heads)")
-    .addOption(new Option("--backend <name>", "inference backend (default llama.cpp, or builtin where a method needs what only it has)").choices(BACKENDS))
     .requiredOption("--prompts <file>", "prompts, one JSON object per line")
     .option("--methods <list>", `comma-separated methods (default: every method this target can run: ${methods().map((m) => m.name).join(", ")}, minus blind)`)
     .option("--max-tokens <n>", "tokens per generation", integer(1, 1_000_000), DEFAULT_MAX_TOKENS)
     .option("--repeats <n>", "timed runs per prompt (the median is kept)", integer(1, 1000), 1)
-    .option("--threads <n>", "CPU threads: a number, or auto (the cost model picks per pass where the backend allows)", "1")
     .option("--temperature <t>", "0 = greedy (outputs checked against plain decoding); > 0 samples", real(0, 100), 0)
     .option("--seed <s>", "sampling seed", integer(0, 2 ** 32 - 1), 0)
     .option("--draft-max <k>", "a fixed draft length for every method (default: the cost model chooses per step)", integer(0, 256))
     .addOption(new Option("--planner <how>", "auto: the cost model picks each step's budget; fixed: each method's default draft length").choices(["auto", "fixed"]).default("auto"))
     .option("--refresh-cost", "measure the target's pass costs again")
-    .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
     .option("--json", "print one JSON object instead of tables")
     .option("--svg <file>", "write a chart (speedup per method and category, the pass-cost curve)")
     .addOption(new Option("--peers <which>", "auto: also measure node-llama-cpp's loop with its predictors and llama.cpp's native programs (where `npm run bench:anchors` built them) on the same file and prompts; none: only specdec").choices(["auto", "none"]).default("auto"));
-  addMethodOptions(cmd).action(runBenchCommand);
+  addMethodOptions(addTargetOptions(cmd, { model: "target model (GGUF); default: the default family in models/ (with its draft and heads)" })).action(runBenchCommand);
 }
 
 async function runBenchCommand(o: BenchCliOptions): Promise<void> {
   const prompts = readPromptsFile(o.prompts);
-  if (!(o.threads === "auto" || /^\d+$/.test(o.threads)) || o.threads === "0") throw new SpecdecError(`--threads takes a positive number or auto, got '${o.threads}'`);
-  const threads = o.threads === "auto" ? undefined : Number(o.threads);
+  const threads = o.threads === "auto" ? undefined : o.threads;
   const given = o.methods?.split(",").map((s) => s.trim()).filter((s) => s !== "");
   if (given) for (const name of given) methodNamed(name);
   if (given && given.length === 0) throw new SpecdecError("--methods lists no method");
@@ -75,7 +66,7 @@ async function runBenchCommand(o: BenchCliOptions): Promise<void> {
     return methodOptionsFrom(method, Object.fromEntries(Object.keys(own).map((k) => [k, o[k]])));
   };
   const needs = [...new Set((given ?? []).flatMap((m) => methodNeeds(m, optionsFor(m))))];
-  const opened = await openTarget({ model: o.model, backend: o.backend, contextSize: o.contextSize, threads }, given ? { name: given.join(", "), needs } : undefined);
+  const opened = await openTarget(targetSpecFrom(o), given ? { name: given.join(", "), needs } : undefined);
   const { target } = opened;
   try {
     const names = given ?? methods().map((m) => m.name).filter((m) => m !== "blind" && runnable(m));

@@ -16,20 +16,16 @@ import type { MethodOptionValues } from "../drafters/method.js";
 import { NoDrafter } from "../drafters/none.js";
 import { SpecdecError } from "../errors.js";
 import { methodNeeds, openDrafter, openPlanner, openTarget, type OpenedTarget } from "../session.js";
-import { BACKENDS, type Backend } from "../targets/loadTarget.js";
+import { addTargetOptions, targetSpecFrom, type TargetCliOptions } from "./targetOptions.js";
 import type { Target } from "../targets/target.js";
 import type { Token } from "../types.js";
 import { integer } from "./options.js";
 
-export interface DemoCliOptions {
-  /** Backend of the target and the draft model. Default builtin (the only one Medusa runs on). */
-  backend: Backend;
+export interface DemoCliOptions extends TargetCliOptions {
   /** Tokens generated per prompt. Default 128. */
   maxTokens: number;
   /** Timed runs per prompt; the median time is kept. Default 3. */
   repeats: number;
-  /** CPU threads for llama.cpp. Default 1. */
-  threads: number;
   /** Print one JSON object instead of tables. */
   json?: boolean;
   /** Also run on the heavy twin (default true; --no-twin skips it). */
@@ -40,7 +36,7 @@ export interface DemoCliOptions {
   showGuesses?: boolean;
 }
 
-export const DEMO_DEFAULTS = { backend: "builtin", maxTokens: DEFAULT_MAX_TOKENS, repeats: 3, threads: 1, twinParams: "100M" } as const;
+export const DEMO_DEFAULTS = { maxTokens: DEFAULT_MAX_TOKENS, repeats: 3, twinParams: "100M" } as const;
 
 /** Two short stories in the style of TinyStories, written for this demo. */
 export const DEMO_STORIES = [
@@ -62,18 +58,16 @@ export function retellPrompt(story: string): string {
 
 export function addDemoCommand(cli: Command): void {
   const d = DEMO_DEFAULTS;
-  cli
+  const cmd = cli
     .command("demo")
-    .description(`every method against plain decoding on the default model family (models/, or $${MODELS_ENV}): reusing the prompt's text, and free generation`)
-    .addOption(new Option("--backend <name>", "inference backend: builtin (specdec's own engine) or llama.cpp (no Medusa: it needs tree attention)").choices(BACKENDS).default(d.backend))
+    .description(`every method against plain decoding on the default model family (models/, or $${MODELS_ENV}) and on its 100M heavy twin: reusing the prompt's text, and free generation`)
     .option("--max-tokens <n>", "tokens generated per prompt", integer(1, 1_000_000), d.maxTokens)
     .option("--repeats <n>", "timed runs per prompt (the median time is kept)", integer(1, 1000), d.repeats)
-    .option("--threads <n>", "CPU threads for llama.cpp", integer(1, 1024), d.threads)
     .option("--json", "print one JSON object with every measurement instead of tables")
     .option("--no-twin", "skip the run on the target's 100M heavy twin")
     .addOption(new Option("--twin-params <count>").default(d.twinParams).hideHelp())
-    .option("--show-guesses", "colour a continuation per demonstration by how each token came: accepted guess (green) or the target's own (on a terminal)")
-    .action(runDemo);
+    .option("--show-guesses", "colour a continuation per demonstration by how each token came: accepted guess (green) or the target's own (on a terminal)");
+  addTargetOptions(cmd, { model: "none" }).action(runDemo);
 }
 
 interface DemoMethod {
@@ -160,13 +154,13 @@ export async function runDemo(o: DemoCliOptions): Promise<void> {
       methods: demoMethods(["none", "draft", "medusa", "prompt-lookup"]),
     },
   ];
-  const engine = o.backend === "builtin" ? "built-in engine" : `llama.cpp (${o.threads} thread${o.threads > 1 ? "s" : ""})`;
+  const engine = (o.backend ?? "llama.cpp") === "builtin" ? "built-in engine" : `llama.cpp (threads ${o.threads})`;
   if (!o.json) {
     console.log(`specdec demo: default model family in ${models.dir}`);
     console.log(`${engine}, greedy (temperature 0), median of ${o.repeats} run${o.repeats > 1 ? "s" : ""}; each method's budget per step from the cost model (this target's measured pass costs and the running acceptance)`);
     console.log(`tau = tokens per target pass (plain decoding: 1); speedup = tokens/s over plain decoding's, in this run`);
   }
-  const out: { label: string; path: string; maxTokens: number; contextSize: number; demos: DemoResult[] }[] = [];
+  const out: { label: string; path: string; backend: string; maxTokens: number; contextSize: number; demos: DemoResult[] }[] = [];
   for (const r of runs) {
     const { opened, maxTokens } = await loadCapped(o, r.path, models, [...reusePrompts, DEMO_FREE_PROMPT]);
     const target = opened.target;
@@ -184,14 +178,14 @@ export async function runDemo(o: DemoCliOptions): Promise<void> {
         results.push(result);
         if (!o.json) printResult(result);
       }
-      out.push({ label: r.label, path: r.path, maxTokens, contextSize: target.contextSize, demos: results });
+      out.push({ label: r.label, path: r.path, backend: target.backend, maxTokens, contextSize: target.contextSize, demos: results });
     } finally {
       await target.dispose();
     }
   }
   if (o.json) {
     const [first, twin] = out;
-    console.log(JSON.stringify({ backend: o.backend, modelsDir: models.dir, maxTokens: first.maxTokens, repeats: o.repeats, contextSize: first.contextSize, demos: first.demos, ...(twin ? { twin: { path: twin.path, params: o.twinParams, maxTokens: twin.maxTokens, demos: twin.demos } } : {}) }));
+    console.log(JSON.stringify({ backend: first.backend, modelsDir: models.dir, maxTokens: first.maxTokens, repeats: o.repeats, contextSize: first.contextSize, demos: first.demos, ...(twin ? { twin: { path: twin.path, params: o.twinParams, maxTokens: twin.maxTokens, demos: twin.demos } } : {}) }));
   }
   const bad = out.flatMap((m) => m.demos.flatMap((r) => r.rows.filter((row) => !row.sameAsPlain).map((row) => `${row.label} (${r.name}, ${m.label})`)));
   if (bad.length > 0) throw new SpecdecError(`output differs from plain decoding: ${bad.join(", ")}`);
@@ -204,7 +198,7 @@ export async function runDemo(o: DemoCliOptions): Promise<void> {
  * its output fit; `maxTokens` is the cap (≤ the asked-for count).
  */
 async function loadCapped(o: DemoCliOptions, path: string, family: DefaultModels, prompts: readonly string[]): Promise<{ opened: OpenedTarget; maxTokens: number }> {
-  const opened = await openTarget({ model: path, family, backend: o.backend, threads: o.threads });
+  const opened = await openTarget({ ...targetSpecFrom(o), model: path, family });
   const target = opened.target;
   const longest = Math.max(...prompts.map((p) => target.tokenize(p).length));
   const room = target.contextSize - longest;

@@ -7,14 +7,12 @@ import type { TextSegment } from "../decode/textStream.js";
 import { SpecdecError } from "../errors.js";
 import { methodNamed, methods } from "../methods.js";
 import { methodNeeds, openDrafter, openPlanner, openTarget } from "../session.js";
-import { BACKENDS, type Backend } from "../targets/loadTarget.js";
 import { ACCEPTANCE_RULES, verifierFor, type AcceptanceRule } from "../verifiers/acceptance.js";
+import { addTargetOptions, targetSpecFrom, type TargetCliOptions } from "./targetOptions.js";
 import { addMethodOptions, methodOptionsFrom } from "./methodOptions.js";
 import { collect, integer, real } from "./options.js";
 
-export interface GenerateCliOptions {
-  model?: string;
-  backend?: Backend;
+export interface GenerateCliOptions extends TargetCliOptions {
   method?: string;
   prompt?: string;
   promptFile?: string;
@@ -27,8 +25,6 @@ export interface GenerateCliOptions {
   draftMax?: number;
   treeNodes?: number;
   acceptance?: AcceptanceRule;
-  contextSize?: number;
-  threads: number;
   stop?: string[];
   json?: boolean;
   planner: "auto" | "fixed";
@@ -42,8 +38,6 @@ export function addGenerateCommand(cli: Command): void {
   const cmd = cli
     .command("generate")
     .description("generate text from a prompt, drafting guesses and verifying them losslessly")
-    .option("--model <file>", "target model (GGUF); default: the stories model shipped in models/ (or in $SPECDEC_MODELS)")
-    .addOption(new Option("--backend <name>", "inference backend: llama.cpp or builtin (specdec's own engine); default llama.cpp, or builtin where the method needs what only it has").choices(BACKENDS))
     .addOption(new Option("--method <name>", "how guesses are made; default: draft with --draft-model, else prompt-lookup").choices(methods().map((m) => m.name)))
     .option("--prompt <text>", "the prompt")
     .option("--prompt-file <file>", "read the prompt from a file")
@@ -60,12 +54,10 @@ export function addGenerateCommand(cli: Command): void {
     .addOption(
       new Option("--acceptance <rule>", "greedy: guesses must equal the target's argmax; sample: lossless rejection sampling; typical: Medusa's typical acceptance — LOSSY, output no longer follows the target. Default: greedy at temperature 0, else sample").choices(ACCEPTANCE_RULES),
     )
-    .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
-    .option("--threads <n>", "CPU threads for llama.cpp (1 is fastest for small models on small machines)", integer(1, 1024), 1)
     .option("--stop <text>", "stop before this string (repeatable)", collect)
     .option("--json", "print one JSON object {text, tokens, stats} instead of streaming text")
     .option("--show-guesses", "colour the streamed text by how it came: accepted guesses vs the target's own tokens (when stdout is a terminal)");
-  addMethodOptions(cmd).action(runGenerate);
+  addMethodOptions(addTargetOptions(cmd)).action(runGenerate);
 }
 
 export async function runGenerate(o: GenerateCliOptions): Promise<void> {
@@ -75,7 +67,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   const prompt = readPrompt(o);
   const verifier = verifierFor(o.acceptance);
 
-  const opened = await openTarget({ model: o.model, backend: o.backend, contextSize: o.contextSize, threads: o.threads }, { name: method, needs: methodNeeds(method, methodOptions) });
+  const opened = await openTarget(targetSpecFrom(o), { name: method, needs: methodNeeds(method, methodOptions) });
   const { target } = opened;
   let drafter;
   try {

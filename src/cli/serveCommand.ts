@@ -2,13 +2,11 @@
 import { Command, Option } from "commander";
 import { methods } from "../methods.js";
 import { DEFAULT_BODY_LIMIT, DEFAULT_PORT, DEFAULT_QUEUE, DEFAULT_TIMEOUT_MS } from "../server/options.js";
-import { BACKENDS, type Backend } from "../targets/loadTarget.js";
+import { addTargetOptions, targetSpecFrom, type TargetCliOptions } from "./targetOptions.js";
 import { addMethodOptions, givenMethodOptions } from "./methodOptions.js";
 import { integer, real } from "./options.js";
 
-export interface ServeCliOptions {
-  model?: string;
-  backend?: Backend;
+export interface ServeCliOptions extends TargetCliOptions {
   method?: string;
   draftMax?: number;
   treeNodes?: number;
@@ -19,7 +17,6 @@ export interface ServeCliOptions {
   queue: number;
   apiKey?: string;
   ctxSize?: number;
-  threads: number;
   timeout: number;
   maxBodyBytes: number;
   chatTemplate?: string;
@@ -34,8 +31,6 @@ export function addServeCommand(cli: Command): void {
   const cmd = cli
     .command("serve")
     .description("serve the model over HTTP with the OpenAI API (chat and text completions), speculating on every request")
-    .option("--model <file>", "target model (GGUF), fixed for the server's life; default: the stories model in models/")
-    .addOption(new Option("--backend <name>", "llama.cpp or builtin; default llama.cpp, or builtin where the method needs what only it has").choices(BACKENDS))
     .addOption(new Option("--method <name>", "default method of requests (a request's speculative.method overrides it); default: draft with --draft-model, else prompt-lookup").choices(methods().map((m) => m.name)))
     .option("--draft-max <k>", "a fixed draft length for every method (default: the cost model picks each step's budget; a request's speculative.n_max fixes its own)", integer(0, 256))
     .addOption(new Option("--planner <how>", "auto: the cost model; fixed: each method's default draft length").choices(["auto", "fixed"]).default("auto"))
@@ -45,23 +40,19 @@ export function addServeCommand(cli: Command): void {
     .option("--parallel <n>", "slots: requests generating at once, each with a KV cache of its own", integer(1, 256), 1)
     .option("--queue <n>", "most requests waiting for a slot; beyond it: 503 with Retry-After", integer(0, 1_000_000), DEFAULT_QUEUE)
     .option("--api-key <key>", `require Authorization: Bearer <key> on every route but /health (or set ${API_KEY_ENV})`)
-    .option("--ctx-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
-    .option("--threads <n>", "CPU threads for llama.cpp", integer(1, 1024), 1)
+    .option("--ctx-size <n>", "context size in tokens, per slot (the same as --context-size)", integer(16, 1 << 20))
     .option("--timeout <seconds>", "per-request limit, queueing included (0 = none)", real(0, 86_400), DEFAULT_TIMEOUT_MS / 1000)
     .option("--max-body-bytes <n>", "largest request body (larger: 413)", integer(1024, 1 << 30), DEFAULT_BODY_LIMIT)
     .option("--chat-template <file>", "a Jinja chat template to use instead of the model's own (tokenizer.chat_template)")
     .option("--shutdown-grace <seconds>", "on SIGINT / SIGTERM, how long running generations may finish before they are cancelled", real(0, 3600), 10);
-  addMethodOptions(cmd).action(runServe);
+  addMethodOptions(addTargetOptions(cmd, { model: "target model (GGUF), fixed for the server's life; default: the stories model in models/" })).action(runServe);
 }
 
 export async function runServe(o: ServeCliOptions): Promise<void> {
   // The HTTP framework loads only for this command.
   const { startServer } = await import("../server/server.js");
   const server = await startServer({
-    model: o.model,
-    backend: o.backend,
-    contextSize: o.ctxSize,
-    threads: o.threads,
+    ...targetSpecFrom({ ...o, contextSize: o.ctxSize ?? o.contextSize }),
     method: o.method,
     methodOptions: givenMethodOptions(o),
     draftMax: o.draftMax,

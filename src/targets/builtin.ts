@@ -10,6 +10,7 @@ import { loadLlamaWeights, type LlamaWeights } from "../engine/llamaWeights.js";
 import { Transformer } from "../engine/transformer.js";
 import { loadTokenizer, type Tokenizer } from "../tokenizer/index.js";
 import type { Distribution, Token } from "../types.js";
+import { argmaxOf, softmax } from "./logits.js";
 import { isPrefix, type PassRequest, type PassResult, type Target, type TargetCapabilities, type TokenMatrices, type Vocabulary } from "./target.js";
 
 export interface BuiltinOptions {
@@ -141,23 +142,4 @@ export class BuiltinTarget implements Target {
   }
 
   async dispose(): Promise<void> {}
-}
-
-/** Index of the largest of logits[off, off + n) (lowest index on a tie). */
-export function argmaxOf(logits: Float32Array, off: number, n: number): number {
-  let best = 0;
-  for (let i = 1; i < n; i++) if (logits[off + i] > logits[off + best]) best = i;
-  return best;
-}
-
-/** softmax(logits[off, off + n)) as a new distribution. */
-export function softmax(logits: Float32Array, off: number, n: number): Distribution {
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) if (logits[off + i] > max) max = logits[off + i];
-  const out = new Float32Array(n);
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += out[i] = Math.exp(logits[off + i] - max);
-  const inv = 1 / sum;
-  for (let i = 0; i < n; i++) out[i] *= inv;
-  return out;
 }

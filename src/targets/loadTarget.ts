@@ -1,6 +1,7 @@
 // Backend names → targets. The llama.cpp module is imported only when a llama.cpp target is
 // asked for, so the library (and the built-in backend) start without loading native code.
 import { OptionError, SpecdecError } from "../errors.js";
+import type { GpuChoice } from "./llamaCpp/packages.js";
 import { CAPABILITY_TEXT, type Capability, type Target, type TargetCapabilities } from "./target.js";
 
 export const BACKENDS = ["llama.cpp", "builtin"] as const;
@@ -8,7 +9,7 @@ export type Backend = (typeof BACKENDS)[number];
 
 /** What each backend can do (the loop's capability errors name the backends that have one). */
 export const BACKEND_CAPABILITIES: Record<Backend, TargetCapabilities> = {
-  "llama.cpp": { treeAttention: false, hiddenStates: false },
+  "llama.cpp": { treeAttention: true, hiddenStates: true },
   builtin: { treeAttention: true, hiddenStates: true },
 };
 
@@ -27,10 +28,21 @@ export function requireCapabilities(target: Pick<Target, "backend" | "capabiliti
 }
 
 export interface TargetOptions {
-  /** Context size in tokens. Default: the model's training context (the built-in engine: at most 4096). */
+  /** Context size in tokens. Default: the model's training context, at most 4096. */
   contextSize?: number;
-  /** CPU threads (llama.cpp). Default 1. */
+  /** CPU threads for one-token passes (llama.cpp). Default 1. */
   threads?: number;
+  /** CPU threads for passes of several tokens (llama.cpp). Default: `threads`. */
+  batchThreads?: number;
+  /**
+   * Let each pass choose its thread count, 1 .. this (the cost model picks per pass size:
+   * `--threads auto`). Default: none, every pass on threads / batchThreads.
+   */
+  maxThreads?: number;
+  /** The ggml backend (llama.cpp): auto, cpu, cuda, vulkan. Default auto. */
+  gpu?: GpuChoice;
+  /** Layers offloaded to the GPU (llama.cpp; -1 = all). Default: all with a GPU, else 0. */
+  gpuLayers?: number;
 }
 
 export function parseBackend(name: string): Backend {
@@ -42,8 +54,8 @@ export function parseBackend(name: string): Backend {
 export async function loadTarget(backend: Backend, path: string, options: TargetOptions = {}): Promise<Target> {
   switch (backend) {
     case "llama.cpp": {
-      const { NodeLlamaCppTarget } = await import("./nodeLlamaCpp.js");
-      return NodeLlamaCppTarget.load(path, options);
+      const { LlamaCppTarget } = await import("./llamaCpp/llamaCppTarget.js");
+      return LlamaCppTarget.load(path, { contextSize: options.contextSize, threads: options.threads, batchThreads: options.batchThreads, maxThreads: options.maxThreads, gpu: options.gpu, gpuLayers: options.gpuLayers });
     }
     case "builtin": {
       const { BuiltinTarget } = await import("./builtin.js");

@@ -8,8 +8,8 @@ import type { Target } from "../../src/targets/target.js";
 export async function drafterFor(target: Target, method: string, options: MethodOptionValues = {}): Promise<Drafter> {
   const loadModel = async (path: string): Promise<Target> => {
     if (target instanceof BuiltinTarget) return BuiltinTarget.load(path);
-    const { NodeLlamaCppTarget } = await import("../../src/targets/nodeLlamaCpp.js");
-    return NodeLlamaCppTarget.load(path);
+    const { LlamaCppTarget } = await import("../../src/targets/llamaCpp/llamaCppTarget.js");
+    return LlamaCppTarget.load(path);
   };
   return createDrafter(method, { target, loadModel }, options);
 }

@@ -32,6 +32,19 @@ export function stories260KTokenizer(): GgufWriteEntry[] {
   return tokenizerCache;
 }
 
+/** tokenizer.* metadata of a SentencePiece vocabulary of `n` tokens: <unk>, <s>, </s>, then ▁a, ▁b, ... */
+function tinyTokenizer(n: number): GgufWriteEntry[] {
+  if (n < 4 || n > 29) throw new Error(`tiny vocabulary of ${n} tokens: 4 to 29`);
+  const pieces = Array.from({ length: n - 3 }, (_, i) => "\u2581" + String.fromCharCode(97 + i));
+  return [
+    kv.string("tokenizer.ggml.model", "llama"),
+    kv.strings("tokenizer.ggml.tokens", ["<unk>", "<s>", "</s>", ...pieces]),
+    kv.f32s("tokenizer.ggml.scores", [0, 0, 0, ...pieces.map((_, i) => -i)]),
+    kv.i32s("tokenizer.ggml.token_type", [2, 3, 3, ...pieces.map(() => 1)]),
+    kv.u32("tokenizer.ggml.bos_token_id", 1), kv.u32("tokenizer.ggml.eos_token_id", 2), kv.u32("tokenizer.ggml.unknown_token_id", 0),
+  ];
+}
+
 export interface RandomModelSpec {
   /** Default "llama". qwen2 has q/k/v biases and NeoX RoPE. */
   arch?: "llama" | "qwen2";
@@ -62,6 +75,11 @@ export interface RandomModelSpec {
   /** Sharpness of the attention scores (gain of wq and wk). Default 1.5. */
   attnGain?: number;
   seed?: number;
+  /**
+   * A vocabulary of this many tokens (<unk>, <s>, </s>, then "▁a", "▁b", ...: SentencePiece
+   * without byte pieces) instead of stories260K's 512: for tests that enumerate continuations.
+   */
+  vocab?: number;
 }
 
 /** A random model: metadata, and its tensors in a chosen type for the 2-D weights. */
@@ -83,9 +101,9 @@ export function randomModel(s: RandomModelSpec = {}): RandomModel {
   const spec = {
     arch, dim: E, ffn: F, layers: nLayers, heads: H, kvHeads: Hkv, tied: s.tied ?? false, ropeBase: s.ropeBase ?? 10000,
     ropeDim: s.ropeDim ?? headDim, ropeScaling: s.ropeScaling, normEps: s.normEps ?? 1e-5, contextLength: s.contextLength ?? 64,
-    logitScale: s.logitScale ?? 4, attnGain: s.attnGain ?? 1.5, seed: s.seed ?? 1,
+    logitScale: s.logitScale ?? 4, attnGain: s.attnGain ?? 1.5, seed: s.seed ?? 1, vocab: s.vocab ?? 0,
   };
-  const tokenizer = stories260KTokenizer();
+  const tokenizer = s.vocab ? tinyTokenizer(s.vocab) : stories260KTokenizer();
   const V = (tokenizer.find((e) => e.key === "tokenizer.ggml.tokens")!.value as GgufArray).items.length;
   const a = arch;
   const metadata: GgufWriteEntry[] = [

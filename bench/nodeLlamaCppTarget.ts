@@ -1,12 +1,12 @@
-// Target on llama.cpp through node-llama-cpp's public API (pinned 3.21.1): one context with one
-// sequence, whose KV cache is the Target's cache. A chain target: that API cannot put one token
-// in several sequences (no tree attention) and returns no hidden states.
+// A peer in the benchmarks: llama.cpp through node-llama-cpp's public API (pinned 3.21.1), one
+// context with one sequence, whose KV cache is the Target's cache. A chain target: that API cannot
+// put one token in several sequences (no tree attention) and returns no hidden states.
 
 import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token as LlamaToken } from "node-llama-cpp";
-import { SpecdecError } from "../errors.js";
-import { inspectModelFile, type ModelFileInfo } from "../gguf/modelInfo.js";
-import type { Distribution, Token } from "../types.js";
-import { isPrefix, type PassRequest, type PassResult, type Target, type TargetCapabilities, type Vocabulary } from "./target.js";
+import { SpecdecError } from "../src/errors.js";
+import { inspectModelFile, type ModelFileInfo } from "../src/gguf/modelInfo.js";
+import type { Distribution, Token } from "../src/types.js";
+import { isPrefix, type PassRequest, type PassResult, type Target, type TargetCapabilities, type Vocabulary } from "../src/targets/target.js";
 
 export interface NodeLlamaCppOptions {
   /** Context size in tokens. Default: the model's training context. */
