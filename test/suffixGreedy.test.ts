@@ -1,5 +1,5 @@
-// Greedy suffix decoding gives plain decoding's tokens, on both backends (trees on the built-in
-// engine, chains on llama.cpp), with stories260K and the default family's target; the second
+// Greedy suffix decoding gives plain decoding's tokens, on both backends (trees on both: each has
+// tree attention), with stories260K and the default family's target; the second
 // pass over the same prompts drafts from the cross-request cache.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -52,8 +52,7 @@ for (const backend of ["builtin", "llama.cpp"] as const satisfies readonly Backe
         }
         t.diagnostic(`tau first pass ${tau[0].map((x) => x.toFixed(2)).join(" ")}, repeats ${tau[1].map((x) => x.toFixed(2)).join(" ")}; ${drafter.inner.describe()}`);
         assert.ok(differing <= 1, `${differing} outputs differ from plain decoding: near-ties must be rare`);
-        if (backend === "builtin") assert.ok(drafter.branched > 0, "the built-in engine verifies trees: some proposals must branch");
-        else assert.equal(drafter.nonChains, 0, "llama.cpp verifies chains only");
+        assert.ok(drafter.branched > 0, `${backend} verifies trees: some proposals must branch`);
         for (const [i, x] of tau[1].entries()) assert.ok(x > 4, `the repeat of prompt ${i} is in the cache: tau ${x.toFixed(2)}`);
       } finally {
         await drafter.dispose();
@@ -65,7 +64,8 @@ for (const backend of ["builtin", "llama.cpp"] as const satisfies readonly Backe
 
 test("specdec generate --method suffix gives plain decoding's tokens on both backends; bad options are one-line errors", () => {
   const model = sharedFile("models", "stories260K.gguf");
-  const run = (...args: string[]) => spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--model", model, "--max-tokens", "64", "--prompt", PROMPTS[3], ...args], { encoding: "utf8" });
+  // A fixed budget: the cost model may decline to guess on this compute-bound model.
+  const run = (...args: string[]) => spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "generate", "--model", model, "--max-tokens", "64", "--draft-max", "8", "--prompt", PROMPTS[3], ...args], { encoding: "utf8" });
   for (const backend of ["builtin", "llama.cpp"]) {
     const plain = JSON.parse(run("--method", "none", "--backend", backend, "--json").stdout).tokens;
     const r = run("--method", "suffix", "--backend", backend, "--json");
