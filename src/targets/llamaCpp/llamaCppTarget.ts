@@ -213,7 +213,12 @@ export class LlamaCppTarget implements Target {
     let pool: Ptr | null = null;
     const poolThreads = Math.max(s.threads, s.batchThreads, s.maxThreads);
     if (poolThreads > 1 && library.threadpool) {
-      pool = library.threadpool.ggml_threadpool_new(library.ggml.ggml_threadpool_params_default(poolThreads));
+      // No polling between passes: idle workers sleep instead of spinning, so a one-token pass on
+      // one thread (the cost model's choice for small passes) does not compete with a spinning
+      // worker for the cores (docs/measurements.md, "threads under load").
+      const params = library.ggml.ggml_threadpool_params_default(poolThreads);
+      params.poll = 0;
+      pool = library.threadpool.ggml_threadpool_new(params);
       if (pool) L.llama_attach_threadpool(ctx, pool, null);
     }
     model.users++;
