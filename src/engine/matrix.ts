@@ -1,8 +1,9 @@
 // A weight matrix as the forward pass sees it: (rows, cols), row r producing output r,
 // kept in the file's storage type (f32, f16, or quantized blocks) — never expanded to f32.
 // matMul runs on the WebAssembly SIMD kernels (wasm/) when this Node has them, with the
-// weights copied once into WASM memory; otherwise on the JS kernels (quant/kernels.ts). The
-// choice is made per matrix at load, so every pass of a model uses the same accumulation order.
+// weights repacked once into WASM memory (and only there: the file's bytes are dropped);
+// otherwise on the JS kernels (quant/kernels.ts) over the file's bytes. The choice is made per
+// matrix at load, so every pass of a model uses the same accumulation order.
 
 import { dequantizeRow, matMul } from "./quant/index.js";
 import { WasmMatrix } from "./wasm/wasmMatrix.js";
@@ -23,15 +24,17 @@ export interface Matrix {
 export class GgmlMatrix implements Matrix {
   private readonly rowBytes: number;
   private readonly wasm: WasmMatrix | undefined;
+  private readonly data: Uint8Array | undefined; // (rows, row bytes) the file's bytes, for the JS kernels only
 
   constructor(
     readonly type: number,
-    readonly data: Uint8Array, // (rows, row bytes)
+    data: Uint8Array, // (rows, row bytes)
     readonly rows: number,
     readonly cols: number,
   ) {
     this.rowBytes = data.byteLength / rows;
     this.wasm = WasmMatrix.from(type, data, rows, cols, this.rowBytes);
+    if (!this.wasm) this.data = data;
   }
 
   /** Which kernels multiply this matrix. */
@@ -41,10 +44,11 @@ export class GgmlMatrix implements Matrix {
 
   matMul(x: Float32Array, batch: number, out: Float32Array): void {
     if (this.wasm) this.wasm.matMul(x, batch, out);
-    else matMul(this.type, this.data, this.rows, this.cols, x, batch, out);
+    else matMul(this.type, this.data!, this.rows, this.cols, x, batch, out);
   }
 
   readRow(r: number, out: Float32Array, offset: number): void {
-    dequantizeRow(this.type, this.data, r * this.rowBytes, out, this.cols, offset);
+    if (this.wasm) this.wasm.readRow(r, out, offset);
+    else dequantizeRow(this.type, this.data!, r * this.rowBytes, out, this.cols, offset);
   }
 }

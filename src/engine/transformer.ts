@@ -7,14 +7,15 @@
 // in slot order, norms) is done in the same order whether the token comes alone or in a batch,
 // so a k-token pass gives bit-identical logits to k one-token passes.
 //
-// Attention runs on the WASM SIMD kernel (wasm/attention.ts) when available, with
-// the KV cache, q and the attention output in a fixed WASM memory of this engine; otherwise on
-// the JS loop below. Either way one engine always uses the same code for every token.
+// Attention and the SwiGLU gate run on WASM SIMD kernels (wasm/attention.ts, wasm/elementwise.ts)
+// when available, with the KV cache and the activations they touch in a fixed WASM memory of
+// this engine; otherwise on the JS loops below. Either way one engine always uses the same code
+// for every token.
 
 import { SpecdecError } from "../errors.js";
 import type { HParams } from "./hparams.js";
 import type { LlamaWeights } from "./llamaWeights.js";
-import { attentionMemory, type AttendFn } from "./wasm/wasmMatrix.js";
+import { engineMemory, type AttendFn, type SwigluFn } from "./wasm/wasmMatrix.js";
 
 export interface ForwardOptions {
   /**
@@ -67,7 +68,8 @@ export class Transformer {
   // The WASM attention kernel, when available: the KV cache, q, xb, att and visible then live
   // in its memory, at these byte offsets.
   private readonly wasmAttend: AttendFn | undefined;
-  private readonly at = { key: 0, value: 0, q: 0, xb: 0, att: 0, visible: 0 };
+  private readonly wasmSwiglu: SwigluFn | undefined;
+  private readonly at = { key: 0, value: 0, q: 0, xb: 0, att: 0, visible: 0, hb: 0, hb2: 0 };
 
   constructor(
     readonly hp: HParams,
@@ -82,14 +84,15 @@ export class Transformer {
     const kvBytes = 2 * nLayers * contextSize * kvDim * 4;
     if (kvBytes > 8 * 2 ** 30) throw new SpecdecError(`a ${contextSize}-token KV cache would take ${(kvBytes / 2 ** 30).toFixed(1)} GiB: choose a smaller context size`);
     // Buffers the attention kernel reads and writes, in WASM memory when it is there.
-    const sizes = { key: nLayers * contextSize * kvDim, value: nLayers * contextSize * kvDim, q: B * dim, xb: B * dim, att: contextSize, visible: B * contextSize };
+    const sizes = { key: nLayers * contextSize * kvDim, value: nLayers * contextSize * kvDim, q: B * dim, xb: B * dim, att: contextSize, visible: B * contextSize, hb: B * hiddenDim, hb2: B * hiddenDim };
     let bytes = 0;
     for (const [name, n] of Object.entries(sizes) as [keyof typeof sizes, number][]) {
       this.at[name] = bytes;
       bytes += (4 * n + 15) & ~15;
     }
-    const wasm = hp.headDim % 4 === 0 ? attentionMemory(bytes) : undefined;
+    const wasm = hp.headDim % 4 === 0 ? engineMemory(bytes) : undefined;
     this.wasmAttend = wasm?.attend;
+    this.wasmSwiglu = wasm?.swiglu;
     const buffer = wasm?.buffer;
     const f32 = (name: keyof typeof sizes) => (buffer ? new Float32Array(buffer, this.at[name], sizes[name]) : new Float32Array(sizes[name]));
     this.keyCache = f32("key");
@@ -104,8 +107,8 @@ export class Transformer {
     this.xb2 = new Float32Array(B * dim);
     this.k = new Float32Array(B * kvDim);
     this.v = new Float32Array(B * kvDim);
-    this.hb = new Float32Array(B * hiddenDim);
-    this.hb2 = new Float32Array(B * hiddenDim);
+    this.hb = f32("hb");
+    this.hb2 = f32("hb2");
     this.logitsBuf = new Float32Array(B * vocabSize);
     this.batchParents = new Int32Array(B);
     this.ropeFreq = new Float64Array(hp.ropeDim / 2);
@@ -190,10 +193,13 @@ export class Transformer {
       rmsNormRows(this.xb, this.x, L.ffnNorm, T, dim, this.hp.normEps);
       L.wGate.matMul(this.xb, T, this.hb);
       L.wUp.matMul(this.xb, T, this.hb2);
-      const hb = this.hb, hb2 = this.hb2;
-      for (let i = 0; i < T * hiddenDim; i++) {
-        const g = hb[i];
-        hb[i] = (g / (1 + Math.exp(-g))) * hb2[i];
+      if (this.wasmSwiglu) this.wasmSwiglu(this.at.hb, this.at.hb2, (T * hiddenDim + 3) & ~3);
+      else {
+        const hb = this.hb, hb2 = this.hb2;
+        for (let i = 0; i < T * hiddenDim; i++) {
+          const g = hb[i];
+          hb[i] = (g / (1 + Math.exp(-g))) * hb2[i];
+        }
       }
       L.wDown.matMul(this.hb, T, this.xb2);
       addRows(this.x, this.xb2, T * dim);
@@ -201,6 +207,7 @@ export class Transformer {
 
     // Final norm (the hidden state Medusa heads read), then logits for the requested positions.
     rmsNormRows(this.xb, this.x, this.w.outputNorm, T, dim, this.hp.normEps);
+    checkFinite(this.xb, T, dim);
     const which = options.logits ?? "all";
     let logits = this.logitsBuf.subarray(0, 0);
     if (which === "all") {
@@ -298,6 +305,14 @@ export class Transformer {
         for (let i = 0; i < headDim; i++) out[oo + i] += a * vc[vOff + i];
       }
     }
+  }
+}
+
+// A NaN or an infinity in a token's final hidden state (weights that overflow f32, or damaged
+// ones the loader could not see) would make its logits garbage: a clear error instead.
+function checkFinite(h: Float32Array, T: number, n: number): void {
+  for (let i = 0; i < T * n; i++) {
+    if (!Number.isFinite(h[i])) throw new SpecdecError(`the model's activations became non-finite (NaN or infinity) at batch position ${Math.floor(i / n)}: its weights overflow f32 or are damaged`);
   }
 }
 

@@ -6,6 +6,7 @@ import { F32, F64, Func, I32, V128 } from "./asm.js";
 
 // exp(x) for x <= 0, in f64, on the stack: x = k ln2 + r with |r| <= ln2/2, exp(r) by its
 // Taylor series to r^9 (relative error below 3e-11, far under the f32 it is stored in), times 2^k built from the exponent bits.
+// A NaN score (from non-finite weights) stays NaN: the conversion of k saturates instead of trapping.
 function emitExp(f: Func, x: number, k: number, r: number): void {
   f.get(x).f64c(-700).op("f64.max").tee(x).f64c(Math.LOG2E).op("f64.mul").op("f64.nearest").set(k);
   f.get(x).get(k).f64c(0.6931471803691238).op("f64.mul").op("f64.sub").get(k).f64c(1.9082149292705877e-10).op("f64.mul").op("f64.sub").set(r);
@@ -16,7 +17,7 @@ function emitExp(f: Func, x: number, k: number, r: number): void {
     fact /= i + 1;
     f.get(r).op("f64.mul").f64c(1 / fact).op("f64.add");
   }
-  f.get(k).op("i32.trunc_f64_s").op("i64.extend_i32_s").i64(1023).op("i64.add").i64(52).op("i64.shl").op("f64.reinterpret_i64").op("f64.mul");
+  f.get(k).truncSatF64().op("i64.extend_i32_s").i64(1023).op("i64.add").i64(52).op("i64.shl").op("f64.reinterpret_i64").op("f64.mul");
 }
 
 // attend(q, kc, vc, vis, n, nHeads, group, headDim, slotBytes, scale, att, out): multi-head
