@@ -18,6 +18,8 @@ export interface BuiltinOptions {
   contextSize?: number;
   /** Most tokens per forward pass; longer inputs are split. Default 64. */
   maxBatch?: number;
+  /** Threads of the engine (main thread included; results identical for any count). Default 1. */
+  threads?: number;
 }
 
 export class BuiltinTarget implements TreeTarget {
@@ -49,7 +51,7 @@ export class BuiltinTarget implements TreeTarget {
       if (tokenizer.vocabSize !== hp.vocabSize) throw new SpecdecError(`${path}: tokenizer has ${tokenizer.vocabSize} tokens but the model ${hp.vocabSize}`);
       const contextSize = options.contextSize ?? Math.min(hp.contextLength, 4096);
       const weights = loadLlamaWeights(f, hp);
-      const engine = new Transformer(hp, weights, contextSize, options.maxBatch ?? 64);
+      const engine = new Transformer(hp, weights, contextSize, options.maxBatch ?? 64, { threads: options.threads });
       return new BuiltinTarget(path, hp, tokenizer, weights, engine);
     } finally {
       f.close(); // weights were read into memory of their own
@@ -127,7 +129,9 @@ export class BuiltinTarget implements TreeTarget {
     this.engine.truncate(0);
   }
 
-  async dispose(): Promise<void> {}
+  async dispose(): Promise<void> {
+    this.engine.dispose();
+  }
 }
 
 /** The one-hot distribution at the largest of logits[off, off + n) (lowest index on a tie). */

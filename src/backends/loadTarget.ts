@@ -9,7 +9,7 @@ export type Backend = (typeof BACKENDS)[number];
 
 export interface TargetOptions {
   contextSize?: number;
-  /** llama.cpp only. */
+  /** CPU threads (llama.cpp and the built-in engine). */
   threads?: number;
 }
 
@@ -20,7 +20,7 @@ export async function loadTarget(backend: Backend, path: string, options: Target
       return LlamaCppTarget.load(path, options);
     case "builtin":
       inspectModelFile(path);
-      return BuiltinTarget.load(path, { contextSize: options.contextSize });
+      return BuiltinTarget.load(path, { contextSize: options.contextSize, threads: options.threads });
     default:
       throw new SpecdecError(`unknown backend '${backend as string}' (choose one of: ${BACKENDS.join(", ")})`);
   }

@@ -40,7 +40,7 @@ function program(): Command {
     .option("--candidates <c>", "prompt lookup: merge the continuations of up to c matches into a tree verified in one pass (c > 1 needs --backend builtin)", integer(1, 64), 1)
     .option("--tree-nodes <n>", "tree methods: most guesses per tree (default 24, at most the engine's batch - 1)", integer(1, 1024))
     .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
-    .option("--threads <n>", "CPU threads for llama.cpp (1 is fastest for small models on small machines)", integer(1, 1024), 1)
+    .option("--threads <n>", "CPU threads, llama.cpp or the built-in engine (1 is fastest for small models on small machines)", integer(1, 1024), 1)
     .option("--stop <text>", "stop before this string (repeatable)", collect)
     .option("--json", "print one JSON object {text, tokens, stats} instead of streaming text")
     .action(runGenerate);

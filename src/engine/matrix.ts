@@ -6,16 +6,19 @@
 // matrix at load, so every pass of a model uses the same accumulation order.
 
 import { dequantizeRow, matMul } from "./quant/index.js";
-import { WasmMatrix } from "./wasm/wasmMatrix.js";
+import { WasmMatrix, type Threads } from "./wasm/wasmMatrix.js";
+
+export type { Threads };
 
 export interface Matrix {
   readonly rows: number;
   readonly cols: number;
   /**
    * out (batch, rows) = x (batch, cols) · Wᵀ. The value for one (b, r) is bit-identical
-   * whatever `batch` is (same accumulation order), so a k-token pass equals k one-token passes.
+   * whatever `batch` is (same accumulation order), so a k-token pass equals k one-token passes;
+   * and whatever the threads (each output is computed wholly by one thread).
    */
-  matMul(x: Float32Array, batch: number, out: Float32Array): void;
+  matMul(x: Float32Array, batch: number, out: Float32Array, threads?: Threads): void;
   /** Row r as f32 into out[offset, offset + cols) — the embedding lookup. */
   readRow(r: number, out: Float32Array, offset: number): void;
 }
@@ -42,8 +45,8 @@ export class GgmlMatrix implements Matrix {
     return this.wasm ? "wasm" : "js";
   }
 
-  matMul(x: Float32Array, batch: number, out: Float32Array): void {
-    if (this.wasm) this.wasm.matMul(x, batch, out);
+  matMul(x: Float32Array, batch: number, out: Float32Array, threads?: Threads): void {
+    if (this.wasm) this.wasm.matMul(x, batch, out, threads);
     else matMul(this.type, this.data!, this.rows, this.cols, x, batch, out);
   }
 

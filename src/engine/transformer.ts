@@ -15,7 +15,16 @@
 import { SpecdecError } from "../errors.js";
 import type { HParams } from "./hparams.js";
 import type { LlamaWeights } from "./llamaWeights.js";
-import { engineMemory, type AttendFn, type SwigluFn } from "./wasm/wasmMatrix.js";
+import { engineMemory, kernelModule, MIN_SPLIT_WORK, type EngineMemory, type Threads } from "./wasm/wasmMatrix.js";
+import { ThreadPool } from "./wasm/threadPool.js";
+
+export interface EngineOptions {
+  /**
+   * Threads for the matrix products and attention (the main thread included); results are
+   * bit-identical for any count. Default 1.
+   */
+  threads?: number;
+}
 
 export interface ForwardOptions {
   /**
@@ -56,52 +65,61 @@ export class Transformer {
   private readonly v: Float32Array; // (maxBatch, kvDim)
   private readonly hb: Float32Array; // (maxBatch, hiddenDim)
   private readonly hb2: Float32Array; // (maxBatch, hiddenDim)
-  private readonly att: Float32Array; // (contextSize) attention scores of one head of one token
+  private readonly att: Float32Array; // (threads, contextSize) attention scores of one head of one token, per thread
   private readonly visible: Int32Array; // (maxBatch, contextSize) cache slots each batch token attends to, ascending
-  private readonly visibleCount: Int32Array; // (maxBatch)
+  private readonly visibleCount: Int32Array; // (maxBatch) visible slots of each batch token
   private readonly logitsBuf: Float32Array; // (maxBatch, vocab)
   private readonly ropeFreq: Float64Array; // (ropeDim / 2) rotation frequency of each pair
   private readonly ropeCos: Float64Array; // (maxBatch, ropeDim / 2) cos of each batch token's angles, shared by heads and layers
   private readonly ropeSin: Float64Array; // (maxBatch, ropeDim / 2)
   private readonly identityRows: Int32Array; // (maxBatch) leading entries of each visible row known to be 0, 1, 2, ...
   private readonly batchParents: Int32Array; // (maxBatch)
-  // The WASM attention kernel, when available: the KV cache, q, xb, att and visible then live
-  // in its memory, at these byte offsets.
-  private readonly wasmAttend: AttendFn | undefined;
-  private readonly wasmSwiglu: SwigluFn | undefined;
-  private readonly at = { key: 0, value: 0, q: 0, xb: 0, att: 0, visible: 0, hb: 0, hb2: 0 };
+  // The WASM kernels, when available: the KV cache and the activations they touch then live in
+  // the engine's memory, at these byte offsets.
+  private readonly wasm: EngineMemory | undefined;
+  private readonly at = { key: 0, value: 0, q: 0, xb: 0, att: 0, visible: 0, counts: 0, hb: 0, hb2: 0 };
+  // Threads for the products and attention (undefined: the main thread alone).
+  private threads: Threads | undefined;
 
   constructor(
     readonly hp: HParams,
     private readonly w: LlamaWeights,
     readonly contextSize: number,
     maxBatch = 64,
+    options: EngineOptions = {},
   ) {
     if (!Number.isInteger(contextSize) || contextSize < 1) throw new SpecdecError(`context size must be a positive integer, got ${contextSize}`);
+    const threads = options.threads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new SpecdecError(`threads must be an integer from 1 to 256, got ${threads}`);
     this.maxBatch = Math.min(maxBatch, contextSize);
     const { nLayers, dim, kvDim, hiddenDim, vocabSize } = hp;
     const B = this.maxBatch;
     const kvBytes = 2 * nLayers * contextSize * kvDim * 4;
     if (kvBytes > 8 * 2 ** 30) throw new SpecdecError(`a ${contextSize}-token KV cache would take ${(kvBytes / 2 ** 30).toFixed(1)} GiB: choose a smaller context size`);
     // Buffers the attention kernel reads and writes, in WASM memory when it is there.
-    const sizes = { key: nLayers * contextSize * kvDim, value: nLayers * contextSize * kvDim, q: B * dim, xb: B * dim, att: contextSize, visible: B * contextSize, hb: B * hiddenDim, hb2: B * hiddenDim };
+    const sizes = {
+      key: nLayers * contextSize * kvDim, value: nLayers * contextSize * kvDim, q: B * dim, xb: B * dim,
+      att: threads * contextSize, visible: B * contextSize, counts: B, hb: B * hiddenDim, hb2: B * hiddenDim,
+    };
     let bytes = 0;
     for (const [name, n] of Object.entries(sizes) as [keyof typeof sizes, number][]) {
       this.at[name] = bytes;
       bytes += (4 * n + 15) & ~15;
     }
     const wasm = hp.headDim % 4 === 0 ? engineMemory(bytes) : undefined;
-    this.wasmAttend = wasm?.attend;
-    this.wasmSwiglu = wasm?.swiglu;
+    this.wasm = wasm;
+    const module = kernelModule();
+    if (threads > 1 && wasm && module) this.threads = { pool: ThreadPool.acquire(module, threads), threads };
     const buffer = wasm?.buffer;
     const f32 = (name: keyof typeof sizes) => (buffer ? new Float32Array(buffer, this.at[name], sizes[name]) : new Float32Array(sizes[name]));
+    const i32 = (name: keyof typeof sizes) => (buffer ? new Int32Array(buffer, this.at[name], sizes[name]) : new Int32Array(sizes[name]));
     this.keyCache = f32("key");
     this.valueCache = f32("value");
     this.q = f32("q");
     this.xb = f32("xb");
     this.att = f32("att");
-    this.visible = buffer ? new Int32Array(buffer, this.at.visible, sizes.visible) : new Int32Array(sizes.visible);
-    this.visibleCount = new Int32Array(B);
+    this.visible = i32("visible");
+    this.visibleCount = i32("counts");
     this.positions = new Int32Array(contextSize);
     this.x = new Float32Array(B * dim);
     this.xb2 = new Float32Array(B * dim);
@@ -173,9 +191,9 @@ export class Transformer {
 
       // Attention: q, k, v of every batch token; k, v go into the cache at slots start + t.
       rmsNormRows(this.xb, this.x, L.attnNorm, T, dim, this.hp.normEps);
-      L.wq.matMul(this.xb, T, this.q);
-      L.wk.matMul(this.xb, T, this.k);
-      L.wv.matMul(this.xb, T, this.v);
+      L.wq.matMul(this.xb, T, this.q, this.threads);
+      L.wk.matMul(this.xb, T, this.k, this.threads);
+      L.wv.matMul(this.xb, T, this.v, this.threads);
       if (L.bq) addBiasRows(this.q, L.bq, T, dim);
       if (L.bk) addBiasRows(this.k, L.bk, T, kvDim);
       if (L.bv) addBiasRows(this.v, L.bv, T, kvDim);
@@ -185,15 +203,15 @@ export class Transformer {
         this.keyCache.set(this.k.subarray(t * kvDim, (t + 1) * kvDim), layerOff + (start + t) * kvDim);
         this.valueCache.set(this.v.subarray(t * kvDim, (t + 1) * kvDim), layerOff + (start + t) * kvDim);
       }
-      for (let t = 0; t < T; t++) this.attend(t, layerOff); // → xb (T, dim)
-      L.wo.matMul(this.xb, T, this.xb2);
+      this.attend(T, layerOff); // → xb (T, dim)
+      L.wo.matMul(this.xb, T, this.xb2, this.threads);
       addRows(this.x, this.xb2, T * dim);
 
       // Feed-forward (SwiGLU): x += down(silu(gate(xb)) * up(xb)).
       rmsNormRows(this.xb, this.x, L.ffnNorm, T, dim, this.hp.normEps);
-      L.wGate.matMul(this.xb, T, this.hb);
-      L.wUp.matMul(this.xb, T, this.hb2);
-      if (this.wasmSwiglu) this.wasmSwiglu(this.at.hb, this.at.hb2, (T * hiddenDim + 3) & ~3);
+      L.wGate.matMul(this.xb, T, this.hb, this.threads);
+      L.wUp.matMul(this.xb, T, this.hb2, this.threads);
+      if (this.wasm) this.wasm.swiglu(this.at.hb, this.at.hb2, (T * hiddenDim + 3) & ~3);
       else {
         const hb = this.hb, hb2 = this.hb2;
         for (let i = 0; i < T * hiddenDim; i++) {
@@ -201,7 +219,7 @@ export class Transformer {
           hb[i] = (g / (1 + Math.exp(-g))) * hb2[i];
         }
       }
-      L.wDown.matMul(this.hb, T, this.xb2);
+      L.wDown.matMul(this.hb, T, this.xb2, this.threads);
       addRows(this.x, this.xb2, T * dim);
     }
 
@@ -211,14 +229,20 @@ export class Transformer {
     const which = options.logits ?? "all";
     let logits = this.logitsBuf.subarray(0, 0);
     if (which === "all") {
-      this.w.output.matMul(this.xb, T, this.logitsBuf);
+      this.w.output.matMul(this.xb, T, this.logitsBuf, this.threads);
       logits = this.logitsBuf.subarray(0, T * vocabSize);
     } else if (which === "last") {
-      this.w.output.matMul(this.xb.subarray((T - 1) * dim, T * dim), 1, this.logitsBuf);
+      this.w.output.matMul(this.xb.subarray((T - 1) * dim, T * dim), 1, this.logitsBuf, this.threads);
       logits = this.logitsBuf.subarray(0, vocabSize);
     }
     this.length = start + T;
     return { logits, hidden: options.hidden ? this.xb.subarray(0, T * dim) : this.xb.subarray(0, 0) };
+  }
+
+  /** Release the worker threads (when this was the last engine using them). */
+  dispose(): void {
+    this.threads?.pool.release();
+    this.threads = undefined;
   }
 
   /** Roll the cache back to `length` tokens. */
@@ -265,18 +289,28 @@ export class Transformer {
     }
   }
 
-  // Multi-head attention of batch token t over its visible cache slots → xb[t].
-  private attend(t: number, layerOff: number): void {
+  // Multi-head attention of the T batch tokens over their visible cache slots → xb (T, dim).
+  private attend(T: number, layerOff: number): void {
     const { nHeads, nKvHeads, headDim, kvDim, dim } = this.hp;
     const scale = 1 / Math.sqrt(headDim);
     const group = nHeads / nKvHeads;
-    const n = this.visibleCount[t], vo = t * this.contextSize;
-    if (this.wasmAttend) {
-      const at = this.at;
-      this.wasmAttend(at.q + 4 * t * dim, at.key + 4 * layerOff, at.value + 4 * layerOff, at.visible + 4 * vo, n, nHeads, group, headDim, 4 * kvDim, scale, at.att, at.xb + 4 * t * dim);
+    if (this.wasm) {
+      const at = this.at, ctx = this.contextSize;
+      const args = [0, T * nHeads, nHeads, group, headDim, at.q, at.key + 4 * layerOff, at.value + 4 * layerOff, at.visible, 4 * ctx, at.counts, 4 * kvDim, scale, at.att, at.xb, 4 * dim];
+      let work = 0;
+      for (let t = 0; t < T; t++) work += this.visibleCount[t];
+      if (this.threads && work * 2 * dim >= MIN_SPLIT_WORK) {
+        this.threads.pool.run({ memory: this.wasm.memory, exports: this.wasm.exports, fn: "attend", args, floats: 1 << 12, range: 0, work: T * nHeads, scratch: 13, scratchStride: 4 * ctx }, this.threads.threads);
+      } else this.wasm.attend(...(args as Parameters<EngineMemory["attend"]>));
       return;
     }
-    // The JS reference of the same computation (f64 scores, sum and weights).
+    for (let t = 0; t < T; t++) this.attendJs(t, layerOff, scale, group);
+  }
+
+  // The JS reference of the attention kernel for batch token t (f64 scores, sum and weights).
+  private attendJs(t: number, layerOff: number, scale: number, group: number): void {
+    const { nHeads, headDim, kvDim, dim } = this.hp;
+    const n = this.visibleCount[t], vo = t * this.contextSize;
     const vis = this.visible, att = this.att, q = this.q, kc = this.keyCache, vc = this.valueCache, out = this.xb;
     for (let h = 0; h < nHeads; h++) {
       const qo = t * dim + h * headDim;

@@ -1,5 +1,5 @@
-// The WebAssembly SIMD attention kernel of the built-in engine (one token over its visible
-// cache slots, every head), generated with asm.ts. Its order of operations does not depend on
+// The WebAssembly SIMD attention kernel of the built-in engine (each token of a batch over its
+// visible cache slots, every head), generated with asm.ts. Its order of operations does not depend on
 // the batch or on the other tokens, so tree and chain passes stay bit-identical.
 
 import { F32, F64, Func, I32, V128 } from "./asm.js";
@@ -20,31 +20,26 @@ function emitExp(f: Func, x: number, k: number, r: number): void {
   f.get(k).truncSatF64().op("i64.extend_i32_s").i64(1023).op("i64.add").i64(52).op("i64.shl").op("f64.reinterpret_i64").op("f64.mul");
 }
 
-// attend(q, kc, vc, vis, n, nHeads, group, headDim, slotBytes, scale, att, out): multi-head
-// attention of one token over the n visible cache slots vis[0..n) (ascending), for every head h
-// (kv head h / group). Per head: scores s_j = f32 dot(q_h, k_j) (f32x4 lanes over the head,
-// summed (l0 + l1) + (l2 + l3)) * scale; e_j = exp(s_j - max) in f64, kept as f32, summed in
-// f64; out_h = sum_j (e_j * (1/sum)) v_j in f32x4, in slot order. headDim is a multiple of 4.
-// The order does not depend on the batch or on the other tokens.
-export function attendFunc(): Func {
-  const f = new Func("attend", [I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, I32, I32]);
-  const [q, kc, vc, vis, n, nHeads, group, headDim, slotBytes, scale, att, out] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-  const h = f.local(I32), j = f.local(I32), i = f.local(I32), hb = f.local(I32), qo = f.local(I32), kvo = f.local(I32), oo = f.local(I32), p = f.local(I32);
+// attendHead(q, k, v, vis, n, headDim, slotBytes, scale, att, out): one head of one token over
+// the n visible cache slots vis[0..n) (ascending): scores s_j = f32 dot(q, k_j) (f32x4 lanes over
+// the head, summed (l0 + l1) + (l2 + l3)) * scale; e_j = exp(s_j - max) in f64, kept as f32 in
+// att, summed in f64; out = sum_j (e_j * (1/sum)) v_j in f32x4, in slot order. k and v point at
+// the head's kv head in slot 0; headDim is a multiple of 4. The order does not depend on the
+// batch or on the other tokens.
+export function attendHeadFunc(): Func {
+  const f = new Func("attend_head", [I32, I32, I32, I32, I32, I32, I32, F32, I32, I32]);
+  const [q, kc, vc, vis, n, headDim, slotBytes, scale, att, out] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const j = f.local(I32), i = f.local(I32), hb = f.local(I32), p = f.local(I32);
   const max = f.local(F32), acc = f.local(V128), a = f.local(V128), inv = f.local(F32);
   const sum = f.local(F64), x = f.local(F64), k = f.local(F64), r = f.local(F64), e = f.local(F64);
   f.get(headDim).i32(4).op("i32.mul").set(hb);
-  f.i32(0).set(h);
-  f.loop();
-  f.get(q).get(h).get(hb).op("i32.mul").op("i32.add").set(qo);
-  f.get(out).get(h).get(hb).op("i32.mul").op("i32.add").set(oo);
-  f.get(h).get(group).op("i32.div_u").get(hb).op("i32.mul").set(kvo);
   // Scores and their maximum.
   f.f32c(-Infinity).set(max).i32(0).set(j);
   f.loop();
-  f.get(kc).get(kvo).op("i32.add").get(vis).get(j).i32(4).op("i32.mul").op("i32.add").i32Load().get(slotBytes).op("i32.mul").op("i32.add").set(p);
+  f.get(kc).get(vis).get(j).i32(4).op("i32.mul").op("i32.add").i32Load().get(slotBytes).op("i32.mul").op("i32.add").set(p);
   f.v128I32(0, 0, 0, 0).set(acc).i32(0).set(i);
   f.loop();
-  f.get(acc).get(qo).get(i).op("i32.add").simdMem("v128.load").get(p).get(i).op("i32.add").simdMem("v128.load").simd("f32x4.mul").simd("f32x4.add").set(acc);
+  f.get(acc).get(q).get(i).op("i32.add").simdMem("v128.load").get(p).get(i).op("i32.add").simdMem("v128.load").simd("f32x4.mul").simd("f32x4.add").set(acc);
   f.get(i).i32(16).op("i32.add").tee(i).get(hb).op("i32.lt_u").brIf(0);
   f.end();
   f.get(att).get(j).i32(4).op("i32.mul").op("i32.add");
@@ -64,24 +59,47 @@ export function attendFunc(): Func {
   f.get(j).i32(1).op("i32.add").tee(j).get(n).op("i32.lt_u").brIf(0);
   f.end();
   f.f64c(1).get(sum).op("f64.div").op("f32.demote_f64").set(inv);
-  // out_h = sum_j a_j v_j.
+  // out = sum_j a_j v_j.
   f.i32(0).set(i).loop();
-  f.get(oo).get(i).op("i32.add").v128I32(0, 0, 0, 0).simdMem("v128.store");
+  f.get(out).get(i).op("i32.add").v128I32(0, 0, 0, 0).simdMem("v128.store");
   f.get(i).i32(16).op("i32.add").tee(i).get(hb).op("i32.lt_u").brIf(0);
   f.end();
   f.i32(0).set(j).loop();
   f.get(att).get(j).i32(4).op("i32.mul").op("i32.add").f32Load().get(inv).op("f32.mul").simd("f32x4.splat").set(a);
-  f.get(vc).get(kvo).op("i32.add").get(vis).get(j).i32(4).op("i32.mul").op("i32.add").i32Load().get(slotBytes).op("i32.mul").op("i32.add").set(p);
+  f.get(vc).get(vis).get(j).i32(4).op("i32.mul").op("i32.add").i32Load().get(slotBytes).op("i32.mul").op("i32.add").set(p);
   f.i32(0).set(i).loop();
-  f.get(oo).get(i).op("i32.add");
-  f.get(oo).get(i).op("i32.add").simdMem("v128.load").get(a).get(p).get(i).op("i32.add").simdMem("v128.load").simd("f32x4.mul").simd("f32x4.add");
+  f.get(out).get(i).op("i32.add");
+  f.get(out).get(i).op("i32.add").simdMem("v128.load").get(a).get(p).get(i).op("i32.add").simdMem("v128.load").simd("f32x4.mul").simd("f32x4.add");
   f.simdMem("v128.store");
   f.get(i).i32(16).op("i32.add").tee(i).get(hb).op("i32.lt_u").brIf(0);
   f.end();
   f.get(j).i32(1).op("i32.add").tee(j).get(n).op("i32.lt_u").brIf(0);
   f.end();
-  f.get(h).i32(1).op("i32.add").tee(h).get(nHeads).op("i32.lt_u").brIf(0);
-  f.end();
   return f;
 }
 
+// attend(i0, i1, nHeads, group, headDim, q, kc, vc, vis, visStride, counts, slotBytes, scale, att, out, dimBytes):
+// multi-head attention of a batch, items i0 <= i < i1 being (token t = i / nHeads, head h = i % nHeads),
+// kv head h / group. Token t's q and out rows are at q, out + t * dimBytes, its visible slots at
+// vis + t * visStride (counts[t] of them); att is this thread's score buffer.
+export function attendFunc(head: number): Func {
+  const f = new Func("attend", [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, I32, I32, I32]);
+  const [i0, i1, nHeads, group, headDim, q, kc, vc, vis, visStride, counts, slotBytes, scale, att, out, dimBytes] = Array.from({ length: 16 }, (_, i) => i);
+  const t = f.local(I32), h = f.local(I32), hOff = f.local(I32), kvOff = f.local(I32);
+  f.block().get(i0).get(i1).op("i32.lt_u").op("i32.eqz").brIf(0);
+  f.loop();
+  f.get(i0).get(nHeads).op("i32.div_u").set(t);
+  f.get(i0).get(t).get(nHeads).op("i32.mul").op("i32.sub").set(h);
+  f.get(h).get(headDim).op("i32.mul").i32(4).op("i32.mul").set(hOff);
+  f.get(h).get(group).op("i32.div_u").get(headDim).op("i32.mul").i32(4).op("i32.mul").set(kvOff);
+  f.get(q).get(t).get(dimBytes).op("i32.mul").op("i32.add").get(hOff).op("i32.add");
+  f.get(kc).get(kvOff).op("i32.add").get(vc).get(kvOff).op("i32.add");
+  f.get(vis).get(t).get(visStride).op("i32.mul").op("i32.add");
+  f.get(counts).get(t).i32(4).op("i32.mul").op("i32.add").i32Load();
+  f.get(headDim).get(slotBytes).get(scale).get(att);
+  f.get(out).get(t).get(dimBytes).op("i32.mul").op("i32.add").get(hOff).op("i32.add");
+  f.call(head);
+  f.get(i0).i32(1).op("i32.add").tee(i0).get(i1).op("i32.lt_u").brIf(0);
+  f.end().end();
+  return f;
+}

@@ -3,15 +3,17 @@
 // batch-1 and unpacking kernels it calls.
 
 import { moduleBytes, type Func } from "./asm.js";
-import { attendFunc } from "./attention.js";
+import { attendFunc, attendHeadFunc } from "./attention.js";
 import { DECODERS, type DecoderName } from "./decoders.js";
 import { swigluFunc } from "./elementwise.js";
 import { mmFunc, mvFunc, tileF32, unpackFunc } from "./matmul.js";
 
 /** The module's functions, in index order (every one is exported under its name). */
 export function kernelFuncs(): Func[] {
-  const funcs: Func[] = [attendFunc(), swigluFunc()];
+  const funcs: Func[] = [];
   const add = (fn: Func): number => funcs.push(fn) - 1;
+  add(attendFunc(add(attendHeadFunc())));
+  add(swigluFunc());
   const tile1 = add(tileF32(1)), tile2 = add(tileF32(2));
   add(mmFunc("f32", { tile1, tile2 }));
   for (const name of Object.keys(DECODERS) as DecoderName[]) {

@@ -10,6 +10,16 @@
 import { buildModule } from "./kernelModule.js";
 import type { KernelName } from "./decoders.js";
 import { layoutOf, panelBytes, repackMatrix, superBlocks, type Layout } from "./repack.js";
+import type { ThreadPool } from "./threadPool.js";
+
+/** How a product may use threads: `threads` of `pool` (the main thread included). */
+export interface Threads {
+  readonly pool: ThreadPool;
+  readonly threads: number;
+}
+
+/** Products smaller than this many multiply-adds run on one thread: splitting them costs more than it saves. */
+export const MIN_SPLIT_WORK = 1 << 16;
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
@@ -146,12 +156,13 @@ export class WasmMatrix {
     return new WasmMatrix(arena, at, layout, rows, cols);
   }
 
-  /** out (batch, rows) = x (batch, cols) · Wᵀ, through the scratch area. */
-  matMul(x: Float32Array, batch: number, out: Float32Array): void {
+  /** out (batch, rows) = x (batch, cols) · Wᵀ, through the scratch area; panels split between threads when given. */
+  matMul(x: Float32Array, batch: number, out: Float32Array, threads?: Threads): void {
     const { rows, cols, stride } = this;
     const outStride = 4 * this.panels;
-    // Scratch: X (batch, stride), OUT (batch, 4 * panels), one decoded panel.
-    const X = this.arena.scratchFor(4 * batch * (stride + outStride) + this.unpackBytes);
+    const n = threads && rows * cols * batch >= MIN_SPLIT_WORK ? Math.min(threads.threads, threads.pool.size) : 1;
+    // Scratch: X (batch, stride), OUT (batch, 4 * panels), one decoded panel per thread.
+    const X = this.arena.scratchFor(4 * batch * (stride + outStride) + n * this.unpackBytes);
     const OUT = X + 4 * batch * stride, S = OUT + 4 * batch * outStride;
     const mem = this.arena.view();
     const xi = X >> 2, oi = OUT >> 2;
@@ -163,7 +174,10 @@ export class WasmMatrix {
         mem.fill(0, xi + b * stride + cols, xi + (b + 1) * stride);
       }
     }
-    this.mm(this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S);
+    if (n > 1) {
+      const args = [this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S];
+      threads!.pool.run({ memory: this.arena.memory, exports: this.arena.exports, fn: `mm_${this.kernel}`, args, range: 2, work: this.panels, scratch: 9, scratchStride: this.unpackBytes }, n);
+    } else this.mm(this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S);
     if (outStride === rows) out.set(mem.subarray(oi, oi + batch * rows));
     else for (let b = 0; b < batch; b++) out.set(mem.subarray(oi + b * outStride, oi + b * outStride + rows), b * rows);
   }
@@ -181,8 +195,8 @@ export class WasmMatrix {
   }
 }
 
-/** attend(q, kc, vc, vis, n, nHeads, group, headDim, slotBytes, scale, att, out): see attention.ts. */
-export type AttendFn = (q: number, kc: number, vc: number, vis: number, n: number, nHeads: number, group: number, headDim: number, slotBytes: number, scale: number, att: number, out: number) => void;
+/** attend(i0, i1, nHeads, group, headDim, q, kc, vc, vis, visStride, counts, slotBytes, scale, att, out, dimBytes): see attention.ts. */
+export type AttendFn = (i0: number, i1: number, nHeads: number, group: number, headDim: number, q: number, kc: number, vc: number, vis: number, visStride: number, counts: number, slotBytes: number, scale: number, att: number, out: number, dimBytes: number) => void;
 /** swiglu(g, u, n): see elementwise.ts. */
 export type SwigluFn = (g: number, u: number, n: number) => void;
 
@@ -192,6 +206,7 @@ export interface EngineMemory {
   readonly buffer: SharedArrayBuffer;
   readonly attend: AttendFn;
   readonly swiglu: SwigluFn;
+  readonly exports: Record<string, (...args: number[]) => void>;
 }
 
 /**
@@ -203,6 +218,6 @@ export function engineMemory(bytes: number): EngineMemory | undefined {
   if (!module || !enabled || bytes > (MAX_PAGES - 1) * PAGE) return undefined;
   const pages = Math.max(1, Math.ceil(bytes / PAGE));
   const memory = sharedMemory(pages, pages);
-  const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as { attend: AttendFn; swiglu: SwigluFn };
-  return { memory, buffer: memory.buffer as unknown as SharedArrayBuffer, attend: exports.attend, swiglu: exports.swiglu };
+  const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, (...args: number[]) => void>;
+  return { memory, buffer: memory.buffer as unknown as SharedArrayBuffer, attend: exports.attend as AttendFn, swiglu: exports.swiglu as SwigluFn, exports };
 }
