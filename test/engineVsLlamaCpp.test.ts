@@ -4,12 +4,16 @@
 // every position of a 40-token sequence. The random weights are scaled so the distributions are
 // sharp (mean top probability 0.4-0.6, vocabulary 512), and the test checks that they are.
 //
-// llama.cpp runs with an F32 KV cache and without flash attention, so for F32 and F16 weights
-// both engines compute the same function in f32 and only rounding differs (measured max |Δp|
-// 3e-6; asserted < 1e-4, and the same top-1 token everywhere). For BF16 and quantized weights
-// llama.cpp's CPU kernels round the activations before each matrix product (to BF16, or to
-// Q8_0 / Q8_1 / Q8_K blocks), which the built-in engine does not, so exact agreement is
-// impossible: measured max |Δp| up to 0.09, asserted < 0.15. Controls show the bound has teeth:
+// llama.cpp runs with an F32 KV cache and without flash attention, so for F32 weights both
+// engines compute the same function in f32 and only rounding differs (measured max |Δp| 3e-6;
+// asserted < 1e-4, and the same top-1 token everywhere). For F16 weights that holds where ggml's
+// CPU variant multiplies f16 by f32; the AVX-512 variant here rounds the activations to f16 first
+// (measured 1.3e-3 and 1.9e-3; the f16-rounding simulation is then the control). For BF16 and
+// quantized weights llama.cpp's CPU kernels round the activations before each matrix product (to
+// BF16, or to Q8_0 / Q8_1 / Q8_K blocks), which the built-in engine does not by default, so exact
+// agreement is impossible: measured max |Δp| up to 0.09, asserted < 0.15. With the built-in
+// engine's activations "q8" (the same 8-bit rounding as llama.cpp, integer products) the same
+// bound holds, and it lands closer: measured max |Δp| 2.5e-6 to 6.6e-2 by type and model. Controls show the bound has teeth:
 // for 4- to 6-bit types llama.cpp on the same file must be at least twice as close as the
 // unquantized original is; for BF16 and Q8_0 (whose own rounding is as small as llama.cpp's
 // activation rounding) the built-in engine with llama.cpp's activation rounding simulated
@@ -28,7 +32,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, LlamaLogLevel, type Llama } from "node-llama-cpp";
-import { BuiltinTarget } from "../src/backends/builtin.js";
+import { BuiltinTarget, type BuiltinOptions } from "../src/backends/builtin.js";
 import { readHParams, type HParams } from "../src/engine/hparams.js";
 import { loadLlamaWeights, type LlamaWeights } from "../src/engine/llamaWeights.js";
 import { Transformer } from "../src/engine/transformer.js";
@@ -86,8 +90,8 @@ async function llamaCppProbs(path: string): Promise<Dists> {
   }
 }
 
-async function builtinProbs(path: string): Promise<Dists> {
-  const target = await BuiltinTarget.load(path, { contextSize: CONTEXT });
+async function builtinProbs(path: string, options: BuiltinOptions = {}): Promise<Dists> {
+  const target = await BuiltinTarget.load(path, { contextSize: CONTEXT, ...options });
   try {
     return (await target.evaluate(TOKENS as Token[])).map((d) => Float64Array.from(d));
   } finally {
@@ -143,6 +147,11 @@ const roundEven = (x: number) => {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 };
 
+/** x → f16 → f32 (round to nearest even). */
+function roundF16(x: Float32Array): void {
+  for (let i = 0; i < x.length; i++) x[i] = F16_TO_F32[f32ToF16(x[i])];
+}
+
 /** x → bf16 → f32 (ggml_fp32_to_bf16: round to nearest even). */
 function roundBf16(x: Float32Array): void {
   for (let i = 0; i < x.length; i++) x[i] = bf16ToF32(f32ToBf16(x[i]));
@@ -184,12 +193,20 @@ function roundQ8_K(x: Float32Array): void {
 /** What llama.cpp's CPU backend rounds a matrix product's activations to, per weight type (ggml-cpu type_traits vec_dot_type). */
 const ACTIVATION_ROUNDING: Record<number, ((x: Float32Array) => unknown) | undefined> = {
   [GgmlType.F32]: undefined,
-  [GgmlType.F16]: undefined, // measured: no rounding on this path (agrees to ~1e-6 without it)
+  [GgmlType.F16]: undefined, // depends on the CPU variant ggml loads: see F16_ROUNDING
   [GgmlType.BF16]: roundBf16,
   [GgmlType.Q8_0]: roundQ8_0, [GgmlType.Q4_0]: roundQ8_0, [GgmlType.Q5_0]: roundQ8_0,
   [GgmlType.Q4_1]: roundQ8_0, [GgmlType.Q5_1]: roundQ8_0, // Q8_1: same values, plus a sum
   [GgmlType.Q4_K]: roundQ8_K, [GgmlType.Q5_K]: roundQ8_K, [GgmlType.Q6_K]: roundQ8_K,
 };
+
+/**
+ * For F16 weights, whether llama.cpp rounds the activations to f16 depends on the CPU variant
+ * ggml loads (its sgemm path multiplies f16 by f32 directly on some, converts the activations
+ * to f16 first on others, as on the AVX-512 machines here): the test accepts either arithmetic,
+ * whichever the built-in engine then matches to TOL_EXACT.
+ */
+const F16_ROUNDING = { ...ACTIVATION_ROUNDING, [GgmlType.F16]: roundF16 };
 
 /** A weight matrix whose products first round each input row as llama.cpp does. */
 class RoundedInputMatrix implements Matrix {
@@ -236,10 +253,10 @@ function blockMins(f: GgufFile, name: string): Float32Array | undefined {
 }
 
 /** The engine's weights of file f with each matrix product rounding its input as llama.cpp does for that matrix's type. */
-function withRoundedActivations(f: GgufFile): (hp: HParams, w: LlamaWeights) => [HParams, LlamaWeights] {
+function withRoundedActivations(f: GgufFile, rounding = ACTIVATION_ROUNDING): (hp: HParams, w: LlamaWeights) => [HParams, LlamaWeights] {
   return (hp, w) => {
     const m = (x: Matrix, name: string) => {
-      const round = ACTIVATION_ROUNDING[(x as GgmlMatrix).type];
+      const round = rounding[(x as GgmlMatrix).type];
       return round ? new RoundedInputMatrix(x as GgmlMatrix, round, blockMins(f, name)) : x;
     };
     const output = f.tensors.some((t) => t.name === "output.weight") ? "output.weight" : "token_embd.weight";
@@ -278,15 +295,34 @@ for (const { name: modelName, spec } of TYPE_MODELS) {
       const d = compare(ours, theirs);
       const sim = compare(builtinProbsAltered(path, (hp, w, f) => withRoundedActivations(f)(hp, w)), theirs);
       const control = compare(ours, original);
-      t.diagnostic(`${name}: max|dp| vs llama.cpp ${fmt(d.maxAbs)} (top-1 ${(d.top1 * 100).toFixed(0)}%), with llama.cpp's activation rounding ${fmt(sim.maxAbs)} (top-1 ${(sim.top1 * 100).toFixed(0)}%), quantization effect ${fmt(control.maxAbs)} (top-1 ${(control.top1 * 100).toFixed(0)}%), max p ${d.maxP.toFixed(3)}, mean top p ${d.meanMaxP.toFixed(3)}`);
+      const q8 = compare(await builtinProbs(path, { activations: "q8" }), theirs);
+      t.diagnostic(`${name}: max|dp| vs llama.cpp ${fmt(d.maxAbs)} (top-1 ${(d.top1 * 100).toFixed(0)}%), with llama.cpp's activation rounding ${fmt(sim.maxAbs)} (top-1 ${(sim.top1 * 100).toFixed(0)}%), with activations q8 ${fmt(q8.maxAbs)} (top-1 ${(q8.top1 * 100).toFixed(0)}%), quantization effect ${fmt(control.maxAbs)} (top-1 ${(control.top1 * 100).toFixed(0)}%), max p ${d.maxP.toFixed(3)}, mean top p ${d.meanMaxP.toFixed(3)}`);
       const at = `${modelName} ${name}`;
       assert.ok(d.meanMaxP > 0.2, `${at}: distributions too flat for a probability comparison (mean top p ${d.meanMaxP})`);
-      if (type === GgmlType.F32 || type === GgmlType.F16) {
+      if (type === GgmlType.F32) {
         assert.ok(d.maxAbs < TOL_EXACT, `${at}: max |dp| ${d.maxAbs} >= ${TOL_EXACT}`);
+        assert.equal(d.top1, 1, `${at}: top-1 token differs at some position`);
+      } else if (type === GgmlType.F16) {
+        // Either llama.cpp multiplies f16 by f32 (then both engines compute the same function), or
+        // it rounds the activations to f16 first (then rounding them so here must bring the
+        // built-in engine clearly closer, as for BF16 below).
+        const f16 = compare(builtinProbsAltered(path, (hp, w, f) => withRoundedActivations(f, F16_ROUNDING)(hp, w)), theirs);
+        t.diagnostic(`${name}: with activations rounded to f16 ${fmt(f16.maxAbs)}`);
+        if (d.maxAbs >= TOL_EXACT) {
+          assert.ok(d.maxAbs < TOL_ROUNDED, `${at}: max |dp| ${d.maxAbs} >= ${TOL_ROUNDED}`);
+          assert.ok(f16.maxAbs < d.maxAbs / 1.5, `${at}: max |dp| ${d.maxAbs} >= ${TOL_EXACT}, and rounding the activations to f16 (${f16.maxAbs}) does not explain it`);
+        }
         assert.equal(d.top1, 1, `${at}: top-1 token differs at some position`);
       } else {
         assert.ok(d.maxAbs < TOL_ROUNDED, `${at}: max |dp| ${d.maxAbs} >= ${TOL_ROUNDED}`);
         assert.ok(d.top1 >= 0.85, `${at}: top-1 token agrees at only ${d.top1 * 100}% of positions`);
+      }
+      if (type === GgmlType.F32 || type === GgmlType.F16 || type === GgmlType.BF16) {
+        assert.equal(q8.maxAbs, d.maxAbs, `${at}: activations q8 changed a product with float weights`);
+      } else {
+        // 8-bit activations, rounded as llama.cpp rounds them: within the bound of the engines that do.
+        assert.ok(q8.maxAbs < TOL_ROUNDED, `${at}: activations q8: max |dp| ${q8.maxAbs} >= ${TOL_ROUNDED}`);
+        assert.ok(q8.top1 >= 0.85, `${at}: activations q8: top-1 token agrees at only ${q8.top1 * 100}% of positions`);
       }
       if (type === GgmlType.BF16 || type === GgmlType.Q8_0) {
         // The weights' own rounding is as small as llama.cpp's activation rounding here, so the

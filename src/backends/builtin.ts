@@ -20,6 +20,8 @@ export interface BuiltinOptions {
   maxBatch?: number;
   /** Threads of the engine (main thread included; results identical for any count). Default 1. */
   threads?: number;
+  /** "q8": 8-bit activations for products with quantized weights, as llama.cpp (see EngineOptions). Default "f32". */
+  activations?: "f32" | "q8";
 }
 
 export class BuiltinTarget implements TreeTarget {
@@ -51,7 +53,7 @@ export class BuiltinTarget implements TreeTarget {
       if (tokenizer.vocabSize !== hp.vocabSize) throw new SpecdecError(`${path}: tokenizer has ${tokenizer.vocabSize} tokens but the model ${hp.vocabSize}`);
       const contextSize = options.contextSize ?? Math.min(hp.contextLength, 4096);
       const weights = loadLlamaWeights(f, hp);
-      const engine = new Transformer(hp, weights, contextSize, options.maxBatch ?? 64, { threads: options.threads });
+      const engine = new Transformer(hp, weights, contextSize, options.maxBatch ?? 64, { threads: options.threads, activations: options.activations });
       return new BuiltinTarget(path, hp, tokenizer, weights, engine);
     } finally {
       f.close(); // weights were read into memory of their own

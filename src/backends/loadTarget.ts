@@ -11,6 +11,8 @@ export interface TargetOptions {
   contextSize?: number;
   /** CPU threads (llama.cpp and the built-in engine). */
   threads?: number;
+  /** Built-in engine only: 8-bit activations for quantized weights. */
+  activations?: "f32" | "q8";
 }
 
 /** Load a model file as a Target on the chosen backend; the file is validated first. */
@@ -20,7 +22,7 @@ export async function loadTarget(backend: Backend, path: string, options: Target
       return LlamaCppTarget.load(path, options);
     case "builtin":
       inspectModelFile(path);
-      return BuiltinTarget.load(path, { contextSize: options.contextSize, threads: options.threads });
+      return BuiltinTarget.load(path, { contextSize: options.contextSize, threads: options.threads, activations: options.activations });
     default:
       throw new SpecdecError(`unknown backend '${backend as string}' (choose one of: ${BACKENDS.join(", ")})`);
   }

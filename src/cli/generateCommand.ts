@@ -39,6 +39,7 @@ export interface GenerateCliOptions {
   acceptance?: "greedy" | "sample" | "typical";
   contextSize?: number;
   threads: number;
+  activations?: "f32" | "q8";
   stop?: string[];
   json?: boolean;
 }
@@ -59,13 +60,14 @@ export async function runGenerate(options: GenerateCliOptions): Promise<void> {
   const prompt = readPrompt(o);
   const files = modelFiles(o, method);
 
-  const target = await loadTarget(o.backend, files.model, { contextSize: o.contextSize, threads: o.threads });
+  if (o.activations === "q8" && o.backend !== "builtin") throw new SpecdecError("--activations q8 applies to the built-in engine (llama.cpp rounds its activations itself): use --backend builtin");
+  const target = await loadTarget(o.backend, files.model, { contextSize: o.contextSize, threads: o.threads, activations: o.activations });
   const drafter = await createDrafter({
     method,
     targetPath: files.model,
     draftModelPath: files.draftModel,
     draftBackend: o.backend,
-    draftOptions: { contextSize: o.contextSize, threads: o.threads },
+    draftOptions: { contextSize: o.contextSize, threads: o.threads, activations: o.activations },
     promptLookup: { maxNgram: o.ngramMax, minNgram: o.ngramMin },
     candidates: o.candidates,
     medusaPath: files.medusa,

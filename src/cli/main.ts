@@ -41,6 +41,7 @@ function program(): Command {
     .option("--tree-nodes <n>", "tree methods: most guesses per tree (default 24, at most the engine's batch - 1)", integer(1, 1024))
     .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
     .option("--threads <n>", "CPU threads, llama.cpp or the built-in engine (1 is fastest for small models on small machines)", integer(1, 1024), 1)
+    .addOption(new Option("--activations <kind>", "built-in engine: q8 rounds the inputs of products with quantized weights to 8 bits, as llama.cpp does (faster, closer to llama.cpp; still exact speculation); f32 keeps them (default)").choices(["f32", "q8"]))
     .option("--stop <text>", "stop before this string (repeatable)", collect)
     .option("--json", "print one JSON object {text, tokens, stats} instead of streaming text")
     .action(runGenerate);

@@ -6,9 +6,10 @@
 // matrix at load, so every pass of a model uses the same accumulation order.
 
 import { dequantizeRow, matMul } from "./quant/index.js";
-import { WasmMatrix, type Threads } from "./wasm/wasmMatrix.js";
+import { SpecdecError } from "../errors.js";
+import { WasmMatrix, type ProductOptions } from "./wasm/wasmMatrix.js";
 
-export type { Threads };
+export type { ProductOptions };
 
 export interface Matrix {
   readonly rows: number;
@@ -18,7 +19,7 @@ export interface Matrix {
    * whatever `batch` is (same accumulation order), so a k-token pass equals k one-token passes;
    * and whatever the threads (each output is computed wholly by one thread).
    */
-  matMul(x: Float32Array, batch: number, out: Float32Array, threads?: Threads): void;
+  matMul(x: Float32Array, batch: number, out: Float32Array, options?: ProductOptions): void;
   /** Row r as f32 into out[offset, offset + cols) — the embedding lookup. */
   readRow(r: number, out: Float32Array, offset: number): void;
 }
@@ -45,8 +46,9 @@ export class GgmlMatrix implements Matrix {
     return this.wasm ? "wasm" : "js";
   }
 
-  matMul(x: Float32Array, batch: number, out: Float32Array, threads?: Threads): void {
-    if (this.wasm) this.wasm.matMul(x, batch, out, threads);
+  matMul(x: Float32Array, batch: number, out: Float32Array, options?: ProductOptions): void {
+    if (this.wasm) this.wasm.matMul(x, batch, out, options);
+    else if (options?.q8) throw new SpecdecError("8-bit activations need the WebAssembly kernels, which this Node lacks");
     else matMul(this.type, this.data!, this.rows, this.cols, x, batch, out);
   }
 

@@ -15,7 +15,7 @@
 import { SpecdecError } from "../errors.js";
 import type { HParams } from "./hparams.js";
 import type { LlamaWeights } from "./llamaWeights.js";
-import { engineMemory, kernelModule, MIN_SPLIT_WORK, type EngineMemory, type Threads } from "./wasm/wasmMatrix.js";
+import { engineMemory, kernelModule, MIN_SPLIT_WORK, type EngineMemory, type ProductOptions } from "./wasm/wasmMatrix.js";
 import { ThreadPool } from "./wasm/threadPool.js";
 
 export interface EngineOptions {
@@ -24,6 +24,11 @@ export interface EngineOptions {
    * bit-identical for any count. Default 1.
    */
   threads?: number;
+  /**
+   * "q8": round the inputs of products with quantized weights to 8 bits per block, as llama.cpp
+   * does (closer to llama.cpp's numbers, integer dot products; still batch-invariant). Default "f32".
+   */
+  activations?: "f32" | "q8";
 }
 
 export interface ForwardOptions {
@@ -78,8 +83,8 @@ export class Transformer {
   // the engine's memory, at these byte offsets.
   private readonly wasm: EngineMemory | undefined;
   private readonly at = { key: 0, value: 0, q: 0, xb: 0, att: 0, visible: 0, counts: 0, hb: 0, hb2: 0 };
-  // Threads for the products and attention (undefined: the main thread alone).
-  private threads: Threads | undefined;
+  // How the products run: threads and 8-bit activations.
+  private products: ProductOptions;
 
   constructor(
     readonly hp: HParams,
@@ -109,7 +114,9 @@ export class Transformer {
     const wasm = hp.headDim % 4 === 0 ? engineMemory(bytes) : undefined;
     this.wasm = wasm;
     const module = kernelModule();
-    if (threads > 1 && wasm && module) this.threads = { pool: ThreadPool.acquire(module, threads), threads };
+    if (options.activations !== undefined && options.activations !== "f32" && options.activations !== "q8") throw new SpecdecError(`activations must be "f32" or "q8", got ${JSON.stringify(options.activations)}`);
+    const pool = threads > 1 && wasm && module ? ThreadPool.acquire(module, threads) : undefined;
+    this.products = { pool, threads, q8: options.activations === "q8" };
     const buffer = wasm?.buffer;
     const f32 = (name: keyof typeof sizes) => (buffer ? new Float32Array(buffer, this.at[name], sizes[name]) : new Float32Array(sizes[name]));
     const i32 = (name: keyof typeof sizes) => (buffer ? new Int32Array(buffer, this.at[name], sizes[name]) : new Int32Array(sizes[name]));
@@ -191,9 +198,9 @@ export class Transformer {
 
       // Attention: q, k, v of every batch token; k, v go into the cache at slots start + t.
       rmsNormRows(this.xb, this.x, L.attnNorm, T, dim, this.hp.normEps);
-      L.wq.matMul(this.xb, T, this.q, this.threads);
-      L.wk.matMul(this.xb, T, this.k, this.threads);
-      L.wv.matMul(this.xb, T, this.v, this.threads);
+      L.wq.matMul(this.xb, T, this.q, this.products);
+      L.wk.matMul(this.xb, T, this.k, this.products);
+      L.wv.matMul(this.xb, T, this.v, this.products);
       if (L.bq) addBiasRows(this.q, L.bq, T, dim);
       if (L.bk) addBiasRows(this.k, L.bk, T, kvDim);
       if (L.bv) addBiasRows(this.v, L.bv, T, kvDim);
@@ -204,13 +211,13 @@ export class Transformer {
         this.valueCache.set(this.v.subarray(t * kvDim, (t + 1) * kvDim), layerOff + (start + t) * kvDim);
       }
       this.attend(T, layerOff); // → xb (T, dim)
-      L.wo.matMul(this.xb, T, this.xb2, this.threads);
+      L.wo.matMul(this.xb, T, this.xb2, this.products);
       addRows(this.x, this.xb2, T * dim);
 
       // Feed-forward (SwiGLU): x += down(silu(gate(xb)) * up(xb)).
       rmsNormRows(this.xb, this.x, L.ffnNorm, T, dim, this.hp.normEps);
-      L.wGate.matMul(this.xb, T, this.hb, this.threads);
-      L.wUp.matMul(this.xb, T, this.hb2, this.threads);
+      L.wGate.matMul(this.xb, T, this.hb, this.products);
+      L.wUp.matMul(this.xb, T, this.hb2, this.products);
       if (this.wasm) this.wasm.swiglu(this.at.hb, this.at.hb2, (T * hiddenDim + 3) & ~3);
       else {
         const hb = this.hb, hb2 = this.hb2;
@@ -219,7 +226,7 @@ export class Transformer {
           hb[i] = (g / (1 + Math.exp(-g))) * hb2[i];
         }
       }
-      L.wDown.matMul(this.hb, T, this.xb2, this.threads);
+      L.wDown.matMul(this.hb, T, this.xb2, this.products);
       addRows(this.x, this.xb2, T * dim);
     }
 
@@ -229,10 +236,10 @@ export class Transformer {
     const which = options.logits ?? "all";
     let logits = this.logitsBuf.subarray(0, 0);
     if (which === "all") {
-      this.w.output.matMul(this.xb, T, this.logitsBuf, this.threads);
+      this.w.output.matMul(this.xb, T, this.logitsBuf, this.products);
       logits = this.logitsBuf.subarray(0, T * vocabSize);
     } else if (which === "last") {
-      this.w.output.matMul(this.xb.subarray((T - 1) * dim, T * dim), 1, this.logitsBuf, this.threads);
+      this.w.output.matMul(this.xb.subarray((T - 1) * dim, T * dim), 1, this.logitsBuf, this.products);
       logits = this.logitsBuf.subarray(0, vocabSize);
     }
     this.length = start + T;
@@ -241,8 +248,8 @@ export class Transformer {
 
   /** Release the worker threads (when this was the last engine using them). */
   dispose(): void {
-    this.threads?.pool.release();
-    this.threads = undefined;
+    this.products.pool?.release();
+    this.products = { ...this.products, pool: undefined };
   }
 
   /** Roll the cache back to `length` tokens. */
@@ -299,8 +306,9 @@ export class Transformer {
       const args = [0, T * nHeads, nHeads, group, headDim, at.q, at.key + 4 * layerOff, at.value + 4 * layerOff, at.visible, 4 * ctx, at.counts, 4 * kvDim, scale, at.att, at.xb, 4 * dim];
       let work = 0;
       for (let t = 0; t < T; t++) work += this.visibleCount[t];
-      if (this.threads && work * 2 * dim >= MIN_SPLIT_WORK) {
-        this.threads.pool.run({ memory: this.wasm.memory, exports: this.wasm.exports, fn: "attend", args, floats: 1 << 12, range: 0, work: T * nHeads, scratch: 13, scratchStride: 4 * ctx }, this.threads.threads);
+      const { pool, threads } = this.products;
+      if (pool && work * 2 * dim >= MIN_SPLIT_WORK) {
+        pool.run({ memory: this.wasm.memory, exports: this.wasm.exports, fn: "attend", args, floats: 1 << 12, range: 0, work: T * nHeads, scratch: 13, scratchStride: 4 * ctx }, threads!);
       } else this.wasm.attend(...(args as Parameters<EngineMemory["attend"]>));
       return;
     }

@@ -50,12 +50,13 @@ export type SimdOp = keyof typeof SIMD;
 
 // Scalar opcodes without immediates.
 const PLAIN = {
-  "i32.eqz": 0x45, "i32.eq": 0x46, "i32.ne": 0x47, "i32.lt_u": 0x49, "i32.gt_u": 0x4b, "i32.ge_u": 0x4f, "i32.lt_s": 0x48, "i32.le_s": 0x4c,
-  "i32.add": 0x6a, "i32.sub": 0x6b, "i32.mul": 0x6c, "i32.div_u": 0x6e, "i32.and": 0x71, "i32.shl": 0x74, "i32.shr_u": 0x76,
+  "i32.eqz": 0x45, "i32.eq": 0x46, "i32.ne": 0x47, "i32.lt_u": 0x49, "i32.gt_u": 0x4b,
+  "f32.eq": 0x5b, "f32.ne": 0x5c, "f32.lt": 0x5d, "f32.gt": 0x5e, "f32.ge": 0x60, "i32.ge_u": 0x4f, "i32.lt_s": 0x48, "i32.le_s": 0x4c,
+  "i32.add": 0x6a, "i32.sub": 0x6b, "i32.mul": 0x6c, "i32.div_u": 0x6e, "i32.and": 0x71, "i32.or": 0x72, "i32.shl": 0x74, "i32.shr_u": 0x76,
   "i64.add": 0x7c, "i64.shl": 0x86,
-  "f32.abs": 0x8b, "f32.neg": 0x8c, "f32.add": 0x92, "f32.sub": 0x93, "f32.mul": 0x94, "f32.div": 0x95, "f32.max": 0x97,
+  "f32.abs": 0x8b, "f32.neg": 0x8c, "f32.add": 0x92, "f32.sub": 0x93, "f32.mul": 0x94, "f32.div": 0x95, "f32.min": 0x96, "f32.max": 0x97, "f32.copysign": 0x98, "f32.nearest": 0x90,
   "f64.nearest": 0x9e, "f64.add": 0xa0, "f64.sub": 0xa1, "f64.mul": 0xa2, "f64.div": 0xa3, "f64.max": 0xa5,
-  "i32.trunc_f64_s": 0xaa, "i64.extend_i32_s": 0xac, "f32.convert_i32_s": 0xb2, "f32.convert_i32_u": 0xb3, "f32.demote_f64": 0xb6, "f64.promote_f32": 0xbb, "f64.reinterpret_i64": 0xbf,
+  "i32.trunc_f64_s": 0xaa, "i64.extend_i32_s": 0xac, "f32.convert_i32_s": 0xb2, "f32.convert_i32_u": 0xb3, "i32.reinterpret_f32": 0xbc, "f32.reinterpret_i32": 0xbe, "f32.demote_f64": 0xb6, "f64.promote_f32": 0xbb, "f64.reinterpret_i64": 0xbf,
 } as const;
 export type PlainOp = keyof typeof PLAIN;
 
@@ -77,6 +78,10 @@ export class Func {
   tee(i: number): this { this.code.push(0x22); uleb(this.code, i); return this; }
   i32(v: number): this { this.code.push(0x41); sleb(this.code, v | 0); return this; }
   op(name: PlainOp): this { this.code.push(PLAIN[name]); return this; }
+  /** select: the first of two values when the i32 on top is non-zero, else the second. */
+  select(): this { this.code.push(0x1b); return this; }
+  /** i32.trunc_sat_f32_s: f32 -> i32 saturating (NaN -> 0), never a trap. */
+  truncSatF32(): this { this.code.push(0xfc, 0x00); return this; }
   /** i32.trunc_sat_f64_s: f64 -> i32 saturating (NaN -> 0), never a trap. */
   truncSatF64(): this { this.code.push(0xfc, 0x02); return this; }
 
@@ -102,6 +107,8 @@ export class Func {
   f32Load(offset = 0): this { this.code.push(0x2a, 2); uleb(this.code, offset); return this; }
   /** f32.store with a constant byte offset (alignment hint 4). */
   f32Store(offset = 0): this { this.code.push(0x38, 2); uleb(this.code, offset); return this; }
+  /** i32.store16 with a constant byte offset. */
+  i32Store16(offset = 0): this { this.code.push(0x3b, 1); uleb(this.code, offset); return this; }
 
   simd(name: SimdOp): this { this.code.push(0xfd); uleb(this.code, SIMD[name]); return this; }
   /** A SIMD memory access with a constant byte offset (alignment hint 1: unaligned is fine). */

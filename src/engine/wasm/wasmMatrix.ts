@@ -11,11 +11,14 @@ import { buildModule } from "./kernelModule.js";
 import type { KernelName } from "./decoders.js";
 import { layoutOf, panelBytes, repackMatrix, superBlocks, type Layout } from "./repack.js";
 import type { ThreadPool } from "./threadPool.js";
+import { Q8_CHUNK, Q8_VARIANT, type Q8Variant } from "./matmulQ8.js";
 
-/** How a product may use threads: `threads` of `pool` (the main thread included). */
-export interface Threads {
-  readonly pool: ThreadPool;
-  readonly threads: number;
+/** How a product runs: on `threads` of `pool` (the main thread included), on 8-bit activations. */
+export interface ProductOptions {
+  readonly pool?: ThreadPool;
+  readonly threads?: number;
+  /** Round the activations to 8 bits per block, as llama.cpp does, for quantized weights (float weights keep f32). */
+  readonly q8?: boolean;
 }
 
 /** Products smaller than this many multiply-adds run on one thread: splitting them costs more than it saves. */
@@ -43,7 +46,7 @@ export function sharedMemory(initial: number, maximum = MAX_PAGES): WebAssembly.
   return new WebAssembly.Memory({ initial, maximum, shared: true });
 }
 
-type MatMulFn = (w: number, nsb: number, p0: number, p1: number, X: number, xStride: number, batch: number, OUT: number, outStride: number, S: number) => void;
+type QuantizeFn = (X: number, nc: number, batch: number, xStride: number, XQ: number, xqStride: number) => void;
 type UnpackFn = (w: number, nsb: number, S: number) => void;
 
 export class Arena {
@@ -126,22 +129,22 @@ export function wasmSupports(type: number): boolean {
 export class WasmMatrix {
   readonly kernel: KernelName;
   readonly panels: number; // ceil(rows / 4)
-  private readonly mm: MatMulFn;
   private readonly unpack: UnpackFn | undefined;
   private readonly nsb: number; // super-blocks per row
   private readonly panelBytes: number;
   private readonly stride: number; // elements per activation row in scratch: whole chunks
   private readonly unpackBytes: number; // one decoded f32 panel
+  private readonly q8: Q8Variant | undefined; // the activation rounding of the 8-bit product, when this layout has one
 
   private constructor(readonly arena: Arena, readonly at: number, layout: Layout, readonly rows: number, readonly cols: number) {
     this.kernel = layout.kernel;
-    this.mm = arena.exports[`mm_${layout.kernel}`] as MatMulFn;
     this.unpack = layout.kernel === "f32" ? undefined : (arena.exports[`unpack_${layout.kernel}`] as UnpackFn);
     this.nsb = superBlocks(layout, cols);
     this.panels = Math.ceil(rows / 4);
     this.panelBytes = panelBytes(layout, this.nsb);
     this.stride = this.nsb * layout.chunks * 32;
     this.unpackBytes = 16 * this.stride;
+    this.q8 = layout.kernel === "f32" ? undefined : Q8_VARIANT[layout.kernel];
   }
 
   /** The WASM copy of a ggml matrix (rows of cols elements of `type` at data), or undefined when WASM or the type is not available. */
@@ -157,12 +160,14 @@ export class WasmMatrix {
   }
 
   /** out (batch, rows) = x (batch, cols) · Wᵀ, through the scratch area; panels split between threads when given. */
-  matMul(x: Float32Array, batch: number, out: Float32Array, threads?: Threads): void {
+  matMul(x: Float32Array, batch: number, out: Float32Array, options: ProductOptions = {}): void {
     const { rows, cols, stride } = this;
     const outStride = 4 * this.panels;
-    const n = threads && rows * cols * batch >= MIN_SPLIT_WORK ? Math.min(threads.threads, threads.pool.size) : 1;
-    // Scratch: X (batch, stride), OUT (batch, 4 * panels), one decoded panel per thread.
-    const X = this.arena.scratchFor(4 * batch * (stride + outStride) + n * this.unpackBytes);
+    const q8 = options.q8 && this.q8 !== undefined;
+    const n = options.pool && rows * cols * batch >= MIN_SPLIT_WORK ? Math.min(options.threads ?? 1, options.pool.size) : 1;
+    // Scratch: X (batch, stride) f32, OUT (batch, 4 * panels), one decoded f32 panel per thread or the quantized X.
+    const xqStride = (stride / 32) * Q8_CHUNK;
+    const X = this.arena.scratchFor(4 * batch * (stride + outStride) + (q8 ? batch * xqStride : n * this.unpackBytes));
     const OUT = X + 4 * batch * stride, S = OUT + 4 * batch * outStride;
     const mem = this.arena.view();
     const xi = X >> 2, oi = OUT >> 2;
@@ -174,10 +179,19 @@ export class WasmMatrix {
         mem.fill(0, xi + b * stride + cols, xi + (b + 1) * stride);
       }
     }
+    let fn: string, args: number[];
+    if (q8) {
+      (this.arena.exports[`quant_${this.q8}`] as QuantizeFn)(X, stride / 32, batch, 4 * stride, S, xqStride);
+      fn = `mmq_${this.kernel}`;
+      args = [this.at, this.nsb, 0, this.panels, S, xqStride, batch, OUT, 4 * outStride];
+    } else {
+      fn = `mm_${this.kernel}`;
+      args = [this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S];
+    }
     if (n > 1) {
-      const args = [this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S];
-      threads!.pool.run({ memory: this.arena.memory, exports: this.arena.exports, fn: `mm_${this.kernel}`, args, range: 2, work: this.panels, scratch: 9, scratchStride: this.unpackBytes }, n);
-    } else this.mm(this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S);
+      const scratch = q8 ? {} : { scratch: 9, scratchStride: this.unpackBytes };
+      options.pool!.run({ memory: this.arena.memory, exports: this.arena.exports, fn, args, range: 2, work: this.panels, ...scratch }, n);
+    } else this.arena.exports[fn](...args);
     if (outStride === rows) out.set(mem.subarray(oi, oi + batch * rows));
     else for (let b = 0; b < batch; b++) out.set(mem.subarray(oi + b * outStride, oi + b * outStride + rows), b * rows);
   }
