@@ -91,6 +91,7 @@ export class BuiltinTarget implements TreeTarget {
   }
 
   async evaluate(tokens: readonly Token[], options: EvaluateOptions = {}): Promise<Distribution[]> {
+    await yieldNowAndThen();
     const outputs = options.outputs ?? "all";
     if (this.length + tokens.length > this.contextSize)
       throw new SpecdecError(`context full: ${this.length} + ${tokens.length} tokens exceed the context size ${this.contextSize}`);
@@ -108,6 +109,7 @@ export class BuiltinTarget implements TreeTarget {
   }
 
   async evaluateTree(tokens: readonly Token[], parents: readonly number[], options: { hidden?: boolean; signal?: AbortSignal } = {}): Promise<{ dists: Distribution[]; hidden?: Float32Array }> {
+    await yieldNowAndThen();
     options.signal?.throwIfAborted();
     if (tokens.length > this.maxBatch) throw new SpecdecError(`a tree of ${tokens.length} tokens exceeds the engine's batch of ${this.maxBatch}`);
     if (this.length + tokens.length > this.contextSize)
@@ -134,6 +136,16 @@ export class BuiltinTarget implements TreeTarget {
   async dispose(): Promise<void> {
     this.engine.dispose();
   }
+}
+
+// The engine computes synchronously, so a decoding loop over it never returns to the event loop
+// by itself: signals (Ctrl-C) and timers would wait for the whole generation. Every 50 ms a pass
+// first lets the event loop run.
+let lastYield = performance.now();
+async function yieldNowAndThen(): Promise<void> {
+  if (performance.now() - lastYield < 50) return;
+  await new Promise((resolve) => setImmediate(resolve));
+  lastYield = performance.now();
 }
 
 /** The one-hot distribution at the largest of logits[off, off + n) (lowest index on a tie). */

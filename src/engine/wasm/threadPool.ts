@@ -32,11 +32,15 @@ export const CTRL = {
   SCRATCH_STRIDE: 10, // bytes of scratch per thread
   NARGS: 11,
   FLOATS: 12, // bit i: argument i is an f32
+  READY: 13, // workers started
   ARGS: 16, // the arguments (i32 or f32 bits), up to 32
   SIZE: 48, // then ERROR_BYTES of error message (UTF-8, NUL-terminated)
 } as const;
 export const ERROR_BYTES = 256;
 const MAX_ARGS = 32;
+
+/** How long the first task waits for the workers to start. */
+const START_TIMEOUT_MS = 20_000;
 
 /** Iterations a waiting thread spins on the control block before sleeping. */
 export const SPIN = 20000;
@@ -89,6 +93,7 @@ export class ThreadPool {
     const w = new Worker(new URL("./worker.js", import.meta.url), {
       workerData: { module: this.module, ctrl: sab, index, port: port2, seq: Atomics.load(this.ctrl, CTRL.SEQ) },
       transferList: [port2],
+      execArgv: [], // the process's own flags (--input-type, --eval, ...) would not apply to the worker's file
     });
     w.unref();
     port1.unref();
@@ -152,6 +157,7 @@ export class ThreadPool {
       return;
     }
     if (args.length > MAX_ARGS) throw new Error(`thread pool: ${args.length} arguments, at most ${MAX_ARGS}`);
+    this.waitReady();
     const c = this.ctrl, mem = this.memoryId(task.memory);
     c[CTRL.FN] = this.fnIndex.get(task.fn)!;
     c[CTRL.MEM] = mem;
@@ -186,6 +192,19 @@ export class ThreadPool {
       throw new SpecdecError(`a worker thread failed: ${text}`);
     }
     if (failure !== undefined) throw failure;
+  }
+
+  // Workers start asynchronously; one that cannot start would never answer: wait for all of them, for a while.
+  private waitReady(): void {
+    const c = this.ctrl, deadline = Date.now() + START_TIMEOUT_MS;
+    for (let ready = Atomics.load(c, CTRL.READY); ready < this.workers.length; ready = Atomics.load(c, CTRL.READY)) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.broken = `the engine's worker threads did not start within ${START_TIMEOUT_MS / 1000} s`;
+        throw new SpecdecError(this.broken);
+      }
+      Atomics.wait(c, CTRL.READY, ready, left);
+    }
   }
 
   private waitDone(workers: number): void {

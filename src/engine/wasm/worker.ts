@@ -38,6 +38,8 @@ function runTask(): void {
 }
 
 let seen = seq; // the task number when this worker was made: any later task is its to run
+Atomics.add(ctrl, CTRL.READY, 1);
+Atomics.notify(ctrl, CTRL.READY);
 for (;;) {
   let spins = 0;
   while (Atomics.load(ctrl, CTRL.SEQ) === seen) {
