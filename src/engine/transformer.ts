@@ -57,8 +57,9 @@ export class Transformer {
   readonly maxBatch: number;
 
   // KV cache
-  private readonly keyCache: Float32Array; // (layer, contextSize, kvDim)
-  private readonly valueCache: Float32Array; // (layer, contextSize, kvDim)
+  // Each kv head's slots are contiguous, so attention over a long cache streams through memory.
+  private readonly keyCache: Float32Array; // (layer, kvHead, contextSize, headDim)
+  private readonly valueCache: Float32Array; // (layer, kvHead, contextSize, headDim)
   private readonly positions: Int32Array; // (contextSize) RoPE position of each cache slot
 
   // activations of one batch
@@ -207,8 +208,7 @@ export class Transformer {
       for (let t = 0; t < T; t++) {
         this.rope(this.q, t * dim, this.hp.nHeads, t);
         this.rope(this.k, t * kvDim, this.hp.nKvHeads, t);
-        this.keyCache.set(this.k.subarray(t * kvDim, (t + 1) * kvDim), layerOff + (start + t) * kvDim);
-        this.valueCache.set(this.v.subarray(t * kvDim, (t + 1) * kvDim), layerOff + (start + t) * kvDim);
+        this.store(t, layerOff + (start + t) * this.hp.headDim);
       }
       this.attend(T, layerOff); // → xb (T, dim)
       L.wo.matMul(this.xb, T, this.xb2, this.products);
@@ -263,19 +263,34 @@ export class Transformer {
    * slots from + keep[i] move to from + i, in order, and the cache ends after them.
    */
   keep(from: number, keep: ArrayLike<number>): void {
-    const { kvDim, nLayers } = this.hp;
+    const { kvDim, nLayers, nKvHeads, headDim } = this.hp;
     for (let i = 0; i < keep.length; i++) {
       const src = from + keep[i];
       if (!(src >= from + i && src < this.length) || (i > 0 && keep[i] <= keep[i - 1])) throw new RangeError(`keep: slot indices must be ascending and inside the last pass`);
       if (src === from + i) continue;
       for (let l = 0; l < nLayers; l++) {
-        const off = l * this.contextSize * kvDim;
-        this.keyCache.copyWithin(off + (from + i) * kvDim, off + src * kvDim, off + (src + 1) * kvDim);
-        this.valueCache.copyWithin(off + (from + i) * kvDim, off + src * kvDim, off + (src + 1) * kvDim);
+        for (let h = 0; h < nKvHeads; h++) {
+          const off = l * this.contextSize * kvDim + h * this.contextSize * headDim;
+          this.keyCache.copyWithin(off + (from + i) * headDim, off + src * headDim, off + (src + 1) * headDim);
+          this.valueCache.copyWithin(off + (from + i) * headDim, off + src * headDim, off + (src + 1) * headDim);
+        }
       }
       this.positions[from + i] = this.positions[src];
     }
     this.length = from + keep.length;
+  }
+
+  // Batch token t's k and v (kvDim each) into the caches, head by head from offset `at` of kv head 0.
+  private store(t: number, at: number): void {
+    const { headDim, nKvHeads, kvDim } = this.hp;
+    const k = this.k, v = this.v, kc = this.keyCache, vc = this.valueCache, headStride = this.contextSize * headDim;
+    for (let h = 0; h < nKvHeads; h++) {
+      const src = t * kvDim + h * headDim, dst = at + h * headStride;
+      for (let i = 0; i < headDim; i++) {
+        kc[dst + i] = k[src + i];
+        vc[dst + i] = v[src + i];
+      }
+    }
   }
 
   // Rotate pairs of each head's first ropeDim dimensions by batch token t's angles.
@@ -298,12 +313,12 @@ export class Transformer {
 
   // Multi-head attention of the T batch tokens over their visible cache slots → xb (T, dim).
   private attend(T: number, layerOff: number): void {
-    const { nHeads, nKvHeads, headDim, kvDim, dim } = this.hp;
+    const { nHeads, nKvHeads, headDim, dim } = this.hp;
     const scale = 1 / Math.sqrt(headDim);
     const group = nHeads / nKvHeads;
     if (this.wasm) {
       const at = this.at, ctx = this.contextSize;
-      const args = [0, T * nHeads, nHeads, group, headDim, at.q, at.key + 4 * layerOff, at.value + 4 * layerOff, at.visible, 4 * ctx, at.counts, 4 * kvDim, scale, at.att, at.xb, 4 * dim];
+      const args = [0, T * nHeads, nHeads, group, headDim, at.q, at.key + 4 * layerOff, at.value + 4 * layerOff, at.visible, 4 * ctx, at.counts, 4 * ctx * headDim, scale, at.att, at.xb, 4 * dim];
       let work = 0;
       for (let t = 0; t < T; t++) work += this.visibleCount[t];
       const { pool, threads } = this.products;
@@ -317,15 +332,15 @@ export class Transformer {
 
   // The JS reference of the attention kernel for batch token t (f64 scores, sum and weights).
   private attendJs(t: number, layerOff: number, scale: number, group: number): void {
-    const { nHeads, headDim, kvDim, dim } = this.hp;
+    const { nHeads, headDim, dim } = this.hp;
     const n = this.visibleCount[t], vo = t * this.contextSize;
     const vis = this.visible, att = this.att, q = this.q, kc = this.keyCache, vc = this.valueCache, out = this.xb;
     for (let h = 0; h < nHeads; h++) {
       const qo = t * dim + h * headDim;
-      const kvo = layerOff + Math.floor(h / group) * headDim;
+      const kvo = layerOff + Math.floor(h / group) * this.contextSize * headDim;
       let max = -Infinity;
       for (let j = 0; j < n; j++) {
-        const ko = kvo + vis[vo + j] * kvDim;
+        const ko = kvo + vis[vo + j] * headDim;
         let s = 0;
         for (let i = 0; i < headDim; i++) s += q[qo + i] * kc[ko + i];
         s *= scale;
@@ -343,7 +358,7 @@ export class Transformer {
       for (let i = 0; i < headDim; i++) out[oo + i] = 0;
       for (let j = 0; j < n; j++) {
         const a = att[j] * inv;
-        const vOff = kvo + vis[vo + j] * kvDim;
+        const vOff = kvo + vis[vo + j] * headDim;
         for (let i = 0; i < headDim; i++) out[oo + i] += a * vc[vOff + i];
       }
     }

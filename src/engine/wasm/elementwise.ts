@@ -1,5 +1,6 @@
 // Element-wise WebAssembly SIMD kernels of the forward pass, generated with asm.ts: the SwiGLU
-// gate. Each element is computed on its own, so the batch never changes a result.
+// gate, and the f32x4 exp it shares with the softmax of attention.ts. Each element is computed
+// on its own, so the batch never changes a result.
 
 import { Func, I32, V128 } from "./asm.js";
 
@@ -8,7 +9,7 @@ const splat = (f: Func, v: number): Func => f.f32c(v).simd("f32x4.splat");
 // exp(x) of the f32x4 in local x, on the stack (Cephes expf: x = n ln2 + r, |r| <= ln2/2, a
 // polynomial for exp(r), times 2^n built from the exponent bits; within 2 ulp). x is clamped to
 // [-87.3, 88.3], so that 2^n stays a normal f32 (n in [-126, 127]); NaN stays NaN.
-function emitExpF32x4(f: Func, x: number, n: number, r: number, p: number): void {
+export function emitExpF32x4(f: Func, x: number, n: number, r: number, p: number): void {
   f.get(x);
   splat(f, 88.3).simd("f32x4.min");
   splat(f, -87.3).simd("f32x4.max").tee(x);
