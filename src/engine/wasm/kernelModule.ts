@@ -1,13 +1,13 @@
 // The one WebAssembly module of the engine's kernels: the attention and SwiGLU kernels, the f32 tile
 // kernels and, for every weight record layout, its matMul entry point mm_<layout> with the
-// batch-1 and unpacking kernels it calls, and for the quantized layouts mmq_<layout> on 8-bit
+// unpacking kernel it calls, and for the quantized layouts mmq_<layout> on 8-bit
 // activations with the quantizers quant_q8_0, quant_q8_1, quant_q8_K.
 
 import { moduleBytes, type Func } from "./asm.js";
 import { attendFunc, attendHeadFunc } from "./attention.js";
 import { DECODERS, type DecoderName } from "./decoders.js";
 import { swigluFunc } from "./elementwise.js";
-import { mmFunc, mvFunc, tileF32, unpackFunc } from "./matmul.js";
+import { mmFunc, tileF32, unpackFunc } from "./matmul.js";
 import { f16RoundFunc, mmQ8Func, quantizeFunc, tileQ8Func } from "./matmulQ8.js";
 
 /** The module's functions, in index order (every one is exported under its name). */
@@ -19,8 +19,8 @@ export function kernelFuncs(): Func[] {
   const tile1 = add(tileF32(1)), tile2 = add(tileF32(2));
   add(mmFunc("f32", { tile1, tile2 }));
   for (const name of Object.keys(DECODERS) as DecoderName[]) {
-    const mv = add(mvFunc(name)), unpack = add(unpackFunc(name));
-    add(mmFunc(name, { tile1, tile2, mv, unpack }));
+    const unpack = add(unpackFunc(name));
+    add(mmFunc(name, { tile1, tile2, unpack }));
     if (DECODERS[name].int) add(mmQ8Func(name, add(tileQ8Func(name, 1)), add(tileQ8Func(name, 2))));
   }
   const f16round = add(f16RoundFunc());

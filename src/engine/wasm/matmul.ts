@@ -3,9 +3,11 @@
 // OUT (batch, rows) = X (batch, cols) · Wᵀ, W in panels of 4 rows (decoders.ts, repack.ts).
 // The f32 tile kernels multiply one f32 panel by 1 or 2 batch items at a time, so each weight
 // vector loaded serves 2 items and each activation vector 4 rows (register tiling: 8
-// accumulators). Other types reach the same kernels through their decoder: at batch 1 a
-// panel is decoded chunk by chunk straight into the products (mv_*); at batch 2 and more it is
-// decoded once into an f32 panel in a per-thread scratch (unpack_*), which then serves the whole batch.
+// accumulators). Other types reach the same kernels through their decoder: each panel is
+// decoded once into an f32 panel in a per-thread scratch (unpack_*: 16 bytes per element of
+// the 4 rows, in L1 or L2), which then serves the whole batch. (Decoding straight into the
+// products at batch 1 measured slower: 8 decoded vectors and 4 accumulators overflow the 16
+// SIMD registers.)
 //
 // Accumulation order, the same for every type, tile and batch, so one (row, item) result never
 // depends on the batch, on the tile or on how rows are split between threads:
@@ -80,26 +82,6 @@ function panelLoop(f: Func, name: DecoderName, W: number, nsb: number, body: (p:
   f.end();
 }
 
-// mv_<name>(W, nsb, X, O): O[r] = row r of the panel at W · the one item at X, r = 0..3,
-// decoding each chunk of each row straight into the products.
-export function mvFunc(name: DecoderName): Func {
-  const f = new Func(`mv_${name}`, [I32, I32, I32, I32]);
-  const [W, nsb, X, O] = [0, 1, 2, 3];
-  const Wv = Array.from({ length: 8 }, () => f.local(V128));
-  const acc = Array.from({ length: 4 }, () => f.local(V128));
-  for (const a of acc) f.v128I32(0, 0, 0, 0).set(a);
-  panelLoop(f, name, W, nsb, (p, h, r) => {
-    DECODERS[name].f32(f, p, h, Wv);
-    for (let i = 0; i < 8; i++) f.get(acc[r]).get(Wv[i]).get(X).simdMem("v128.load", 16 * i).simd("f32x4.mul").simd("f32x4.add").set(acc[r]);
-  }, () => void f.get(X).i32(128).op("i32.add").set(X));
-  for (let r = 0; r < 4; r++) {
-    f.get(O);
-    hsum(f, acc[r]);
-    f.f32Store(4 * r);
-  }
-  return f;
-}
-
 // unpack_<name>(W, nsb, S): the panel at W decoded into the f32 panel at S.
 export function unpackFunc(name: DecoderName): Func {
   const f = new Func(`unpack_${name}`, [I32, I32, I32]);
@@ -115,7 +97,7 @@ export function unpackFunc(name: DecoderName): Func {
 // mm_<name>(W, nsb, p0, p1, X, xStride, batch, OUT, outStride, S): for the panels p0 <= p < p1
 // of the matrix at W, OUT[b * outStride + 16p + 4r] = row 4p + r · item b (X + b * xStride), for
 // b < batch; S is this thread's scratch for one decoded panel. Strides in bytes.
-export function mmFunc(name: KernelName, fn: { tile1: number; tile2: number; mv?: number; unpack?: number }): Func {
+export function mmFunc(name: KernelName, fn: { tile1: number; tile2: number; unpack?: number }): Func {
   const f = new Func(`mm_${name}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32]);
   const [W, nsb, p0, p1, X, xStride, batch, OUT, outStride, S] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const d = name === "f32" ? { header: 0, chunks: 1, rec: 128 } : DECODERS[name];
@@ -129,9 +111,6 @@ export function mmFunc(name: KernelName, fn: { tile1: number; tile2: number; mv?
   f.block(); // panel done
   if (name === "f32") f.get(pw).set(src);
   else {
-    f.get(batch).i32(1).op("i32.eq").if_();
-    f.get(pw).get(nsb).get(X).get(op).call(fn.mv!);
-    f.br(1).end();
     f.get(pw).get(nsb).get(S).call(fn.unpack!);
     f.get(S).set(src);
   }

@@ -156,16 +156,27 @@ export function tileQ8Func(name: DecoderName, items: 1 | 2): Func {
   f.loop();
   f.get(sb).i32(4 * dec.header).op("i32.add").set(rec);
   if (c >= 0) f.i32(dec.chunks).set(c).loop();
+  // One item: its chunk of levels stays in registers for the 4 rows.
+  const Xv = items === 1 ? Array.from({ length: 4 }, () => f.local(V128)) : [];
+  if (items === 1) {
+    for (let g = 0; g < 4; g++) f.get(XQ[0]).simdMem("v128.load", 16 * g).set(Xv[g]);
+    f.get(XQ[0]).f32Load(64).set(dx);
+  }
   for (let r = 0; r < 4; r++) {
     f.get(rec).i32(r * dec.rec).op("i32.add").set(p);
     f.get(sb).i32(r * dec.header).op("i32.add").set(h);
     dec.int!(f, p, h, Q, s);
     for (let b = 0; b < items; b++) {
       const x = XQ[b];
-      const dot = (g: number) => f.get(Q[g]).get(x).simdMem("v128.load", 16 * g).simd("i32x4.dot_i16x8_s");
+      const dot = (g: number) => {
+        f.get(Q[g]);
+        if (items === 1) f.get(Xv[g]);
+        else f.get(x).simdMem("v128.load", 16 * g);
+        f.simd("i32x4.dot_i16x8_s");
+      };
       dot(0); dot(1); f.simd("i32x4.add").set(i0);
       dot(2); dot(3); f.simd("i32x4.add").set(i1);
-      f.get(x).f32Load(64).set(dx);
+      if (items !== 1) f.get(x).f32Load(64).set(dx);
       if (dec.twoScales) {
         f.get(i0).simd("f32x4.convert_i32x4_s").get(s.s0).get(dx).op("f32.mul").simd("f32x4.splat").simd("f32x4.mul");
         f.get(i1).simd("f32x4.convert_i32x4_s").get(s.s1).get(dx).op("f32.mul").simd("f32x4.splat").simd("f32x4.mul").simd("f32x4.add");

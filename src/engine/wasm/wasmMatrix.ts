@@ -47,6 +47,7 @@ export function sharedMemory(initial: number, maximum = MAX_PAGES): WebAssembly.
 }
 
 type QuantizeFn = (X: number, nc: number, batch: number, xStride: number, XQ: number, xqStride: number) => void;
+type MatMulFn = (w: number, nsb: number, p0: number, p1: number, X: number, xStride: number, batch: number, OUT: number, outStride: number, S: number) => void;
 type UnpackFn = (w: number, nsb: number, S: number) => void;
 
 export class Arena {
@@ -67,13 +68,14 @@ export class Arena {
   alloc(bytes: number): number | undefined {
     const at = this.top, end = at + ((bytes + 15) & ~15);
     if (end > MAX_PAGES * PAGE) return undefined;
-    const need = Math.ceil(end / PAGE) - this.memory.buffer.byteLength / PAGE;
+    const need = Math.ceil(end / PAGE) - this.f32.byteLength / PAGE;
     if (need > 0) {
       try {
         this.memory.grow(need);
       } catch {
         return undefined;
       }
+      this.f32 = new Float32Array(this.memory.buffer);
     }
     this.top = end;
     return at;
@@ -90,9 +92,8 @@ export class Arena {
     return this.scratch;
   }
 
-  /** The memory as f32 (a view refreshed when the memory has grown). */
+  /** The memory as f32 (only alloc grows it, and refreshes this view). */
   view(): Float32Array {
-    if (this.f32.byteLength !== this.memory.buffer.byteLength) this.f32 = new Float32Array(this.memory.buffer);
     return this.f32;
   }
 }
@@ -135,6 +136,9 @@ export class WasmMatrix {
   private readonly stride: number; // elements per activation row in scratch: whole chunks
   private readonly unpackBytes: number; // one decoded f32 panel
   private readonly q8: Q8Variant | undefined; // the activation rounding of the 8-bit product, when this layout has one
+  private readonly mm: MatMulFn; // mm_<kernel>
+  private readonly mmq: MatMulFn | undefined; // mmq_<kernel> (its last argument unused)
+  private readonly quantize: QuantizeFn | undefined; // quant_<variant>
 
   private constructor(readonly arena: Arena, readonly at: number, layout: Layout, readonly rows: number, readonly cols: number) {
     this.kernel = layout.kernel;
@@ -145,6 +149,9 @@ export class WasmMatrix {
     this.stride = this.nsb * layout.chunks * 32;
     this.unpackBytes = 16 * this.stride;
     this.q8 = layout.kernel === "f32" ? undefined : Q8_VARIANT[layout.kernel];
+    this.mm = arena.exports[`mm_${layout.kernel}`] as MatMulFn;
+    this.mmq = this.q8 && (arena.exports[`mmq_${layout.kernel}`] as MatMulFn);
+    this.quantize = this.q8 && (arena.exports[`quant_${this.q8}`] as QuantizeFn);
   }
 
   /** The WASM copy of a ggml matrix (rows of cols elements of `type` at data), or undefined when WASM or the type is not available. */
@@ -179,19 +186,14 @@ export class WasmMatrix {
         mem.fill(0, xi + b * stride + cols, xi + (b + 1) * stride);
       }
     }
-    let fn: string, args: number[];
-    if (q8) {
-      (this.arena.exports[`quant_${this.q8}`] as QuantizeFn)(X, stride / 32, batch, 4 * stride, S, xqStride);
-      fn = `mmq_${this.kernel}`;
-      args = [this.at, this.nsb, 0, this.panels, S, xqStride, batch, OUT, 4 * outStride];
-    } else {
-      fn = `mm_${this.kernel}`;
-      args = [this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S];
-    }
+    if (q8) this.quantize!(X, stride / 32, batch, 4 * stride, S, xqStride);
     if (n > 1) {
-      const scratch = q8 ? {} : { scratch: 9, scratchStride: this.unpackBytes };
-      options.pool!.run({ memory: this.arena.memory, exports: this.arena.exports, fn, args, range: 2, work: this.panels, ...scratch }, n);
-    } else this.arena.exports[fn](...args);
+      const task = q8
+        ? { fn: `mmq_${this.kernel}`, args: [this.at, this.nsb, 0, this.panels, S, xqStride, batch, OUT, 4 * outStride] }
+        : { fn: `mm_${this.kernel}`, args: [this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S], scratch: 9, scratchStride: this.unpackBytes };
+      options.pool!.run({ memory: this.arena.memory, exports: this.arena.exports, range: 2, work: this.panels, ...task }, n);
+    } else if (q8) this.mmq!(this.at, this.nsb, 0, this.panels, S, xqStride, batch, OUT, 4 * outStride, 0);
+    else this.mm(this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S);
     if (outStride === rows) out.set(mem.subarray(oi, oi + batch * rows));
     else for (let b = 0; b < batch; b++) out.set(mem.subarray(oi + b * outStride, oi + b * outStride + rows), b * rows);
   }
