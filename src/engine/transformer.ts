@@ -318,13 +318,14 @@ export class Transformer {
     const group = nHeads / nKvHeads;
     if (this.wasm) {
       const at = this.at, ctx = this.contextSize;
-      const args = [0, T * nHeads, nHeads, group, headDim, at.q, at.key + 4 * layerOff, at.value + 4 * layerOff, at.visible, 4 * ctx, at.counts, 4 * ctx * headDim, scale, at.att, at.xb, 4 * dim];
+      const kc = at.key + 4 * layerOff, vc = at.value + 4 * layerOff;
       let work = 0;
       for (let t = 0; t < T; t++) work += this.visibleCount[t];
       const { pool, threads } = this.products;
       if (pool && work * 2 * dim >= MIN_SPLIT_WORK) {
+        const args = [0, T * nHeads, nHeads, group, headDim, at.q, kc, vc, at.visible, 4 * ctx, at.counts, 4 * ctx * headDim, scale, at.att, at.xb, 4 * dim];
         pool.run({ memory: this.wasm.memory, exports: this.wasm.exports, fn: "attend", args, floats: 1 << 12, range: 0, work: T * nHeads, scratch: 13, scratchStride: 4 * ctx }, threads!);
-      } else this.wasm.attend(...(args as Parameters<EngineMemory["attend"]>));
+      } else this.wasm.attend(0, T * nHeads, nHeads, group, headDim, at.q, kc, vc, at.visible, 4 * ctx, at.counts, 4 * ctx * headDim, scale, at.att, at.xb, 4 * dim);
       return;
     }
     for (let t = 0; t < T; t++) this.attendJs(t, layerOff, scale, group);
