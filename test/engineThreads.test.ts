@@ -14,7 +14,7 @@ import { SpecdecError } from "../src/errors.js";
 import { GgmlType } from "../src/gguf/ggmlTypes.js";
 import { quantizeRow, rowByteLength, SUPPORTED_TYPES } from "../src/engine/quant/index.js";
 import { ThreadPool } from "../src/engine/wasm/threadPool.js";
-import { kernelModule, MIN_SPLIT_WORK, WasmMatrix } from "../src/engine/wasm/wasmMatrix.js";
+import { kernelModule, MIN_SPLIT_WORK, sharedMemory, WasmMatrix } from "../src/engine/wasm/wasmMatrix.js";
 import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
 import { defaultModels } from "../src/defaultModels.js";
 import { gaussian, NAMES, rng } from "./support/quantFixtures.js";
@@ -104,20 +104,27 @@ test("WASM products: 1, 2 and 3 threads give the same bits for every type, batch
 test("a worker thread's failure is one SpecdecError line in the main thread, and the pool keeps working", () => {
   const pool = ThreadPool.acquire(kernelModule()!, 2);
   try {
-    const m = WasmMatrix.from(GgmlType.F32, new Uint8Array(8 * 32 * 4), 8, 32, 32 * 4)!; // two 4-row panels of 512 bytes
-    const out = m.arena.alloc(64)!; // 2 x 16 bytes of outputs
-    // mm_f32(W, nsb, p0, p1, X, xStride, batch, OUT, outStride, S) over panels 0..2: the main thread
-    // takes panel 0, the worker panel 1.
-    const task = (W: number) => ({ memory: m.arena.memory, exports: m.arena.exports, fn: "mm_f32", args: [W, 1, 0, 2, m.at, 128, 1, out, 32, 0], range: 2, work: 2 });
-    // Panel 0 in the last 512 bytes of the memory, panel 1 past its end: only the worker traps.
-    const end = m.arena.memory.buffer.byteLength; // after the allocation above
-    assert.throws(() => pool.run(task(end - 512), 2), (e: unknown) => {
-      assert.ok(e instanceof SpecdecError, `expected a SpecdecError, got ${String(e)}`);
-      assert.match(e.message, /^a worker thread failed: .*out of bounds/);
-      assert.ok(!e.message.includes("\n"));
-      return true;
-    });
-    pool.run(task(m.at), 2); // the next task runs normally
+    const m = WasmMatrix.from(GgmlType.F32, new Uint8Array(4 * 32 * 4), 4, 32, 32 * 4)!;
+    // 8 zero f32 panels of 64 chunks and their outputs, past the first 64 KiB of the arena.
+    const nsb = 64, panelBytes = 512 * nsb;
+    const region = m.arena.alloc(65536 + 8 * panelBytes + 8 * 16)!, W = region + 65536, out = W + 8 * panelBytes;
+    const task = (memory: WebAssembly.Memory) => ({ memory, exports: m.arena.exports, fn: "mm_f32", args: [W, nsb, 0, 8, W, 128 * nsb, 1, out, 32, 0], range: 2, work: 8 });
+    // Workers run the task on the memory it names, the main thread on its exports' memory: naming a
+    // one-page memory makes every chunk a worker claims fail (out of bounds), and only those.
+    const small = sharedMemory(1, 1);
+    let failures = 0;
+    for (const until = Date.now() + 10_000; Date.now() < until && failures === 0; ) {
+      try {
+        pool.run(task(small), 2);
+      } catch (e) {
+        assert.ok(e instanceof SpecdecError, `expected a SpecdecError, got ${String(e)}`);
+        assert.match(e.message, /^a thread of the engine failed: .*out of bounds/);
+        assert.ok(!e.message.includes("\n"));
+        failures++;
+      }
+    }
+    assert.ok(failures > 0, "no worker claimed a chunk in 10 s of tasks");
+    pool.run(task(m.arena.memory), 2); // the same task on the right memory runs normally
   } finally {
     pool.release();
   }
