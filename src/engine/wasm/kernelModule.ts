@@ -21,7 +21,7 @@ export function kernelFuncs(): Func[] {
   for (const name of Object.keys(DECODERS) as DecoderName[]) {
     const unpack = add(unpackFunc(name));
     add(mmFunc(name, { tile1, tile2, unpack }));
-    if (DECODERS[name].int) add(mmQ8Func(name, add(tileQ8Func(name, 1)), add(tileQ8Func(name, 2))));
+    if (DECODERS[name].int) add(mmQ8Func(name, add(tileQ8Func(name))));
   }
   const f16round = add(f16RoundFunc());
   for (const v of ["q8_0", "q8_1", "q8_K"] as const) add(quantizeFunc(v, f16round));

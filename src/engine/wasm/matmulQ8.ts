@@ -138,15 +138,17 @@ export function quantizeFunc(variant: Q8Variant, f16round: number): Func {
   return f;
 }
 
-// tileq<n>_<name>(W, nsb, XQ0, O0 [, XQ1, O1]): the 4 rows of the panel at W times n = 1 or 2
-// quantized items: O_b[r] = row r · item b, r = 0..3.
-export function tileQ8Func(name: DecoderName, items: 1 | 2): Func {
+// tileq_<name>(W, nsb, XQ, O): the 4 rows of the panel at W times one quantized item:
+// O[r] = row r · the item, r = 0..3. The item's chunk of levels stays in registers for the 4
+// rows; each row's chunk is decoded once per item (measured faster than decoding once for two
+// items: 8 accumulators, the levels and the decoded chunk overflow the 16 SIMD registers).
+export function tileQ8Func(name: DecoderName): Func {
   const dec = DECODERS[name];
-  const f = new Func(`tileq${items}_${name}`, items === 1 ? [I32, I32, I32, I32] : [I32, I32, I32, I32, I32, I32]);
-  const [W, nsb] = [0, 1];
-  const XQ = items === 1 ? [2] : [2, 4], O = items === 1 ? [3] : [3, 5];
-  const acc = Array.from({ length: 4 * items }, () => f.local(V128)); // acc[r * items + b]
+  const f = new Func(`tileq_${name}`, [I32, I32, I32, I32]);
+  const [W, nsb, XQ, O] = [0, 1, 2, 3];
+  const acc = Array.from({ length: 4 }, () => f.local(V128)); // acc[r]
   const Q = Array.from({ length: 4 }, () => f.local(V128));
+  const Xv = Array.from({ length: 4 }, () => f.local(V128));
   const s: IntScales = { s0: f.local(F32), s1: f.local(F32), m: f.local(F32) };
   const i0 = f.local(V128), i1 = f.local(V128), t = f.local(V128), dx = f.local(F32);
   for (const a of acc) f.v128I32(0, 0, 0, 0).set(a);
@@ -156,60 +158,45 @@ export function tileQ8Func(name: DecoderName, items: 1 | 2): Func {
   f.loop();
   f.get(sb).i32(4 * dec.header).op("i32.add").set(rec);
   if (c >= 0) f.i32(dec.chunks).set(c).loop();
-  // One item: its chunk of levels stays in registers for the 4 rows.
-  const Xv = items === 1 ? Array.from({ length: 4 }, () => f.local(V128)) : [];
-  if (items === 1) {
-    for (let g = 0; g < 4; g++) f.get(XQ[0]).simdMem("v128.load", 16 * g).set(Xv[g]);
-    f.get(XQ[0]).f32Load(64).set(dx);
-  }
+  for (let g = 0; g < 4; g++) f.get(XQ).simdMem("v128.load", 16 * g).set(Xv[g]);
+  f.get(XQ).f32Load(64).set(dx);
   for (let r = 0; r < 4; r++) {
     f.get(rec).i32(r * dec.rec).op("i32.add").set(p);
     f.get(sb).i32(r * dec.header).op("i32.add").set(h);
     dec.int!(f, p, h, Q, s);
-    for (let b = 0; b < items; b++) {
-      const x = XQ[b];
-      const dot = (g: number) => {
-        f.get(Q[g]);
-        if (items === 1) f.get(Xv[g]);
-        else f.get(x).simdMem("v128.load", 16 * g);
-        f.simd("i32x4.dot_i16x8_s");
-      };
-      dot(0); dot(1); f.simd("i32x4.add").set(i0);
-      dot(2); dot(3); f.simd("i32x4.add").set(i1);
-      if (items !== 1) f.get(x).f32Load(64).set(dx);
-      if (dec.twoScales) {
-        f.get(i0).simd("f32x4.convert_i32x4_s").get(s.s0).get(dx).op("f32.mul").simd("f32x4.splat").simd("f32x4.mul");
-        f.get(i1).simd("f32x4.convert_i32x4_s").get(s.s1).get(dx).op("f32.mul").simd("f32x4.splat").simd("f32x4.mul").simd("f32x4.add");
-      } else {
-        f.get(i0).get(i1).simd("i32x4.add").simd("f32x4.convert_i32x4_s").get(s.s0).get(dx).op("f32.mul").simd("f32x4.splat").simd("f32x4.mul");
-      }
-      if (dec.offset) {
-        f.set(t).get(t).get(t).simd("f32x4.extract_lane").lanes([0]).get(s.m).get(x).f32Load(68).op("f32.mul").op("f32.add").simd("f32x4.replace_lane").lanes([0]);
-      }
-      f.get(acc[r * items + b]).simd("f32x4.add").set(acc[r * items + b]);
+    const dot = (g: number) => f.get(Q[g]).get(Xv[g]).simd("i32x4.dot_i16x8_s");
+    dot(0); dot(1); f.simd("i32x4.add").set(i0);
+    dot(2); dot(3); f.simd("i32x4.add").set(i1);
+    if (dec.twoScales) {
+      f.get(i0).simd("f32x4.convert_i32x4_s").get(s.s0).get(dx).op("f32.mul").simd("f32x4.splat").simd("f32x4.mul");
+      f.get(i1).simd("f32x4.convert_i32x4_s").get(s.s1).get(dx).op("f32.mul").simd("f32x4.splat").simd("f32x4.mul").simd("f32x4.add");
+    } else {
+      f.get(i0).get(i1).simd("i32x4.add").simd("f32x4.convert_i32x4_s").get(s.s0).get(dx).op("f32.mul").simd("f32x4.splat").simd("f32x4.mul");
     }
+    if (dec.offset) {
+      f.set(t).get(t).get(t).simd("f32x4.extract_lane").lanes([0]).get(s.m).get(XQ).f32Load(68).op("f32.mul").op("f32.add").simd("f32x4.replace_lane").lanes([0]);
+    }
+    f.get(acc[r]).simd("f32x4.add").set(acc[r]);
   }
-  for (const x of XQ) f.get(x).i32(Q8_CHUNK).op("i32.add").set(x);
+  f.get(XQ).i32(Q8_CHUNK).op("i32.add").set(XQ);
   f.get(rec).i32(4 * dec.rec).op("i32.add").set(rec);
   if (c >= 0) f.get(c).i32(1).op("i32.sub").tee(c).brIf(0).end();
   f.get(rec).set(sb);
   f.get(k).i32(1).op("i32.sub").tee(k).brIf(0);
   f.end();
-  for (let b = 0; b < items; b++) {
-    for (let r = 0; r < 4; r++) {
-      const a = acc[r * items + b];
-      f.get(O[b]);
-      f.get(a).simd("f32x4.extract_lane").lanes([0]).get(a).simd("f32x4.extract_lane").lanes([1]).op("f32.add");
-      f.get(a).simd("f32x4.extract_lane").lanes([2]).get(a).simd("f32x4.extract_lane").lanes([3]).op("f32.add").op("f32.add");
-      f.f32Store(4 * r);
-    }
+  for (let r = 0; r < 4; r++) {
+    const a = acc[r];
+    f.get(O);
+    f.get(a).simd("f32x4.extract_lane").lanes([0]).get(a).simd("f32x4.extract_lane").lanes([1]).op("f32.add");
+    f.get(a).simd("f32x4.extract_lane").lanes([2]).get(a).simd("f32x4.extract_lane").lanes([3]).op("f32.add").op("f32.add");
+    f.f32Store(4 * r);
   }
   return f;
 }
 
 // mmq_<name>(W, nsb, p0, p1, XQ, xqStride, batch, OUT, outStride): for the panels p0 <= p < p1,
-// OUT[b * outStride + 16p + 4r] = row 4p + r · quantized item b; items two at a time.
-export function mmQ8Func(name: DecoderName, tile1: number, tile2: number): Func {
+// OUT[b * outStride + 16p + 4r] = row 4p + r · quantized item b.
+export function mmQ8Func(name: DecoderName, tile: number): Func {
   const dec = DECODERS[name];
   const f = new Func(`mmq_${name}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32]);
   const [W, nsb, p0, p1, XQ, xqStride, batch, OUT, outStride] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
@@ -219,14 +206,12 @@ export function mmQ8Func(name: DecoderName, tile1: number, tile2: number): Func 
   f.get(W).get(p0).get(nsb).op("i32.mul").i32(4 * (dec.header + dec.chunks * dec.rec)).op("i32.mul").op("i32.add").set(pw);
   f.get(OUT).get(p0).i32(16).op("i32.mul").op("i32.add").set(op);
   f.get(XQ).set(xp).get(batch).set(b);
-  f.block().loop();
-  f.get(b).i32(2).op("i32.lt_u").brIf(1);
-  f.get(pw).get(nsb).get(xp).get(op).get(xp).get(xqStride).op("i32.add").get(op).get(outStride).op("i32.add").call(tile2);
-  f.get(xp).get(xqStride).i32(2).op("i32.mul").op("i32.add").set(xp);
-  f.get(op).get(outStride).i32(2).op("i32.mul").op("i32.add").set(op);
-  f.get(b).i32(2).op("i32.sub").set(b);
-  f.br(0).end().end();
-  f.get(b).if_().get(pw).get(nsb).get(xp).get(op).call(tile1).end();
+  f.block().get(b).op("i32.eqz").brIf(0).loop();
+  f.get(pw).get(nsb).get(xp).get(op).call(tile);
+  f.get(xp).get(xqStride).op("i32.add").set(xp);
+  f.get(op).get(outStride).op("i32.add").set(op);
+  f.get(b).i32(1).op("i32.sub").tee(b).brIf(0);
+  f.end().end();
   f.get(p0).i32(1).op("i32.add").tee(p0).get(p1).op("i32.lt_u").brIf(0);
   f.end().end();
   return f;
