@@ -34,7 +34,8 @@ const CACHE_LENGTHS = [16, 256, 1024, 4096];
 
 interface Result {
   tps: number; // greedy tokens/s
-  pass: Map<number, number>; // k -> ms per k-token pass
+  pass: Map<number, number>; // k -> ms per k-token pass (wall clock)
+  cpu: Map<number, number>; // k -> ms of the process's CPU time per k-token pass
   tokens: number[]; // the greedy tokens (to check both engines agree)
 }
 
@@ -118,24 +119,25 @@ async function runOurs(path: string, options: BuiltinOptions, js: boolean, promp
       }
       times.push(performance.now() - t0);
     }
-    const pass = new Map<number, number>();
+    const pass = new Map<number, number>(), cpu = new Map<number, number>();
     const all = [...prompt, ...tokens];
     const prefix = all.slice(0, 16);
     for (const k of KS) {
       const batch = all.slice(16, 16 + k);
       e.truncate(0);
       e.forward(prefix, { logits: "none" });
-      const ms: number[] = [];
+      const ms: number[] = [], cpuMs: number[] = [];
       for (let r = -1; r < passReps; r++) { // r = -1: warm-up, not timed
-        const t0 = performance.now();
+        const c0 = process.cpuUsage().user, t0 = performance.now();
         const { logits } = e.forward(batch); // logits of every position, as verification needs
         for (let t = 0; t < k; t++) argmax(logits, t * V, V);
-        if (r >= 0) ms.push(performance.now() - t0);
+        if (r >= 0) ms.push(performance.now() - t0), cpuMs.push((process.cpuUsage().user - c0) / 1000);
         e.truncate(16);
       }
       pass.set(k, median(ms));
+      cpu.set(k, median(cpuMs));
     }
-    return { tps: (nGen * 1000) / median(times), pass, tokens };
+    return { tps: (nGen * 1000) / median(times), pass, cpu, tokens };
   } finally {
     await target.dispose();
   }
@@ -162,22 +164,23 @@ async function runLlamaCpp(path: string, threads: number, prompt: number[], nGen
       }
       times.push(performance.now() - t0);
     }
-    const pass = new Map<number, number>();
+    const pass = new Map<number, number>(), cpu = new Map<number, number>();
     const all = [...prompt, ...ourTokens];
     for (const k of KS) {
       await seq.clearHistory();
       await seq.evaluateWithoutGeneratingNewTokens(all.slice(0, 16) as LlamaToken[]);
       const batch = all.slice(16, 16 + k).map((t) => [t, { generateNext: { token: true, options: { temperature: 0 } } }]);
-      const ms: number[] = [];
+      const ms: number[] = [], cpuMs: number[] = [];
       for (let r = -1; r < passReps; r++) { // r = -1: warm-up, not timed
-        const t0 = performance.now();
+        const c0 = process.cpuUsage().user, t0 = performance.now();
         await seq.controlledEvaluate(batch as never);
-        if (r >= 0) ms.push(performance.now() - t0);
+        if (r >= 0) ms.push(performance.now() - t0), cpuMs.push((process.cpuUsage().user - c0) / 1000);
         await seq.eraseContextTokenRanges([{ start: 16, end: 16 + k }]);
       }
       pass.set(k, median(ms));
+      cpu.set(k, median(cpuMs));
     }
-    return { tps: (nGen * 1000) / median(times), pass, tokens };
+    return { tps: (nGen * 1000) / median(times), pass, cpu, tokens };
   } finally {
     await ctx.dispose();
     await model.dispose();
@@ -187,10 +190,11 @@ async function runLlamaCpp(path: string, threads: number, prompt: number[], nGen
 // ---- pass table ----
 
 const rows: string[] = [];
+const cpuRows: string[] = [];
 function row(model: string, engine: string, r: Result, same: string): void {
-  const one = r.pass.get(1)!;
-  const cells = KS.map((k) => (k === 1 ? `${one.toFixed(2)}` : `${r.pass.get(k)!.toFixed(2)} (${(r.pass.get(k)! / (k * one)).toFixed(2)})`));
-  rows.push(`| ${model} | ${engine} | ${r.tps.toFixed(0)} | ${cells.join(" | ")} | ${same} |`);
+  const cells = (m: Map<number, number>) => KS.map((k) => (k === 1 ? `${m.get(1)!.toFixed(2)}` : `${m.get(k)!.toFixed(2)} (${(m.get(k)! / (k * m.get(1)!)).toFixed(2)})`));
+  rows.push(`| ${model} | ${engine} | ${r.tps.toFixed(0)} | ${cells(r.pass).join(" | ")} | ${same} |`);
+  if (/threads 1$/.test(engine)) cpuRows.push(`| ${model} | ${engine} | ${cells(r.cpu).join(" | ")} |`);
 }
 
 interface Variant {
@@ -228,21 +232,22 @@ async function benchContext(label: string, path: string, reps: number, options: 
   const e = target.engine, V = target.vocabSize;
   try {
     const filler = Array.from({ length: maxLen }, (_, i) => 3 + ((i * 37) % (V - 3)));
-    const ms: number[] = [];
+    const ms: number[] = [], cpu: number[] = [];
     e.truncate(0);
     for (const len of CACHE_LENGTHS) {
       while (e.length < len) e.forward(filler.slice(e.length, Math.min(len, e.length + e.maxBatch)), { logits: "none" });
-      const times: number[] = [];
+      const times: number[] = [], cpuTimes: number[] = [];
       for (let r = -1; r < reps; r++) {
-        const t0 = performance.now();
+        const c0 = process.cpuUsage().user, t0 = performance.now();
         argmax(e.forward([filler[len % filler.length]], { logits: "last" }).logits, 0, V);
-        if (r >= 0) times.push(performance.now() - t0);
+        if (r >= 0) times.push(performance.now() - t0), cpuTimes.push((process.cpuUsage().user - c0) / 1000);
         e.truncate(len);
       }
       ms.push(median(times));
+      cpu.push(median(cpuTimes));
     }
-    const share = (ms[ms.length - 1] - ms[0]) / ms[ms.length - 1];
-    contextRows.push(`| ${label} | ${options.threads ?? 1} | ${ms.map((m) => m.toFixed(2)).join(" | ")} | ${(share * 100).toFixed(0)}% |`);
+    const share = (cpu[cpu.length - 1] - cpu[0]) / cpu[cpu.length - 1];
+    contextRows.push(`| ${label} | ${options.threads ?? 1} | ${ms.map((m, i) => `${m.toFixed(2)} (${cpu[i].toFixed(2)})`).join(" | ")} | ${(share * 100).toFixed(0)}% |`);
     console.error(`done: long cache, ${label} (load ${load()})`);
   } finally {
     await target.dispose();
@@ -295,8 +300,12 @@ if (!args.has("--no-context")) {
 console.log("\n| model | engine | greedy tok/s | 1-token pass ms | 2-token ms (ratio to 2 x 1) | 4-token | 8-token | 16-token | greedy tokens equal to the first row's |");
 console.log("|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) console.log(r);
+console.log("\nThe same passes in CPU time of the process (ms, median; one compute thread, so time lost to other processes on a loaded machine is left out):\n");
+console.log("| model | engine | 1-token pass | 2-token (ratio to 2 x 1) | 4-token | 8-token | 16-token |");
+console.log("|---|---|---|---|---|---|---|");
+for (const r of cpuRows) console.log(r);
 if (contextRows.length) {
-  console.log(`\nOne-token pass (ms, median) after a cache of L positions:\n\n| model | threads | ${CACHE_LENGTHS.map((l) => `L = ${l}`).join(" | ")} | growth from 16 to ${CACHE_LENGTHS[CACHE_LENGTHS.length - 1]}, share of the pass |`);
+  console.log(`\nOne-token pass after a cache of L positions, ms wall clock (CPU), median:\n\n| model | threads | ${CACHE_LENGTHS.map((l) => `L = ${l}`).join(" | ")} | growth from 16 to ${CACHE_LENGTHS[CACHE_LENGTHS.length - 1]} (CPU), share of the pass |`);
   console.log(`|---|---|${CACHE_LENGTHS.map(() => "---|").join("")}---|`);
   for (const r of contextRows) console.log(r);
 }

@@ -178,12 +178,13 @@ export class WasmMatrix {
     const OUT = X + 4 * batch * stride, S = OUT + 4 * batch * outStride;
     const mem = this.arena.view();
     const xi = X >> 2, oi = OUT >> 2;
-    // Rows padded to whole chunks; the pad is zero so it adds nothing (the weights' pad is zero
-    // too). Plain loops: a subarray per copy would be garbage on every product.
-    for (let b = 0; b < batch; b++) {
-      const to = xi + b * stride, from = b * cols;
-      for (let j = 0; j < cols; j++) mem[to + j] = x[from + j];
-      for (let j = cols; j < stride; j++) mem[to + j] = 0;
+    // Rows padded to whole chunks; the pad is zero so it adds nothing (the weights' pad is zero too).
+    if (stride === cols) mem.set(x.subarray(0, batch * cols), xi);
+    else {
+      for (let b = 0; b < batch; b++) {
+        mem.set(x.subarray(b * cols, (b + 1) * cols), xi + b * stride);
+        mem.fill(0, xi + b * stride + cols, xi + (b + 1) * stride);
+      }
     }
     if (q8) this.quantize!(X, stride / 32, batch, 4 * stride, S, xqStride);
     if (n > 1) {
@@ -193,10 +194,8 @@ export class WasmMatrix {
       options.pool!.run({ memory: this.arena.memory, exports: this.arena.exports, range: 2, work: this.panels, ...task }, n);
     } else if (q8) this.mmq!(this.at, this.nsb, 0, this.panels, S, xqStride, batch, OUT, 4 * outStride, 0);
     else this.mm(this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S);
-    for (let b = 0; b < batch; b++) {
-      const from = oi + b * outStride, to = b * rows;
-      for (let r = 0; r < rows; r++) out[to + r] = mem[from + r];
-    }
+    if (outStride === rows) out.set(mem.subarray(oi, oi + batch * rows));
+    else for (let b = 0; b < batch; b++) out.set(mem.subarray(oi + b * outStride, oi + b * outStride + rows), b * rows);
   }
 
   /** Row r as f32 into out[offset, offset + cols): its panel decoded into scratch (f32 panels are read in place). */
