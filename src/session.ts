@@ -60,7 +60,7 @@ export async function openTarget(spec: TargetSpec, method?: { name: string; need
   const needs = method?.needs ?? [];
   const backend = spec.backend ?? defaultBackend(needs);
   if (method) requireCapabilities({ backend, capabilities: BACKEND_CAPABILITIES[backend] }, method.name, needs);
-  const options: TargetOptions = { contextSize: spec.contextSize, threads: spec.threads, batchThreads: spec.batchThreads, maxThreads: spec.maxThreads, gpu: spec.gpu, gpuLayers: spec.gpuLayers };
+  const options: TargetOptions = { contextSize: spec.contextSize, threads: spec.threads, batchThreads: spec.batchThreads, maxThreads: spec.maxThreads, gpu: spec.gpu, gpuLayers: spec.gpuLayers, activations: spec.activations };
   if (spec.model !== undefined) return { target: await loadTarget(backend, spec.model, options), path: spec.model, backend, options, family: spec.family, store: new Map() };
   const family = defaultModels();
   const path = requireDefaultModel(family.target);

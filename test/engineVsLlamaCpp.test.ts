@@ -34,14 +34,14 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BuiltinTarget } from "../src/targets/builtin.js";
+import { BuiltinTarget, type BuiltinOptions } from "../src/targets/builtin.js";
 import { LlamaCppTarget } from "../src/targets/llamaCpp/llamaCppTarget.js";
 import { loadLibrary } from "../src/targets/llamaCpp/library.js";
 import { readHParams, type HParams } from "../src/engine/hparams.js";
 import { loadLlamaWeights, type LlamaWeights } from "../src/engine/llamaWeights.js";
 import { Transformer } from "../src/engine/transformer.js";
 import { softmax } from "../src/targets/logits.js";
-import { openGguf } from "../src/gguf/reader.js";
+import { openGguf, type GgufFile } from "../src/gguf/reader.js";
 import type { GgmlMatrix, Matrix } from "../src/engine/matrix.js";
 import { bf16ToF32, f32ToBf16, f32ToF16, F16_TO_F32 } from "../src/engine/quant/index.js";
 import { GgmlType } from "../src/gguf/ggmlTypes.js";
@@ -77,8 +77,8 @@ async function llamaCppProbs(path: string): Promise<Dists> {
   }
 }
 
-async function builtinProbs(path: string): Promise<Dists> {
-  const target = await BuiltinTarget.load(path, { contextSize: CONTEXT });
+async function builtinProbs(path: string, options: BuiltinOptions = {}): Promise<Dists> {
+  const target = await BuiltinTarget.load(path, { contextSize: CONTEXT, ...options });
   try {
     return (await target.evaluate(TOKENS as Token[])).probs!.map((d) => Float64Array.from(d));
   } finally {
@@ -87,11 +87,11 @@ async function builtinProbs(path: string): Promise<Dists> {
 }
 
 /** The built-in engine on a file, with its hyperparameters or weights altered (for controls). */
-function builtinProbsAltered(path: string, alter: (hp: HParams, w: LlamaWeights) => [HParams, LlamaWeights]): Dists {
+function builtinProbsAltered(path: string, alter: (hp: HParams, w: LlamaWeights, f: GgufFile) => [HParams, LlamaWeights]): Dists {
   const f = openGguf(path);
   try {
     const hp0 = readHParams(f);
-    const [hp, w] = alter(hp0, loadLlamaWeights(f, hp0));
+    const [hp, w] = alter(hp0, loadLlamaWeights(f, hp0), f);
     const logits = new Transformer(hp, w, CONTEXT).forward(TOKENS).logits;
     return TOKENS.map((_, i) => Float64Array.from(softmax(logits, i * VOCAB, VOCAB)));
   } finally {
@@ -121,7 +121,7 @@ function compare(a: Dists, b: Dists): Diff {
 
 const fmt = (x: number) => x.toExponential(2);
 
-/** max |Δp| where both compute the same function in f32 (F32 weights; F16 with the variant's activation rounding simulated): measured 3e-6. */
+/** max |Δp| where both compute in f32 (F32, F16 weights): measured 3e-6. */
 const TOL_EXACT = 1e-4;
 /** max |Δp| where llama.cpp rounds the activations (BF16 and quantized weights): measured up to 0.09. */
 const TOL_ROUNDED = 0.15;
@@ -197,16 +197,12 @@ const ACTIVATION_ROUNDING: Record<number, ((x: Float32Array) => unknown) | undef
 
 /** A weight matrix whose products first round each input row as llama.cpp does. */
 class RoundedInputMatrix implements Matrix {
-  // Q4_1/Q5_1 (products with Q8_1): the minimum m of each weight block (rows, cols / 32), f16 at byte 2 of the block.
-  private readonly mins?: Float32Array;
-
-  constructor(private readonly inner: GgmlMatrix, private readonly round: (x: Float32Array) => unknown) {
-    if (inner.type === GgmlType.Q4_1 || inner.type === GgmlType.Q5_1) {
-      const blockBytes = inner.type === GgmlType.Q4_1 ? 20 : 24, nb = inner.rows * (inner.cols / 32);
-      this.mins = new Float32Array(nb);
-      for (let k = 0; k < nb; k++) this.mins[k] = F16_TO_F32[inner.data[k * blockBytes + 2] | (inner.data[k * blockBytes + 3] << 8)];
-    }
-  }
+  constructor(
+    private readonly inner: GgmlMatrix,
+    private readonly round: (x: Float32Array) => unknown,
+    // Q4_1/Q5_1 (products with Q8_1): the minimum m of each weight block (rows, cols / 32).
+    private readonly mins?: Float32Array,
+  ) {}
   get rows() { return this.inner.rows; }
   get cols() { return this.inner.cols; }
   matMul(x: Float32Array, batch: number, out: Float32Array): void {
@@ -233,17 +229,33 @@ class RoundedInputMatrix implements Matrix {
   }
 }
 
-/** The engine's weights with each matrix product rounding its input as llama.cpp does for that matrix's type. */
-function withRoundedActivations(hp: HParams, w: LlamaWeights): [HParams, LlamaWeights] {
-  const m = (x: Matrix) => {
-    const round = ACTIVATION_ROUNDING[(x as GgmlMatrix).type];
-    return round ? new RoundedInputMatrix(x as GgmlMatrix, round) : x;
+/** The block minima (f16 at byte 2 of each block) of a Q4_1/Q5_1 tensor of the file. */
+function blockMins(f: GgufFile, name: string): Float32Array | undefined {
+  const t = f.tensors.find((x) => x.name === name)!;
+  if (t.type !== GgmlType.Q4_1 && t.type !== GgmlType.Q5_1) return undefined;
+  const data = f.readTensorData(t), blockBytes = t.type === GgmlType.Q4_1 ? 20 : 24, nb = data.length / blockBytes;
+  const mins = new Float32Array(nb);
+  for (let k = 0; k < nb; k++) mins[k] = F16_TO_F32[data[k * blockBytes + 2] | (data[k * blockBytes + 3] << 8)];
+  return mins;
+}
+
+/** The engine's weights of file f with each matrix product rounding its input as llama.cpp does for that matrix's type. */
+function withRoundedActivations(f: GgufFile, rounding = ACTIVATION_ROUNDING): (hp: HParams, w: LlamaWeights) => [HParams, LlamaWeights] {
+  return (hp, w) => {
+    const m = (x: Matrix, name: string) => {
+      const round = rounding[(x as GgmlMatrix).type];
+      return round ? new RoundedInputMatrix(x as GgmlMatrix, round, blockMins(f, name)) : x;
+    };
+    const output = f.tensors.some((t) => t.name === "output.weight") ? "output.weight" : "token_embd.weight";
+    return [hp, {
+      ...w,
+      output: m(w.output, output),
+      layers: w.layers.map((L, l) => {
+        const n = (s: string) => `blk.${l}.${s}.weight`;
+        return { ...L, wq: m(L.wq, n("attn_q")), wk: m(L.wk, n("attn_k")), wv: m(L.wv, n("attn_v")), wo: m(L.wo, n("attn_output")), wGate: m(L.wGate, n("ffn_gate")), wUp: m(L.wUp, n("ffn_up")), wDown: m(L.wDown, n("ffn_down")) };
+      }),
+    }];
   };
-  return [hp, {
-    ...w,
-    output: m(w.output),
-    layers: w.layers.map((L) => ({ ...L, wq: m(L.wq), wk: m(L.wk), wv: m(L.wv), wo: m(L.wo), wGate: m(L.wGate), wUp: m(L.wUp), wDown: m(L.wDown) })),
-  }];
 }
 
 // ---- every tensor type ----
@@ -268,9 +280,10 @@ for (const { name: modelName, spec } of TYPE_MODELS) {
       const ours = type === GgmlType.F32 ? original : await builtinProbs(path);
       const theirs = await llamaCppProbs(path);
       const d = compare(ours, theirs);
-      const sim = compare(builtinProbsAltered(path, withRoundedActivations), theirs);
+      const sim = compare(builtinProbsAltered(path, (hp, w, f) => withRoundedActivations(f)(hp, w)), theirs);
       const control = compare(ours, original);
-      t.diagnostic(`${name}: max|dp| vs llama.cpp ${fmt(d.maxAbs)} (top-1 ${(d.top1 * 100).toFixed(0)}%), with llama.cpp's activation rounding ${fmt(sim.maxAbs)} (top-1 ${(sim.top1 * 100).toFixed(0)}%), quantization effect ${fmt(control.maxAbs)} (top-1 ${(control.top1 * 100).toFixed(0)}%), max p ${d.maxP.toFixed(3)}, mean top p ${d.meanMaxP.toFixed(3)}`);
+      const q8 = compare(await builtinProbs(path, { activations: "q8" }), theirs);
+      t.diagnostic(`${name}: max|dp| vs llama.cpp ${fmt(d.maxAbs)} (top-1 ${(d.top1 * 100).toFixed(0)}%), with llama.cpp's activation rounding ${fmt(sim.maxAbs)} (top-1 ${(sim.top1 * 100).toFixed(0)}%), with activations q8 ${fmt(q8.maxAbs)} (top-1 ${(q8.top1 * 100).toFixed(0)}%), quantization effect ${fmt(control.maxAbs)} (top-1 ${(control.top1 * 100).toFixed(0)}%), max p ${d.maxP.toFixed(3)}, mean top p ${d.meanMaxP.toFixed(3)}`);
       const at = `${modelName} ${name}`;
       assert.ok(d.meanMaxP > 0.2, `${at}: distributions too flat for a probability comparison (mean top p ${d.meanMaxP})`);
       if (type === GgmlType.F32 || (type === GgmlType.F16 && !f16ActivationsRounded())) {
@@ -280,7 +293,7 @@ for (const { name: modelName, spec } of TYPE_MODELS) {
         // The loaded variant rounds F16 products' activations to F16: the difference is bounded
         // by the size of that rounding's own effect on the engine's output (measured on zen4:
         // the difference 1.3e-3 / 1.9e-3, the effect of the rounding 1.0e-3 / 1.7e-3).
-        const effect = compare(ours, builtinProbsAltered(path, withRoundedActivations));
+        const effect = compare(ours, builtinProbsAltered(path, (hp, w, f) => withRoundedActivations(f)(hp, w)));
         t.diagnostic(`${name}: effect of F16 activation rounding on the engine ${fmt(effect.maxAbs)} (CPU variant ${loadLibrary().cpuVariant})`);
         assert.ok(d.maxAbs < 2 * effect.maxAbs + TOL_EXACT, `${at}: max |dp| ${d.maxAbs} against an F16 rounding effect of ${effect.maxAbs}`);
         assert.ok(effect.maxAbs > TOL_EXACT, `${at}: the simulated F16 rounding has no effect (${effect.maxAbs})`);
@@ -288,6 +301,13 @@ for (const { name: modelName, spec } of TYPE_MODELS) {
       } else {
         assert.ok(d.maxAbs < TOL_ROUNDED, `${at}: max |dp| ${d.maxAbs} >= ${TOL_ROUNDED}`);
         assert.ok(d.top1 >= 0.85, `${at}: top-1 token agrees at only ${d.top1 * 100}% of positions`);
+      }
+      if (type === GgmlType.F32 || type === GgmlType.F16 || type === GgmlType.BF16) {
+        assert.equal(q8.maxAbs, d.maxAbs, `${at}: activations q8 changed a product with float weights`);
+      } else {
+        // 8-bit activations, rounded as llama.cpp rounds them: within the bound of the engines that do.
+        assert.ok(q8.maxAbs < TOL_ROUNDED, `${at}: activations q8: max |dp| ${q8.maxAbs} >= ${TOL_ROUNDED}`);
+        assert.ok(q8.top1 >= 0.85, `${at}: activations q8: top-1 token agrees at only ${q8.top1 * 100}% of positions`);
       }
       if (type === GgmlType.BF16 || type === GgmlType.Q8_0) {
         // The weights' own rounding is as small as llama.cpp's activation rounding here, so the

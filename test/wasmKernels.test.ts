@@ -3,18 +3,20 @@ import assert from "node:assert/strict";
 import { GgmlType } from "../src/gguf/ggmlTypes.js";
 import { dequantizeRow, f32ToF16, matMul, quantizeRow, rowByteLength, SUPPORTED_TYPES } from "../src/engine/quant/index.js";
 import { useWasmKernels, WasmMatrix, wasmSupports } from "../src/engine/wasm/wasmMatrix.js";
+import { layoutOf, panelBytes, superBlocks } from "../src/engine/wasm/repack.js";
 import { BuiltinTarget } from "../src/targets/builtin.js";
 import { sharedFile } from "./support/sharedData.js";
 import { BLOCK, gaussian, NAMES, rng } from "./support/quantFixtures.js";
 
 
 /**
- * |WASM - exact dot of the dequantized row| <= TOL * sum |w_i x_i| + 2^-24 |exact|. The WASM
- * kernels round each product to f32 (u = 2^-24), add it into a 4-term f32 lane chain (3
- * additions) and the two chains of a chunk (1 more), then sum chunks in f64: at most ~6u of
- * sum |w x| (3.6e-7), and the result is rounded to f32 once.
+ * |WASM - exact dot of the dequantized row| <= tol(cols) * sum |w_i x_i|. The WASM kernels round
+ * each product to f32 (u = 2^-24) and add it to an f32x4 lane accumulator, one addition per
+ * 4-element vector (cols / 4 of them), then add the 4 lanes in 2 more: every term passes through
+ * at most cols / 4 + 3 roundings, so the error is below (cols / 4 + 3) u sum |w x| (the standard
+ * bound for recursive summation), and the output is that f32 sum.
  */
-const TOL = 1e-6;
+const tol = (cols: number): number => (Math.ceil(cols / 4) + 3) * 2 ** -24;
 
 function matrix(type: number, rows: number, cols: number, seed: number): { w: Uint8Array; deq: Float32Array } {
   const r = rng(seed);
@@ -47,7 +49,7 @@ test("WASM matMul agrees with the exact dot product and with the JS kernels", ()
             ref += deq[i * cols + j] * X[b * cols + j];
             mag += Math.abs(deq[i * cols + j] * X[b * cols + j]);
           }
-          const bound = TOL * mag + 2 ** -24 * Math.abs(ref);
+          const bound = tol(cols) * mag;
           const g = got[b * rows + i];
           assert.ok(Math.abs(g - ref) <= bound, `${NAMES[type]} cols ${cols} item ${b} row ${i}: ${g} vs exact ${ref}`);
           assert.ok(Math.abs(g - js[b * rows + i]) <= 2 * bound, `${NAMES[type]}: WASM ${g} vs JS ${js[b * rows + i]}`);
@@ -92,6 +94,31 @@ test("WASM weights decode to exactly dequantizeRow's values (one-hot inputs)", (
       // === : a zero weight may come back as +0 where dequantizeRow gives -0 (0 + -0 = +0).
       assert.ok(OUT[j * rows + i] === deq[i * cols + j], `${NAMES[type]} row ${i} element ${j}: ${OUT[j * rows + i]} vs ${deq[i * cols + j]}`);
     }
+  }
+});
+
+test("WASM rows (the embedding lookup) read back exactly dequantizeRow's values, for every type", () => {
+  for (const type of SUPPORTED_TYPES) {
+    for (const [rows, cols] of [[7, 256], [5, 512]]) {
+      const { w, deq } = matrix(type, rows, cols, 500 + type);
+      const m = WasmMatrix.from(type, w, rows, cols, rowByteLength(type, cols))!;
+      const out = new Float32Array(cols + 2);
+      for (let r = 0; r < rows; r++) {
+        m.readRow(r, out, 1);
+        // === : a zero weight may come back as +0 where dequantizeRow gives -0 (d*q + m for Q4_0).
+        for (let j = 0; j < cols; j++) assert.ok(out[1 + j] === deq[r * cols + j], `${NAMES[type]} row ${r} element ${j}: ${out[1 + j]} vs ${deq[r * cols + j]}`);
+      }
+    }
+  }
+});
+
+test("WASM weights take at most 1.12x their ggml bytes (K-quants at most 1.06x): the panels keep sub-block scales compact", () => {
+  for (const type of SUPPORTED_TYPES) {
+    const rows = 8, cols = 1024;
+    const l = layoutOf(type)!;
+    const wasmBytes = 2 * panelBytes(l, superBlocks(l, cols)), ggmlBytes = rows * rowByteLength(type, cols);
+    const limit = type === GgmlType.Q4_K || type === GgmlType.Q5_K || type === GgmlType.Q6_K ? 1.06 : type === GgmlType.Q4_1 || type === GgmlType.Q5_1 ? 1.2 : 1.12;
+    assert.ok(wasmBytes <= limit * ggmlBytes, `${NAMES[type]}: ${wasmBytes} bytes in WASM for ${ggmlBytes} in the file`);
   }
 });
 

@@ -14,6 +14,7 @@ export interface TargetCliOptions {
   batchThreads?: number;
   gpu: GpuChoice;
   gpuLayers?: number;
+  activations?: "f32" | "q8";
 }
 
 /** "auto" or a thread count. */
@@ -26,17 +27,18 @@ function threadsValue(value: string): number | "auto" {
 
 /**
  * Add --model (unless the command has its own), --backend, --context-size, --threads,
- * --batch-threads, --gpu, --gpu-layers.
+ * --batch-threads, --gpu, --gpu-layers, --activations.
  */
 export function addTargetOptions(cmd: Command, what: { model?: string; backend?: string } = {}): Command {
   if (what.model !== "none") cmd.option("--model <file>", what.model ?? "target model (GGUF); default: the stories model shipped in models/ (or in $SPECDEC_MODELS)");
   if (what.backend !== "none") cmd.addOption(new Option("--backend <name>", what.backend ?? "inference backend: llama.cpp (default) or builtin (specdec's own engine)").choices(BACKENDS));
   return cmd
     .option("--context-size <n>", "context size in tokens (default: the model's training context, at most 4096)", integer(16, 1 << 20))
-    .addOption(new Option("--threads <n>", "CPU threads: auto (each pass on the thread count its size runs fastest with, as measured for the cost model) or a number (llama.cpp's one-token passes)").argParser(threadsValue).default("auto"))
+    .addOption(new Option("--threads <n>", "CPU threads: auto (each pass on the thread count its size runs fastest with, as measured for the cost model) or a number (llama.cpp's one-token passes; every pass of the built-in engine, whose results are the same for any count)").argParser(threadsValue).default("auto"))
     .option("--batch-threads <n>", "llama.cpp: CPU threads for passes of several tokens (default: --threads, or all cores with auto)", integer(1, 512))
     .addOption(new Option("--gpu <kind>", "llama.cpp compute backend: auto (a GPU whose driver and package are installed, else CPU), cpu, cuda, vulkan").choices(GPU_CHOICES).default("auto"))
-    .option("--gpu-layers <n>", "layers llama.cpp offloads to the GPU (-1 = all; default all with a GPU)", integer(-1, 100_000));
+    .option("--gpu-layers <n>", "layers llama.cpp offloads to the GPU (-1 = all; default all with a GPU)", integer(-1, 100_000))
+    .addOption(new Option("--activations <kind>", "built-in engine: q8 rounds the inputs of products with quantized weights to 8 bits, as llama.cpp does (faster, closer to llama.cpp; speculation stays exact); f32 keeps them (default)").choices(["f32", "q8"]));
 }
 
 /** The target settings the options say; --threads auto lets every pass choose from 1 to all cores. */
@@ -52,5 +54,6 @@ export function targetSpecFrom(o: TargetCliOptions): TargetSpec {
     maxThreads: auto && cores > 1 ? cores : undefined,
     gpu: o.gpu,
     gpuLayers: o.gpuLayers,
+    activations: o.activations,
   };
 }

@@ -15,6 +15,7 @@ import { GgmlType } from "../gguf/ggmlTypes.js";
 import { metaNumber, metaString, openGguf } from "../gguf/reader.js";
 import { kv, writeGguf } from "../gguf/writer.js";
 import { GgmlMatrix, type Matrix } from "../engine/matrix.js";
+import { readWeights } from "../engine/llamaWeights.js";
 import { dequantizeRow } from "../engine/quant/index.js";
 import type { Target } from "../targets/target.js";
 
@@ -86,11 +87,11 @@ export class MedusaHeads {
         const bias = tensor(`medusa.${k}.res.bias`, [dim])!;
         const proj = tensor(`medusa.${k}.proj.weight`, [dim, vocab], true);
         const b = new Float32Array(dim);
-        dequantizeRow(bias.type, f.readTensorData(bias), 0, b, dim);
+        dequantizeRow(bias.type, readWeights(f, bias), 0, b, dim);
         heads.push({
-          res: new GgmlMatrix(res.type, f.readTensorData(res), dim, dim),
+          res: new GgmlMatrix(res.type, readWeights(f, res), dim, dim),
           bias: b,
-          proj: proj && new GgmlMatrix(proj.type, f.readTensorData(proj), vocab, dim),
+          proj: proj && new GgmlMatrix(proj.type, readWeights(f, proj), vocab, dim),
         });
       }
       let shared: Matrix | undefined;

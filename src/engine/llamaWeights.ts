@@ -4,7 +4,7 @@ import { SpecdecError } from "../errors.js";
 import type { GgufFile, GgufTensorInfo } from "../gguf/reader.js";
 import type { HParams } from "./hparams.js";
 import { GgmlMatrix, type Matrix } from "./matrix.js";
-import { dequantizeRow, isSupportedType } from "./quant/index.js";
+import { dequantizeRow, firstNonFinite, isSupportedType } from "./quant/index.js";
 import { ggmlTypeInfo } from "../gguf/ggmlTypes.js";
 
 export interface LayerWeights {
@@ -29,6 +29,14 @@ export interface LlamaWeights {
   output: Matrix; // (vocab, dim); the embedding matrix when tied
 }
 
+/** The bytes of tensor t, refused (a clear error) when a value or scale in it is NaN or infinite. */
+export function readWeights(f: GgufFile, t: GgufTensorInfo): Uint8Array {
+  const data = f.readTensorData(t);
+  const at = firstNonFinite(t.type, data, t.dims.reduce((a, b) => a * b, 1));
+  if (at >= 0) throw new SpecdecError(`${f.path}: tensor ${t.name} has a non-finite value (NaN or infinity) at element ${at}: the file is damaged`);
+  return data;
+}
+
 export function loadLlamaWeights(f: GgufFile, hp: HParams): LlamaWeights {
   const byName = new Map(f.tensors.map((t) => [t.name, t]));
   const info = (name: string, shape: number[], optional = false): GgufTensorInfo | undefined => {
@@ -45,13 +53,13 @@ export function loadLlamaWeights(f: GgufFile, hp: HParams): LlamaWeights {
   // ggml dims: [cols (contiguous), rows].
   const matrix = (name: string, rows: number, cols: number): Matrix => {
     const t = info(name, [cols, rows])!;
-    return new GgmlMatrix(t.type, f.readTensorData(t), rows, cols);
+    return new GgmlMatrix(t.type, readWeights(f, t), rows, cols);
   };
   const vector = (name: string, n: number, optional = false): Float32Array | undefined => {
     const t = info(name, [n], optional);
     if (!t) return undefined;
     const out = new Float32Array(n);
-    dequantizeRow(t.type, f.readTensorData(t), 0, out, n);
+    dequantizeRow(t.type, readWeights(f, t), 0, out, n);
     return out;
   };
   const { dim, kvDim, hiddenDim, vocabSize } = hp;

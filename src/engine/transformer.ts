@@ -7,14 +7,29 @@
 // in slot order, norms) is done in the same order whether the token comes alone or in a batch,
 // so a k-token pass gives bit-identical logits to k one-token passes.
 //
-// Attention runs on the WASM SIMD kernel (wasm/attention.ts) when available, with
-// the KV cache, q and the attention output in a fixed WASM memory of this engine; otherwise on
-// the JS loop below. Either way one engine always uses the same code for every token.
+// Attention and the SwiGLU gate run on WASM SIMD kernels (wasm/attention.ts, wasm/elementwise.ts)
+// when available, with the KV cache and the activations they touch in a fixed WASM memory of
+// this engine; otherwise on the JS loops below. Either way one engine always uses the same code
+// for every token.
 
 import { SpecdecError } from "../errors.js";
 import type { HParams } from "./hparams.js";
 import type { LlamaWeights } from "./llamaWeights.js";
-import { attentionMemory, type AttendFn } from "./wasm/wasmMatrix.js";
+import { engineMemory, kernelModule, MIN_SPLIT_WORK, type EngineMemory, type ProductOptions } from "./wasm/wasmMatrix.js";
+import { ThreadPool } from "./wasm/threadPool.js";
+
+export interface EngineOptions {
+  /**
+   * Threads for the matrix products and attention (the main thread included); results are
+   * bit-identical for any count. Default 1.
+   */
+  threads?: number;
+  /**
+   * "q8": round the inputs of products with quantized weights to 8 bits per block, as llama.cpp
+   * does (closer to llama.cpp's numbers, integer dot products; still batch-invariant). Default "f32".
+   */
+  activations?: "f32" | "q8";
+}
 
 export interface ForwardOptions {
   /**
@@ -42,8 +57,9 @@ export class Transformer {
   readonly maxBatch: number;
 
   // KV cache
-  private readonly keyCache: Float32Array; // (layer, contextSize, kvDim)
-  private readonly valueCache: Float32Array; // (layer, contextSize, kvDim)
+  // Each kv head's slots are contiguous, so attention over a long cache streams through memory.
+  private readonly keyCache: Float32Array; // (layer, kvHead, contextSize, headDim)
+  private readonly valueCache: Float32Array; // (layer, kvHead, contextSize, headDim)
   private readonly positions: Int32Array; // (contextSize) RoPE position of each cache slot
 
   // activations of one batch
@@ -55,57 +71,72 @@ export class Transformer {
   private readonly v: Float32Array; // (maxBatch, kvDim)
   private readonly hb: Float32Array; // (maxBatch, hiddenDim)
   private readonly hb2: Float32Array; // (maxBatch, hiddenDim)
-  private readonly att: Float32Array; // (contextSize) attention scores of one head of one token
+  private readonly att: Float32Array; // (threads, contextSize) attention scores of one head of one token, per thread
   private readonly visible: Int32Array; // (maxBatch, contextSize) cache slots each batch token attends to, ascending
-  private readonly visibleCount: Int32Array; // (maxBatch)
+  private readonly visibleCount: Int32Array; // (maxBatch) visible slots of each batch token
   private readonly logitsBuf: Float32Array; // (maxBatch, vocab)
   private readonly ropeFreq: Float64Array; // (ropeDim / 2) rotation frequency of each pair
   private readonly ropeCos: Float64Array; // (maxBatch, ropeDim / 2) cos of each batch token's angles, shared by heads and layers
   private readonly ropeSin: Float64Array; // (maxBatch, ropeDim / 2)
   private readonly identityRows: Int32Array; // (maxBatch) leading entries of each visible row known to be 0, 1, 2, ...
   private readonly batchParents: Int32Array; // (maxBatch)
-  // The WASM attention kernel, when available: the KV cache, q, xb, att and visible then live
-  // in its memory, at these byte offsets.
-  private readonly wasmAttend: AttendFn | undefined;
-  private readonly at = { key: 0, value: 0, q: 0, xb: 0, att: 0, visible: 0 };
+  // The WASM kernels, when available: the KV cache and the activations they touch then live in
+  // the engine's memory, at these byte offsets.
+  private readonly wasm: EngineMemory | undefined;
+  private readonly at = { key: 0, value: 0, q: 0, xb: 0, att: 0, visible: 0, counts: 0, hb: 0, hb2: 0 };
+  // How the products run: threads and 8-bit activations.
+  private products: ProductOptions;
+  private readonly maxThreads: number; // the pool's room (att holds this many threads' scores)
 
   constructor(
     readonly hp: HParams,
     private readonly w: LlamaWeights,
     readonly contextSize: number,
     maxBatch = 64,
+    options: EngineOptions = {},
   ) {
     if (!Number.isInteger(contextSize) || contextSize < 1) throw new SpecdecError(`context size must be a positive integer, got ${contextSize}`);
+    const threads = options.threads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new SpecdecError(`threads must be an integer from 1 to 256, got ${threads}`);
     this.maxBatch = Math.min(maxBatch, contextSize);
     const { nLayers, dim, kvDim, hiddenDim, vocabSize } = hp;
     const B = this.maxBatch;
     const kvBytes = 2 * nLayers * contextSize * kvDim * 4;
     if (kvBytes > 8 * 2 ** 30) throw new SpecdecError(`a ${contextSize}-token KV cache would take ${(kvBytes / 2 ** 30).toFixed(1)} GiB: choose a smaller context size`);
     // Buffers the attention kernel reads and writes, in WASM memory when it is there.
-    const sizes = { key: nLayers * contextSize * kvDim, value: nLayers * contextSize * kvDim, q: B * dim, xb: B * dim, att: contextSize, visible: B * contextSize };
+    const sizes = {
+      key: nLayers * contextSize * kvDim, value: nLayers * contextSize * kvDim, q: B * dim, xb: B * dim,
+      att: threads * contextSize, visible: B * contextSize, counts: B, hb: B * hiddenDim, hb2: B * hiddenDim,
+    };
     let bytes = 0;
     for (const [name, n] of Object.entries(sizes) as [keyof typeof sizes, number][]) {
       this.at[name] = bytes;
       bytes += (4 * n + 15) & ~15;
     }
-    const wasm = hp.headDim % 4 === 0 ? attentionMemory(bytes) : undefined;
-    this.wasmAttend = wasm?.attend;
+    const wasm = hp.headDim % 4 === 0 ? engineMemory(bytes) : undefined;
+    this.wasm = wasm;
+    const module = kernelModule();
+    if (options.activations !== undefined && options.activations !== "f32" && options.activations !== "q8") throw new SpecdecError(`activations must be "f32" or "q8", got ${JSON.stringify(options.activations)}`);
+    const pool = threads > 1 && wasm && module ? ThreadPool.acquire(module, threads) : undefined;
+    this.maxThreads = threads;
+    this.products = { pool, threads, q8: options.activations === "q8" };
     const buffer = wasm?.buffer;
     const f32 = (name: keyof typeof sizes) => (buffer ? new Float32Array(buffer, this.at[name], sizes[name]) : new Float32Array(sizes[name]));
+    const i32 = (name: keyof typeof sizes) => (buffer ? new Int32Array(buffer, this.at[name], sizes[name]) : new Int32Array(sizes[name]));
     this.keyCache = f32("key");
     this.valueCache = f32("value");
     this.q = f32("q");
     this.xb = f32("xb");
     this.att = f32("att");
-    this.visible = buffer ? new Int32Array(buffer, this.at.visible, sizes.visible) : new Int32Array(sizes.visible);
-    this.visibleCount = new Int32Array(B);
+    this.visible = i32("visible");
+    this.visibleCount = i32("counts");
     this.positions = new Int32Array(contextSize);
     this.x = new Float32Array(B * dim);
     this.xb2 = new Float32Array(B * dim);
     this.k = new Float32Array(B * kvDim);
     this.v = new Float32Array(B * kvDim);
-    this.hb = new Float32Array(B * hiddenDim);
-    this.hb2 = new Float32Array(B * hiddenDim);
+    this.hb = f32("hb");
+    this.hb2 = f32("hb2");
     this.logitsBuf = new Float32Array(B * vocabSize);
     this.batchParents = new Int32Array(B);
     this.ropeFreq = new Float64Array(hp.ropeDim / 2);
@@ -170,48 +201,63 @@ export class Transformer {
 
       // Attention: q, k, v of every batch token; k, v go into the cache at slots start + t.
       rmsNormRows(this.xb, this.x, L.attnNorm, T, dim, this.hp.normEps);
-      L.wq.matMul(this.xb, T, this.q);
-      L.wk.matMul(this.xb, T, this.k);
-      L.wv.matMul(this.xb, T, this.v);
+      L.wq.matMul(this.xb, T, this.q, this.products);
+      L.wk.matMul(this.xb, T, this.k, this.products);
+      L.wv.matMul(this.xb, T, this.v, this.products);
       if (L.bq) addBiasRows(this.q, L.bq, T, dim);
       if (L.bk) addBiasRows(this.k, L.bk, T, kvDim);
       if (L.bv) addBiasRows(this.v, L.bv, T, kvDim);
       for (let t = 0; t < T; t++) {
         this.rope(this.q, t * dim, this.hp.nHeads, t);
         this.rope(this.k, t * kvDim, this.hp.nKvHeads, t);
-        this.keyCache.set(this.k.subarray(t * kvDim, (t + 1) * kvDim), layerOff + (start + t) * kvDim);
-        this.valueCache.set(this.v.subarray(t * kvDim, (t + 1) * kvDim), layerOff + (start + t) * kvDim);
+        this.store(t, layerOff + (start + t) * this.hp.headDim);
       }
-      for (let t = 0; t < T; t++) this.attend(t, layerOff); // → xb (T, dim)
-      L.wo.matMul(this.xb, T, this.xb2);
+      this.attend(T, layerOff); // → xb (T, dim)
+      L.wo.matMul(this.xb, T, this.xb2, this.products);
       addRows(this.x, this.xb2, T * dim);
 
       // Feed-forward (SwiGLU): x += down(silu(gate(xb)) * up(xb)).
       rmsNormRows(this.xb, this.x, L.ffnNorm, T, dim, this.hp.normEps);
-      L.wGate.matMul(this.xb, T, this.hb);
-      L.wUp.matMul(this.xb, T, this.hb2);
-      const hb = this.hb, hb2 = this.hb2;
-      for (let i = 0; i < T * hiddenDim; i++) {
-        const g = hb[i];
-        hb[i] = (g / (1 + Math.exp(-g))) * hb2[i];
+      L.wGate.matMul(this.xb, T, this.hb, this.products);
+      L.wUp.matMul(this.xb, T, this.hb2, this.products);
+      if (this.wasm) this.wasm.swiglu(this.at.hb, this.at.hb2, (T * hiddenDim + 3) & ~3);
+      else {
+        const hb = this.hb, hb2 = this.hb2;
+        for (let i = 0; i < T * hiddenDim; i++) {
+          const g = hb[i];
+          hb[i] = (g / (1 + Math.exp(-g))) * hb2[i];
+        }
       }
-      L.wDown.matMul(this.hb, T, this.xb2);
+      L.wDown.matMul(this.hb, T, this.xb2, this.products);
       addRows(this.x, this.xb2, T * dim);
     }
 
     // Final norm (the hidden state Medusa heads read), then logits for the requested positions.
     rmsNormRows(this.xb, this.x, this.w.outputNorm, T, dim, this.hp.normEps);
+    checkFinite(this.xb, T, dim);
     const which = options.logits ?? "all";
     let logits = this.logitsBuf.subarray(0, 0);
     if (which === "all") {
-      this.w.output.matMul(this.xb, T, this.logitsBuf);
+      this.w.output.matMul(this.xb, T, this.logitsBuf, this.products);
       logits = this.logitsBuf.subarray(0, T * vocabSize);
     } else if (which === "last") {
-      this.w.output.matMul(this.xb.subarray((T - 1) * dim, T * dim), 1, this.logitsBuf);
+      this.w.output.matMul(this.xb.subarray((T - 1) * dim, T * dim), 1, this.logitsBuf, this.products);
       logits = this.logitsBuf.subarray(0, vocabSize);
     }
     this.length = start + T;
     return { logits, hidden: options.hidden ? this.xb.subarray(0, T * dim) : this.xb.subarray(0, 0) };
+  }
+
+  /** Threads for the next passes, 1 .. the engine's `threads` (same bits for any count). */
+  setThreads(threads: number): void {
+    const n = Math.max(1, Math.min(this.maxThreads, Math.floor(threads)));
+    if (n !== this.products.threads) this.products = { ...this.products, threads: n };
+  }
+
+  /** Release the worker threads (when this was the last engine using them). */
+  dispose(): void {
+    this.products.pool?.release();
+    this.products = { ...this.products, pool: undefined };
   }
 
   /** Roll the cache back to `length` tokens. */
@@ -225,19 +271,34 @@ export class Transformer {
    * slots from + keep[i] move to from + i, in order, and the cache ends after them.
    */
   keep(from: number, keep: ArrayLike<number>): void {
-    const { kvDim, nLayers } = this.hp;
+    const { kvDim, nLayers, nKvHeads, headDim } = this.hp;
     for (let i = 0; i < keep.length; i++) {
       const src = from + keep[i];
       if (!(src >= from + i && src < this.length) || (i > 0 && keep[i] <= keep[i - 1])) throw new RangeError(`keep: slot indices must be ascending and inside the last pass`);
       if (src === from + i) continue;
       for (let l = 0; l < nLayers; l++) {
-        const off = l * this.contextSize * kvDim;
-        this.keyCache.copyWithin(off + (from + i) * kvDim, off + src * kvDim, off + (src + 1) * kvDim);
-        this.valueCache.copyWithin(off + (from + i) * kvDim, off + src * kvDim, off + (src + 1) * kvDim);
+        for (let h = 0; h < nKvHeads; h++) {
+          const off = l * this.contextSize * kvDim + h * this.contextSize * headDim;
+          this.keyCache.copyWithin(off + (from + i) * headDim, off + src * headDim, off + (src + 1) * headDim);
+          this.valueCache.copyWithin(off + (from + i) * headDim, off + src * headDim, off + (src + 1) * headDim);
+        }
       }
       this.positions[from + i] = this.positions[src];
     }
     this.length = from + keep.length;
+  }
+
+  // Batch token t's k and v (kvDim each) into the caches, head by head from offset `at` of kv head 0.
+  private store(t: number, at: number): void {
+    const { headDim, nKvHeads, kvDim } = this.hp;
+    const k = this.k, v = this.v, kc = this.keyCache, vc = this.valueCache, headStride = this.contextSize * headDim;
+    for (let h = 0; h < nKvHeads; h++) {
+      const src = t * kvDim + h * headDim, dst = at + h * headStride;
+      for (let i = 0; i < headDim; i++) {
+        kc[dst + i] = k[src + i];
+        vc[dst + i] = v[src + i];
+      }
+    }
   }
 
   // Rotate pairs of each head's first ropeDim dimensions by batch token t's angles.
@@ -258,25 +319,37 @@ export class Transformer {
     }
   }
 
-  // Multi-head attention of batch token t over its visible cache slots → xb[t].
-  private attend(t: number, layerOff: number): void {
-    const { nHeads, nKvHeads, headDim, kvDim, dim } = this.hp;
+  // Multi-head attention of the T batch tokens over their visible cache slots → xb (T, dim).
+  private attend(T: number, layerOff: number): void {
+    const { nHeads, nKvHeads, headDim, dim } = this.hp;
     const scale = 1 / Math.sqrt(headDim);
     const group = nHeads / nKvHeads;
-    const n = this.visibleCount[t], vo = t * this.contextSize;
-    if (this.wasmAttend) {
-      const at = this.at;
-      this.wasmAttend(at.q + 4 * t * dim, at.key + 4 * layerOff, at.value + 4 * layerOff, at.visible + 4 * vo, n, nHeads, group, headDim, 4 * kvDim, scale, at.att, at.xb + 4 * t * dim);
+    if (this.wasm) {
+      const at = this.at, ctx = this.contextSize;
+      const kc = at.key + 4 * layerOff, vc = at.value + 4 * layerOff;
+      let work = 0;
+      for (let t = 0; t < T; t++) work += this.visibleCount[t];
+      const { pool, threads } = this.products;
+      if (pool && work * 2 * dim >= MIN_SPLIT_WORK) {
+        const args = [0, T * nHeads, nHeads, group, headDim, at.q, kc, vc, at.visible, 4 * ctx, at.counts, 4 * ctx * headDim, scale, at.att, at.xb, 4 * dim];
+        pool.run({ memory: this.wasm.memory, exports: this.wasm.exports, fn: "attend", args, floats: 1 << 12, range: 0, work: T * nHeads, scratch: 13, scratchStride: 4 * ctx }, threads!);
+      } else this.wasm.attend(0, T * nHeads, nHeads, group, headDim, at.q, kc, vc, at.visible, 4 * ctx, at.counts, 4 * ctx * headDim, scale, at.att, at.xb, 4 * dim);
       return;
     }
-    // The JS reference of the same computation (f64 scores, sum and weights).
+    for (let t = 0; t < T; t++) this.attendJs(t, layerOff, scale, group);
+  }
+
+  // The JS reference of the attention kernel for batch token t (f64 scores, sum and weights).
+  private attendJs(t: number, layerOff: number, scale: number, group: number): void {
+    const { nHeads, headDim, dim } = this.hp;
+    const n = this.visibleCount[t], vo = t * this.contextSize;
     const vis = this.visible, att = this.att, q = this.q, kc = this.keyCache, vc = this.valueCache, out = this.xb;
     for (let h = 0; h < nHeads; h++) {
       const qo = t * dim + h * headDim;
-      const kvo = layerOff + Math.floor(h / group) * headDim;
+      const kvo = layerOff + Math.floor(h / group) * this.contextSize * headDim;
       let max = -Infinity;
       for (let j = 0; j < n; j++) {
-        const ko = kvo + vis[vo + j] * kvDim;
+        const ko = kvo + vis[vo + j] * headDim;
         let s = 0;
         for (let i = 0; i < headDim; i++) s += q[qo + i] * kc[ko + i];
         s *= scale;
@@ -294,10 +367,18 @@ export class Transformer {
       for (let i = 0; i < headDim; i++) out[oo + i] = 0;
       for (let j = 0; j < n; j++) {
         const a = att[j] * inv;
-        const vOff = kvo + vis[vo + j] * kvDim;
+        const vOff = kvo + vis[vo + j] * headDim;
         for (let i = 0; i < headDim; i++) out[oo + i] += a * vc[vOff + i];
       }
     }
+  }
+}
+
+// A NaN or an infinity in a token's final hidden state (weights that overflow f32, or damaged
+// ones the loader could not see) would make its logits garbage: a clear error instead.
+function checkFinite(h: Float32Array, T: number, n: number): void {
+  for (let i = 0; i < T * n; i++) {
+    if (!Number.isFinite(h[i])) throw new SpecdecError(`the model's activations became non-finite (NaN or infinity) at batch position ${Math.floor(i / n)}: its weights overflow f32 or are damaged`);
   }
 }
 

@@ -18,6 +18,15 @@ export interface BuiltinOptions {
   contextSize?: number;
   /** Most tokens per forward pass; longer chains are split. Default 64. */
   maxBatch?: number;
+  /** Threads of the engine (main thread included; results are bit-identical for any count). Default 1. */
+  threads?: number;
+  /**
+   * Let each pass choose its thread count, 1 .. this (`PassRequest.threads`, chosen by the cost
+   * model per pass size). Default: none, every pass on `threads`.
+   */
+  maxThreads?: number;
+  /** "q8": 8-bit activations for products with quantized weights, as llama.cpp (see EngineOptions). Default "f32". */
+  activations?: "f32" | "q8";
 }
 
 export class BuiltinTarget implements Target {
@@ -29,6 +38,7 @@ export class BuiltinTarget implements Target {
   readonly eogTokens: ReadonlySet<Token>;
   readonly maxBatch: number;
   readonly hiddenSize: number;
+  readonly threadCounts?: readonly number[];
 
   private constructor(
     readonly file: ModelFileInfo,
@@ -36,6 +46,7 @@ export class BuiltinTarget implements Target {
     readonly tokenizer: Tokenizer,
     private readonly weights: LlamaWeights,
     readonly engine: Transformer,
+    private readonly options: BuiltinOptions,
   ) {
     this.vocabSize = hparams.vocabSize;
     this.vocab = file.vocab;
@@ -43,6 +54,7 @@ export class BuiltinTarget implements Target {
     this.eogTokens = tokenizer.eogTokens as ReadonlySet<Token>;
     this.maxBatch = engine.maxBatch;
     this.hiddenSize = hparams.dim;
+    if ((options.maxThreads ?? 1) > 1) this.threadCounts = Array.from({ length: options.maxThreads! }, (_, i) => i + 1);
   }
 
   /** Read a model file (once: header, tokenizer and weights) onto the built-in engine. */
@@ -55,8 +67,8 @@ export class BuiltinTarget implements Target {
       if (tokenizer.vocabSize !== hp.vocabSize) throw new SpecdecError(`${path}: tokenizer has ${tokenizer.vocabSize} tokens but the model ${hp.vocabSize}`);
       const contextSize = options.contextSize ?? Math.min(hp.contextLength, 4096);
       const weights = loadLlamaWeights(f, hp);
-      const engine = new Transformer(hp, weights, contextSize, options.maxBatch ?? 64);
-      return new BuiltinTarget(file, hp, tokenizer, weights, engine);
+      const engine = newEngine(hp, weights, contextSize, options.maxBatch ?? 64, options);
+      return new BuiltinTarget(file, hp, tokenizer, weights, engine, options);
     } finally {
       f.close(); // weights were read into memory of their own
     }
@@ -64,7 +76,8 @@ export class BuiltinTarget implements Target {
 
   /** A second target over the same weights and tokenizer, with its own engine (KV cache and buffers). */
   async fork(): Promise<BuiltinTarget> {
-    return new BuiltinTarget(this.file, this.hparams, this.tokenizer, this.weights, new Transformer(this.hparams, this.weights, this.contextSize, this.maxBatch));
+    const engine = newEngine(this.hparams, this.weights, this.contextSize, this.maxBatch, this.options);
+    return new BuiltinTarget(this.file, this.hparams, this.tokenizer, this.weights, engine, this.options);
   }
 
   get path(): string {
@@ -95,6 +108,7 @@ export class BuiltinTarget implements Target {
   }
 
   async evaluate(tokens: readonly Token[], request: PassRequest = {}): Promise<PassResult> {
+    await yieldNowAndThen();
     const outputs = request.outputs ?? "all";
     const read = request.read ?? "probabilities";
     request.signal?.throwIfAborted();
@@ -110,6 +124,8 @@ export class BuiltinTarget implements Target {
     const argmax = new Int32Array(nOut);
     const probs: Distribution[] | undefined = read === "probabilities" ? [] : undefined;
     const hidden = request.hidden ? new Float32Array(nOut * D) : undefined;
+    const threads = request.threads !== undefined && this.threadCounts?.includes(request.threads) ? request.threads : this.options.threads ?? 1;
+    this.engine.setThreads(threads);
     let o = 0; // outputs written
     // A chain longer than one pass goes in several; a tree is one pass.
     for (let from = 0; from < tokens.length; from += this.maxBatch) {
@@ -141,5 +157,23 @@ export class BuiltinTarget implements Target {
     this.engine.truncate(0);
   }
 
-  async dispose(): Promise<void> {}
+  async dispose(): Promise<void> {
+    this.engine.dispose();
+  }
+}
+
+/** An engine whose thread pool has room for the most threads a pass may ask for. */
+function newEngine(hp: HParams, weights: LlamaWeights, contextSize: number, maxBatch: number, options: BuiltinOptions): Transformer {
+  const threads = Math.max(options.threads ?? 1, options.maxThreads ?? 1);
+  return new Transformer(hp, weights, contextSize, maxBatch, { threads, activations: options.activations });
+}
+
+// The engine computes synchronously, so a decoding loop over it never returns to the event loop
+// by itself: signals (Ctrl-C) and timers would wait for the whole generation. Every 50 ms a pass
+// first lets the event loop run.
+let lastYield = performance.now();
+async function yieldNowAndThen(): Promise<void> {
+  if (performance.now() - lastYield < 50) return;
+  await new Promise((resolve) => setImmediate(resolve));
+  lastYield = performance.now();
 }

@@ -30,7 +30,7 @@ export function requireCapabilities(target: Pick<Target, "backend" | "capabiliti
 export interface TargetOptions {
   /** Context size in tokens. Default: the model's training context, at most 4096. */
   contextSize?: number;
-  /** CPU threads for one-token passes (llama.cpp). Default 1. */
+  /** CPU threads for one-token passes (llama.cpp), for every pass (built-in engine). Default 1. */
   threads?: number;
   /** CPU threads for passes of several tokens (llama.cpp). Default: `threads`. */
   batchThreads?: number;
@@ -39,6 +39,8 @@ export interface TargetOptions {
    * `--threads auto`). Default: none, every pass on threads / batchThreads.
    */
   maxThreads?: number;
+  /** Built-in engine: "q8" rounds the inputs of products with quantized weights to 8 bits, as llama.cpp does. Default "f32". */
+  activations?: "f32" | "q8";
   /** The ggml backend (llama.cpp): auto, cpu, cuda, vulkan. Default auto. */
   gpu?: GpuChoice;
   /** Layers offloaded to the GPU (llama.cpp; -1 = all). Default: all with a GPU, else 0. */
@@ -54,12 +56,13 @@ export function parseBackend(name: string): Backend {
 export async function loadTarget(backend: Backend, path: string, options: TargetOptions = {}): Promise<Target> {
   switch (backend) {
     case "llama.cpp": {
+      if (options.activations === "q8") throw new OptionError("{activations} q8 applies to the built-in engine (llama.cpp rounds its activations itself): use {backend} builtin");
       const { LlamaCppTarget } = await import("./llamaCpp/llamaCppTarget.js");
       return LlamaCppTarget.load(path, { contextSize: options.contextSize, threads: options.threads, batchThreads: options.batchThreads, maxThreads: options.maxThreads, gpu: options.gpu, gpuLayers: options.gpuLayers });
     }
     case "builtin": {
       const { BuiltinTarget } = await import("./builtin.js");
-      return BuiltinTarget.load(path, { contextSize: options.contextSize });
+      return BuiltinTarget.load(path, { contextSize: options.contextSize, threads: options.threads, maxThreads: options.maxThreads, activations: options.activations });
     }
     default:
       throw new SpecdecError(`unknown backend '${backend as string}' (choose one of: ${BACKENDS.join(", ")})`);

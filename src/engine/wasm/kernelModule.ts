@@ -1,17 +1,34 @@
-// The one WebAssembly module of the engine's kernels: the attention kernel and, for every
-// weight record layout, the matMul entry point with its 1- to 4-item dot tiles.
+// The one WebAssembly module of the engine's kernels: the attention and SwiGLU kernels, the f32 tile
+// kernels and, for every weight record layout, its matMul entry point mm_<layout> with the
+// unpacking kernel it calls, and for the quantized layouts mmq_<layout> on 8-bit
+// activations with the quantizers quant_q8_0, quant_q8_1, quant_q8_K.
 
 import { moduleBytes, type Func } from "./asm.js";
-import { attendFunc } from "./attention.js";
-import { DECODERS, dotTile, matMulFunc, type KernelName } from "./matmul.js";
+import { attendFunc, attendHeadFunc } from "./attention.js";
+import { DECODERS, type DecoderName } from "./decoders.js";
+import { swigluFunc } from "./elementwise.js";
+import { mmFunc, tileF32, unpackFunc } from "./matmul.js";
+import { f16RoundFunc, mmQ8Func, quantizeFunc, tileQ8Func } from "./matmulQ8.js";
 
-/** The module: for each kernel name, dot1_ .. dot4_ and the exported entry mm_<name>; attend. */
-export function buildModule(maxPages: number): Uint8Array<ArrayBuffer> {
-  const funcs: Func[] = [attendFunc()];
-  for (const name of Object.keys(DECODERS) as KernelName[]) {
-    const i = funcs.length;
-    funcs.push(dotTile(name, 1), dotTile(name, 2), dotTile(name, 3), dotTile(name, 4));
-    funcs.push(matMulFunc(name, [i, i + 1, i + 2, i + 3]));
+/** The module's functions, in index order (every one is exported under its name). */
+export function kernelFuncs(): Func[] {
+  const funcs: Func[] = [];
+  const add = (fn: Func): number => funcs.push(fn) - 1;
+  add(attendFunc(add(attendHeadFunc())));
+  add(swigluFunc());
+  const tile1 = add(tileF32(1)), tile2 = add(tileF32(2));
+  add(mmFunc("f32", { tile1, tile2 }));
+  for (const name of Object.keys(DECODERS) as DecoderName[]) {
+    const unpack = add(unpackFunc(name));
+    add(mmFunc(name, { tile1, tile2, unpack }));
+    if (DECODERS[name].int) add(mmQ8Func(name, add(tileQ8Func(name))));
   }
-  return moduleBytes(funcs, maxPages);
+  const f16round = add(f16RoundFunc());
+  for (const v of ["q8_0", "q8_1", "q8_K"] as const) add(quantizeFunc(v, f16round));
+  return funcs;
+}
+
+/** The module's bytes, importing a memory of up to maxPages pages (shared when asked). */
+export function buildModule(maxPages: number, shared = false): Uint8Array<ArrayBuffer> {
+  return moduleBytes(kernelFuncs(), maxPages, shared);
 }

@@ -1,199 +1,130 @@
-// The WebAssembly SIMD matMul kernels, generated with asm.ts.
+// The WebAssembly SIMD matrix products on f32 activations, generated with asm.ts.
 //
-// Every weight row is stored in linear memory as `nc` chunk records of 32 elements each (see
-// repack.ts for the record of each type). A kernel decodes one chunk into eight f32x4 weight
-// vectors W0..W7 (W_i = elements 4i..4i+3 of the chunk, exactly the f32 values of
-// dequantizeRow), then applies them to 1 or 4 batch items.
+// OUT (batch, rows) = X (batch, cols) · Wᵀ, W in panels of 4 rows (decoders.ts, repack.ts).
+// The f32 tile kernels multiply one f32 panel by 1 or 2 batch items at a time, so each weight
+// vector loaded serves 2 items and each activation vector 4 rows (register tiling: 8
+// accumulators). Other types reach the same kernels through their decoder: each panel is
+// decoded once into an f32 panel in a per-thread scratch (unpack_*: 16 bytes per element of
+// the 4 rows, in L1 or L2), which then serves the whole batch. (Decoding straight into the
+// products at batch 1 measured slower: 8 decoded vectors and 4 accumulators overflow the 16
+// SIMD registers.)
 //
-// Accumulation order (the same for one item and for a tile of four, so the value of one
-// (row, item) does not depend on the batch size):
-//   per chunk:  acc0 = ((W0*x0 + W1*x1) + W2*x2) + W3*x3      (f32x4: lanes = elements mod 4)
-//               acc1 = ((W4*x4 + W5*x5) + W6*x6) + W7*x7      (x_i = elements 4i..4i+3 of x)
-//               s = acc0 + acc1                                 (f32x4)
-//               A += f64(s0, s1) + f64(s2, s3)                  (f64x2 row total, chunk order)
-//   row:        out = f32(A0 + A1)
-// All products and the short lane chains are f32; the row total is f64.
+// Accumulation order, the same for every type, tile and batch, so one (row, item) result never
+// depends on the batch, on the tile or on how rows are split between threads:
+//   acc (f32x4) = 0;  for each 4-element vector i of the row, in order: acc = acc + w_i * x_i
+//   out = (acc0 + acc1) + (acc2 + acc3)
+// with w_i exactly dequantizeRow's f32 weights; products and sums are f32.
 
-import { Func, I32, V128 } from "./asm.js";
+import { Func, I32, V128, type ValType } from "./asm.js";
+import { DECODERS, type DecoderName, type KernelName } from "./decoders.js";
 
-/** How a chunk record decodes into W0..W7. */
-interface Decoder {
-  /** Bytes per 32-element chunk record. */
-  readonly rec: number;
-  /** Emit code reading the record at local p into the W locals (or nothing, when lazy). */
-  prepare(f: Func, p: number, W: number[]): void;
-  /** Push W_i onto the stack. */
-  push(f: Func, p: number, W: number[], i: number): void;
+/** Push the horizontal sum (l0 + l1) + (l2 + l3) of the f32x4 in local a. */
+function hsum(f: Func, a: number): void {
+  f.get(a).simd("f32x4.extract_lane").lanes([0]).get(a).simd("f32x4.extract_lane").lanes([1]).op("f32.add");
+  f.get(a).simd("f32x4.extract_lane").lanes([2]).get(a).simd("f32x4.extract_lane").lanes([3]).op("f32.add").op("f32.add");
 }
 
-const fromLocals = (f: Func, _p: number, W: number[], i: number): void => void f.get(W[i]);
-
-// F32: 32 floats, read straight from memory where they are used.
-const f32: Decoder = {
-  rec: 128,
-  prepare() {},
-  push: (f, p, _W, i) => void f.get(p).simdMem("v128.load", 16 * i),
-};
-
-// F16: 32 halves. Bits (h & 0x7fff) << 13 read as f32 and scaled by 2^112 give every finite
-// half (subnormals too); exponent 31 is then forced to 255 (inf/NaN); the sign is or-ed back.
-const f16: Decoder = {
-  rec: 64,
-  prepare(f, p, W) {
-    const h = f.local(V128), abs = f.local(V128);
-    for (let i = 0; i < 8; i++) {
-      f.get(p).simdMem("v128.load16x4_u", 8 * i).tee(h);
-      f.v128I32(0x7fff, 0x7fff, 0x7fff, 0x7fff).simd("v128.and").tee(abs);
-      f.i32(13).simd("i32x4.shl").v128I32(0x77800000, 0x77800000, 0x77800000, 0x77800000).simd("f32x4.mul");
-      f.get(abs).v128I32(0x7bff, 0x7bff, 0x7bff, 0x7bff).simd("i32x4.gt_u").v128I32(0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000).simd("v128.and").simd("v128.or");
-      f.get(h).v128I32(0x8000, 0x8000, 0x8000, 0x8000).simd("v128.and").i32(16).simd("i32x4.shl").simd("v128.or");
-      f.set(W[i]);
-    }
-  },
-  push: fromLocals,
-};
-
-// BF16: 32 bfloat16s, the top halves of f32s.
-const bf16: Decoder = {
-  rec: 64,
-  prepare(f, p, W) {
-    for (let i = 0; i < 8; i++) f.get(p).simdMem("v128.load16x4_u", 8 * i).i32(16).simd("i32x4.shl").set(W[i]);
-  },
-  push: fromLocals,
-};
-
-// Signed bytes with a scale per 16 elements: f32 s0, f32 s1, i8 q[32]; w = s * q (Q8_0, Q6_K).
-const int8: Decoder = {
-  rec: 40,
-  prepare(f, p, W) {
-    const s0 = f.local(V128), s1 = f.local(V128), t = f.local(V128);
-    f.get(p).simdMem("v128.load32_splat", 0).set(s0);
-    f.get(p).simdMem("v128.load32_splat", 4).set(s1);
-    for (let g = 0; g < 4; g++) {
-      const s = g < 2 ? s0 : s1;
-      f.get(p).simdMem("v128.load8x8_s", 8 + 8 * g).tee(t).simd("i32x4.extend_low_i16x8_s").simd("f32x4.convert_i32x4_s").get(s).simd("f32x4.mul").set(W[2 * g]);
-      f.get(t).simd("i32x4.extend_high_i16x8_s").simd("f32x4.convert_i32x4_s").get(s).simd("f32x4.mul").set(W[2 * g + 1]);
-    }
-  },
-  push: fromLocals,
-};
-
-// Unsigned 4- or 5-bit levels with a scale and an offset: f32 d, f32 m, [u32 qh], u8 qs[16];
-// element j < 16 is the low nibble of qs[j], element j + 16 the high one, bit j of qh the fifth
-// bit of element j; w = d * q + m (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K).
-function nibbles(fifthBit: boolean): Decoder {
-  const qs = fifthBit ? 12 : 8;
-  return {
-    rec: qs + 16,
-    prepare(f, p, W) {
-      const d = f.local(V128), m = f.local(V128), q = f.local(V128), lo = f.local(V128), hi = f.local(V128), t = f.local(V128);
-      f.get(p).simdMem("v128.load32_splat", 0).set(d);
-      f.get(p).simdMem("v128.load32_splat", 4).set(m);
-      f.get(p).simdMem("v128.load", qs).tee(q).v128Bytes(new Array(16).fill(15)).simd("v128.and").set(lo);
-      f.get(q).i32(4).simd("i8x16.shr_u").set(hi);
-      if (fifthBit) {
-        // Byte j of (qh bytes spread 8 to a lane) & bit (j % 8) → 16 where the bit is set.
-        const bit = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
-        f.get(p).simdMem("v128.load32_splat", 8).set(t);
-        for (const [v, b0] of [[lo, 0], [hi, 2]] as const) {
-          f.get(v);
-          f.get(t).v128Bytes([...new Array(8).fill(b0), ...new Array(8).fill(b0 + 1)]).simd("i8x16.swizzle");
-          f.v128Bytes(bit).simd("v128.and").v128Bytes(bit).simd("i8x16.eq").v128Bytes(new Array(16).fill(16)).simd("v128.and");
-          f.simd("v128.or").set(v);
-        }
-      }
-      for (const [v, w0] of [[lo, 0], [hi, 4]] as const) {
-        for (const [ext, k] of [["i16x8.extend_low_i8x16_u", 0], ["i16x8.extend_high_i8x16_u", 2]] as const) {
-          f.get(v).simd(ext).tee(t).simd("i32x4.extend_low_i16x8_u").simd("f32x4.convert_i32x4_s").get(d).simd("f32x4.mul").get(m).simd("f32x4.add").set(W[w0 + k]);
-          f.get(t).simd("i32x4.extend_high_i16x8_u").simd("f32x4.convert_i32x4_s").get(d).simd("f32x4.mul").get(m).simd("f32x4.add").set(W[w0 + k + 1]);
-        }
-      }
-    },
-    push: fromLocals,
-  };
-}
-
-/** The record layout of each kernel, by kernel name. */
-export const DECODERS = { f32, f16, bf16, int8, nib4: nibbles(false), nib5: nibbles(true) } as const;
-export type KernelName = keyof typeof DECODERS;
-
-const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
-
-// dot<tile>_<name>(p, nc, x, xStride, out, outStride): for tile items b,
-// out[b * outStride] = dot(row at p, x + b * xStride) over nc chunks (byte addresses).
-export function dotTile(name: KernelName, tile: number): Func {
-  const dec = DECODERS[name];
-  const f = new Func(`dot${tile}_${name}`, [I32, I32, I32, I32, I32, I32]);
-  const [p, nc, x, xStride, out, outStride] = [0, 1, 2, 3, 4, 5];
-  const W = Array.from({ length: 8 }, () => f.local(V128));
-  const A = Array.from({ length: tile }, () => f.local(V128)); // f64x2 row totals
-  const xb = Array.from({ length: tile }, () => f.local(I32));
-  const acc0 = f.local(V128), acc1 = f.local(V128), s = f.local(V128);
-  for (let b = 0; b < tile; b++) {
-    f.v128I32(0, 0, 0, 0).set(A[b]);
-    f.get(x).get(xStride).i32(b).op("i32.mul").op("i32.add").set(xb[b]);
-  }
+// tile<n>_f32(W, nv, X0, O0 [, X1, O1]): the 4 rows of the f32 panel at W (nv vectors per row)
+// times n = 1 or 2 items (activations at X0, X1): O_b[r] = row r · item b, r = 0..3.
+export function tileF32(items: 1 | 2): Func {
+  const params: ValType[] = items === 1 ? [I32, I32, I32, I32] : [I32, I32, I32, I32, I32, I32];
+  const f = new Func(`tile${items}_f32`, params);
+  const [W, nv] = [0, 1];
+  const X = items === 1 ? [2] : [2, 4], O = items === 1 ? [3] : [3, 5];
+  const acc = Array.from({ length: 4 * items }, () => f.local(V128)); // acc[r * items + b]
+  const x = Array.from({ length: items }, () => f.local(V128));
+  const w = f.local(V128), end = f.local(I32);
+  for (const a of acc) f.v128I32(0, 0, 0, 0).set(a);
+  f.get(W).get(nv).i32(64).op("i32.mul").op("i32.add").set(end);
   f.loop();
-  dec.prepare(f, p, W);
-  for (let b = 0; b < tile; b++) {
-    for (const [acc, w0] of [[acc0, 0], [acc1, 4]] as const) {
-      dec.push(f, p, W, w0);
-      f.get(xb[b]).simdMem("v128.load", 16 * w0).simd("f32x4.mul");
-      for (let i = w0 + 1; i < w0 + 4; i++) {
-        dec.push(f, p, W, i);
-        f.get(xb[b]).simdMem("v128.load", 16 * i).simd("f32x4.mul").simd("f32x4.add");
-      }
-      f.set(acc);
-    }
-    f.get(A[b]);
-    f.get(acc0).get(acc1).simd("f32x4.add").tee(s).simd("f64x2.promote_low_f32x4");
-    f.get(s).get(s).simd("i8x16.shuffle").lanes(HIGH_HALF).simd("f64x2.promote_low_f32x4");
-    f.simd("f64x2.add").simd("f64x2.add").set(A[b]);
-    f.get(xb[b]).i32(128).op("i32.add").set(xb[b]);
+  for (let b = 0; b < items; b++) f.get(X[b]).simdMem("v128.load").set(x[b]);
+  for (let r = 0; r < 4; r++) {
+    f.get(W).simdMem("v128.load", 16 * r).set(w);
+    for (let b = 0; b < items; b++) f.get(acc[r * items + b]).get(w).get(x[b]).simd("f32x4.mul").simd("f32x4.add").set(acc[r * items + b]);
   }
-  f.get(p).i32(dec.rec).op("i32.add").set(p);
-  f.get(nc).i32(1).op("i32.sub").tee(nc).brIf(0);
+  for (let b = 0; b < items; b++) f.get(X[b]).i32(16).op("i32.add").set(X[b]);
+  f.get(W).i32(64).op("i32.add").tee(W).get(end).op("i32.lt_u").brIf(0);
   f.end();
-  for (let b = 0; b < tile; b++) {
-    f.get(out).get(outStride).i32(b).op("i32.mul").op("i32.add");
-    f.get(A[b]).simd("f64x2.extract_lane").lanes([0]).get(A[b]).simd("f64x2.extract_lane").lanes([1]).op("f64.add").op("f32.demote_f64");
-    f.f32Store();
+  for (let b = 0; b < items; b++) {
+    for (let r = 0; r < 4; r++) {
+      f.get(O[b]);
+      hsum(f, acc[r * items + b]);
+      f.f32Store(4 * r);
+    }
   }
   return f;
 }
 
-// mm_<name>(w, nc, rows, X, xStride, batch, OUT): OUT (batch, rows) f32 = X (batch, xStride
-// bytes) · Wᵀ for the `rows` rows of nc chunk records at w. Each row is applied to the batch
-// four items at a time (one decode and one load of each chunk), then to the 1 to 3 left over as
-// one tile — so a 2- or 3-token verification pass also reads its weights once. Every tile size
-// adds up an item's products in the same order, so the batch never changes a result.
-export function matMulFunc(name: KernelName, dot: readonly [number, number, number, number]): Func {
-  const f = new Func(`mm_${name}`, [I32, I32, I32, I32, I32, I32, I32]);
-  const [w, nc, rows, X, xStride, batch, OUT] = [0, 1, 2, 3, 4, 5, 6];
-  const r = f.local(I32), b = f.local(I32), xp = f.local(I32), op = f.local(I32), rowBytes = f.local(I32), outStride = f.local(I32);
-  f.get(nc).i32(DECODERS[name].rec).op("i32.mul").set(rowBytes);
-  f.get(rows).i32(4).op("i32.mul").set(outStride);
-  f.i32(0).set(r);
-  f.block().get(rows).op("i32.eqz").brIf(0);
+/**
+ * Emit a loop over the chunks of one panel: `body(p, h)` runs for every chunk of every row,
+ * rows 0..3 of one chunk in turn, with p the row's chunk record and h its super-block header.
+ * `perChunk` runs once per chunk after the 4 rows.
+ */
+function panelLoop(f: Func, name: DecoderName, W: number, nsb: number, body: (p: number, h: number, r: number) => void, perChunk: () => void): void {
+  const d = DECODERS[name];
+  const sb = f.local(I32), rec = f.local(I32), k = f.local(I32), p = f.local(I32), h = f.local(I32);
+  f.get(W).set(sb).get(nsb).set(k); // k: super-blocks left
   f.loop();
-  f.i32(0).set(b).get(X).set(xp).get(OUT).get(r).i32(4).op("i32.mul").op("i32.add").set(op);
-  // Tiles of four.
-  f.block().loop();
-  f.get(b).i32(4).op("i32.add").get(batch).op("i32.le_s").op("i32.eqz").brIf(1);
-  f.get(w).get(nc).get(xp).get(xStride).get(op).get(outStride).call(dot[3]);
-  f.get(b).i32(4).op("i32.add").set(b);
-  f.get(xp).get(xStride).i32(4).op("i32.mul").op("i32.add").set(xp);
-  f.get(op).get(outStride).i32(4).op("i32.mul").op("i32.add").set(op);
-  f.br(0).end().end();
-  // The 1 to 3 left over, as one tile.
-  for (let tile = 1; tile <= 3; tile++) {
-    f.get(batch).get(b).op("i32.sub").i32(tile).op("i32.eq").if_();
-    f.get(w).get(nc).get(xp).get(xStride).get(op).get(outStride).call(dot[tile - 1]);
-    f.end();
+  f.get(sb).i32(4 * d.header).op("i32.add").set(rec);
+  const chunkLoop = d.chunks > 1;
+  const c = chunkLoop ? f.local(I32) : -1;
+  if (chunkLoop) f.i32(d.chunks).set(c).loop();
+  for (let r = 0; r < 4; r++) {
+    f.get(rec).i32(r * d.rec).op("i32.add").set(p);
+    f.get(sb).i32(r * d.header).op("i32.add").set(h);
+    body(p, h, r);
   }
-  f.get(w).get(rowBytes).op("i32.add").set(w);
-  f.get(r).i32(1).op("i32.add").tee(r).get(rows).op("i32.lt_s").brIf(0);
+  perChunk();
+  f.get(rec).i32(4 * d.rec).op("i32.add").set(rec);
+  if (chunkLoop) f.get(c).i32(1).op("i32.sub").tee(c).brIf(0).end();
+  f.get(rec).set(sb);
+  f.get(k).i32(1).op("i32.sub").tee(k).brIf(0);
+  f.end();
+}
+
+// unpack_<name>(W, nsb, S): the panel at W decoded into the f32 panel at S.
+export function unpackFunc(name: DecoderName): Func {
+  const f = new Func(`unpack_${name}`, [I32, I32, I32]);
+  const [W, nsb, S] = [0, 1, 2];
+  const Wv = Array.from({ length: 8 }, () => f.local(V128));
+  panelLoop(f, name, W, nsb, (p, h, r) => {
+    DECODERS[name].f32(f, p, h, Wv);
+    for (let i = 0; i < 8; i++) f.get(S).get(Wv[i]).simdMem("v128.store", 64 * i + 16 * r);
+  }, () => void f.get(S).i32(512).op("i32.add").set(S));
+  return f;
+}
+
+// mm_<name>(W, nsb, p0, p1, X, xStride, batch, OUT, outStride, S): for the panels p0 <= p < p1
+// of the matrix at W, OUT[b * outStride + 16p + 4r] = row 4p + r · item b (X + b * xStride), for
+// b < batch; S is this thread's scratch for one decoded panel. Strides in bytes.
+export function mmFunc(name: KernelName, fn: { tile1: number; tile2: number; unpack?: number }): Func {
+  const f = new Func(`mm_${name}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [W, nsb, p0, p1, X, xStride, batch, OUT, outStride, S] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const d = name === "f32" ? { header: 0, chunks: 1, rec: 128 } : DECODERS[name];
+  const panelBytes = 4 * (d.header + d.chunks * d.rec);
+  const pw = f.local(I32), src = f.local(I32), nv = f.local(I32), b = f.local(I32), xp = f.local(I32), op = f.local(I32);
+  f.get(nsb).i32(8 * d.chunks).op("i32.mul").set(nv);
+  f.block().get(p0).get(p1).op("i32.lt_u").op("i32.eqz").brIf(0);
+  f.loop();
+  f.get(W).get(p0).get(nsb).op("i32.mul").i32(panelBytes).op("i32.mul").op("i32.add").set(pw);
+  f.get(OUT).get(p0).i32(16).op("i32.mul").op("i32.add").set(op);
+  f.block(); // panel done
+  if (name === "f32") f.get(pw).set(src);
+  else {
+    f.get(pw).get(nsb).get(S).call(fn.unpack!);
+    f.get(S).set(src);
+  }
+  f.get(X).set(xp).get(batch).set(b);
+  f.block().loop();
+  f.get(b).i32(2).op("i32.lt_u").brIf(1);
+  f.get(src).get(nv).get(xp).get(op).get(xp).get(xStride).op("i32.add").get(op).get(outStride).op("i32.add").call(fn.tile2);
+  f.get(xp).get(xStride).i32(2).op("i32.mul").op("i32.add").set(xp);
+  f.get(op).get(outStride).i32(2).op("i32.mul").op("i32.add").set(op);
+  f.get(b).i32(2).op("i32.sub").set(b);
+  f.br(0).end().end();
+  f.get(b).if_().get(src).get(nv).get(xp).get(op).call(fn.tile1).end();
+  f.end(); // panel done
+  f.get(p0).i32(1).op("i32.add").tee(p0).get(p1).op("i32.lt_u").brIf(0);
   f.end().end();
   return f;
 }
-

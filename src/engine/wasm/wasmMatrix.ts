@@ -1,23 +1,39 @@
 // Weight matrices in WebAssembly linear memory, multiplied by the SIMD kernels of matmul.ts.
 //
-// Memory: an arena is one WebAssembly.Memory with one instance of the kernel module. Weights
-// are copied (repacked, repack.ts) into it once, when a WasmMatrix is made, by bumping `top`;
-// activations go through one scratch area per arena (grown, never per call). When an arena
-// cannot grow further, the next matrix starts a new one; an arena lives as long as its matrices.
+// Memory: an arena is one shared WebAssembly.Memory with one instance of the kernel module.
+// Weights are copied (repacked, repack.ts) into it once, when a WasmMatrix is made, by bumping
+// `top`; activations go through one scratch area per arena (grown, never per call). When an
+// arena cannot grow further, the next matrix starts a new one; an arena lives as long as its
+// matrices. The memories are shared so that worker threads (threadPool.ts) can run the same
+// kernels on them.
 
 import { buildModule } from "./kernelModule.js";
-import type { KernelName } from "./matmul.js";
-import { layoutOf, repackRow } from "./repack.js";
+import type { KernelName } from "./decoders.js";
+import { layoutOf, panelBytes, repackMatrix, superBlocks, type Layout } from "./repack.js";
+import type { ThreadPool } from "./threadPool.js";
+import { Q8_CHUNK, Q8_VARIANT, type Q8Variant } from "./matmulQ8.js";
+
+/** How a product runs: on `threads` of `pool` (the main thread included), on 8-bit activations. */
+export interface ProductOptions {
+  readonly pool?: ThreadPool;
+  readonly threads?: number;
+  /** Round the activations to 8 bits per block, as llama.cpp does, for quantized weights (float weights keep f32). */
+  readonly q8?: boolean;
+}
+
+/** Products smaller than this many multiply-adds run on one thread: splitting them costs more than it saves. */
+export const MIN_SPLIT_WORK = 1 << 16;
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
 
 let compiled: WebAssembly.Module | null | undefined;
 
-function kernelModule(): WebAssembly.Module | null {
+/** The compiled kernel module (on shared memories), or null without WebAssembly SIMD and threads. */
+export function kernelModule(): WebAssembly.Module | null {
   if (compiled === undefined) {
     try {
-      compiled = process.env.SPECDEC_NO_WASM ? null : new WebAssembly.Module(buildModule(MAX_PAGES));
+      compiled = process.env.SPECDEC_NO_WASM ? null : new WebAssembly.Module(buildModule(MAX_PAGES, true));
     } catch {
       compiled = null; // no WebAssembly SIMD here: the JS kernels do the work
     }
@@ -25,40 +41,47 @@ function kernelModule(): WebAssembly.Module | null {
   return compiled;
 }
 
-type MatMulFn = (w: number, nc: number, rows: number, X: number, xStride: number, batch: number, OUT: number) => void;
+/** A shared memory of `initial` pages, growable to `maximum`. */
+export function sharedMemory(initial: number, maximum = MAX_PAGES): WebAssembly.Memory {
+  return new WebAssembly.Memory({ initial, maximum, shared: true });
+}
 
-class Arena {
+type QuantizeFn = (X: number, nc: number, batch: number, xStride: number, XQ: number, xqStride: number) => void;
+type MatMulFn = (w: number, nsb: number, p0: number, p1: number, X: number, xStride: number, batch: number, OUT: number, outStride: number, S: number) => void;
+type UnpackFn = (w: number, nsb: number, S: number) => void;
+
+export class Arena {
   readonly memory: WebAssembly.Memory;
-  readonly kernels: Record<KernelName, MatMulFn>;
+  readonly exports: Record<string, (...args: number[]) => void>;
   top = 0; // first free byte
   private scratch = 0; // byte offset of the scratch area
   private scratchBytes = 0;
   private f32: Float32Array; // the whole memory, refreshed when it grows
 
   constructor(module: WebAssembly.Module) {
-    this.memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
-    const exports = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports as Record<string, MatMulFn>;
-    this.kernels = { f32: exports.mm_f32, f16: exports.mm_f16, bf16: exports.mm_bf16, int8: exports.mm_int8, nib4: exports.mm_nib4, nib5: exports.mm_nib5 };
+    this.memory = sharedMemory(1);
+    this.exports = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports as Record<string, (...args: number[]) => void>;
     this.f32 = new Float32Array(this.memory.buffer);
   }
 
-  /** Reserve `bytes` (16-aligned) at the top; false when the memory cannot grow that far. */
+  /** Reserve `bytes` (16-aligned) at the top; undefined when the memory cannot grow that far. */
   alloc(bytes: number): number | undefined {
     const at = this.top, end = at + ((bytes + 15) & ~15);
     if (end > MAX_PAGES * PAGE) return undefined;
-    const need = Math.ceil(end / PAGE) - this.memory.buffer.byteLength / PAGE;
+    const need = Math.ceil(end / PAGE) - this.f32.byteLength / PAGE;
     if (need > 0) {
       try {
         this.memory.grow(need);
       } catch {
         return undefined;
       }
+      this.f32 = new Float32Array(this.memory.buffer);
     }
     this.top = end;
     return at;
   }
 
-  /** The memory as f32, and the scratch area with room for `bytes` (byte offset). */
+  /** The scratch area with room for `bytes` (byte offset). */
   scratchFor(bytes: number): number {
     if (bytes > this.scratchBytes) {
       const at = this.alloc(bytes);
@@ -69,8 +92,8 @@ class Arena {
     return this.scratch;
   }
 
+  /** The memory as f32 (only alloc grows it, and refreshes this view). */
   view(): Float32Array {
-    if (this.f32.buffer !== this.memory.buffer) this.f32 = new Float32Array(this.memory.buffer);
     return this.f32;
   }
 }
@@ -103,64 +126,114 @@ export function wasmSupports(type: number): boolean {
   return layoutOf(type) !== undefined && kernelModule() !== null && enabled;
 }
 
-/** A (rows, cols) weight matrix copied into WASM memory. */
+/** A (rows, cols) weight matrix repacked into WASM memory. */
 export class WasmMatrix {
-  private readonly mm: MatMulFn;
-  private readonly nc: number; // chunks of 32 per row
-  private readonly stride: number; // elements per activation row in scratch: nc * 32
+  readonly kernel: KernelName;
+  readonly panels: number; // ceil(rows / 4)
+  private readonly unpack: UnpackFn | undefined;
+  private readonly nsb: number; // super-blocks per row
+  private readonly panelBytes: number;
+  private readonly stride: number; // elements per activation row in scratch: whole chunks
+  private readonly unpackBytes: number; // one decoded f32 panel
+  private readonly q8: Q8Variant | undefined; // the activation rounding of the 8-bit product, when this layout has one
+  private readonly mm: MatMulFn; // mm_<kernel>
+  private readonly mmq: MatMulFn | undefined; // mmq_<kernel> (its last argument unused)
+  private readonly quantize: QuantizeFn | undefined; // quant_<variant>
 
-  private constructor(private readonly arena: Arena, private readonly at: number, kernel: KernelName, readonly rows: number, readonly cols: number) {
-    this.mm = arena.kernels[kernel];
-    this.nc = Math.ceil(cols / 32);
-    this.stride = this.nc * 32;
+  private constructor(readonly arena: Arena, readonly at: number, layout: Layout, readonly rows: number, readonly cols: number) {
+    this.kernel = layout.kernel;
+    this.unpack = layout.kernel === "f32" ? undefined : (arena.exports[`unpack_${layout.kernel}`] as UnpackFn);
+    this.nsb = superBlocks(layout, cols);
+    this.panels = Math.ceil(rows / 4);
+    this.panelBytes = panelBytes(layout, this.nsb);
+    this.stride = this.nsb * layout.chunks * 32;
+    this.unpackBytes = 16 * this.stride;
+    this.q8 = layout.kernel === "f32" ? undefined : Q8_VARIANT[layout.kernel];
+    this.mm = arena.exports[`mm_${layout.kernel}`] as MatMulFn;
+    this.mmq = this.q8 && (arena.exports[`mmq_${layout.kernel}`] as MatMulFn);
+    this.quantize = this.q8 && (arena.exports[`quant_${this.q8}`] as QuantizeFn);
   }
 
   /** The WASM copy of a ggml matrix (rows of cols elements of `type` at data), or undefined when WASM or the type is not available. */
   static from(type: number, data: Uint8Array, rows: number, cols: number, rowBytes: number): WasmMatrix | undefined {
     const layout = layoutOf(type);
     if (!layout || cols < 1 || rows < 1) return undefined;
-    const nc = Math.ceil(cols / 32), recBytes = nc * layout.rec;
-    const placed = place(rows * recBytes);
+    const bytes = Math.ceil(rows / 4) * panelBytes(layout, superBlocks(layout, cols));
+    const placed = place(bytes);
     if (!placed) return undefined;
     const { arena, at } = placed;
-    const mem = new Uint8Array(arena.memory.buffer);
-    const view = new DataView(arena.memory.buffer);
-    for (let r = 0; r < rows; r++) repackRow(type, data, r * rowBytes, cols, mem, view, at + r * recBytes);
-    return new WasmMatrix(arena, at, layout.kernel, rows, cols);
+    repackMatrix(type, data, rows, cols, rowBytes, arena.memory.buffer, at);
+    return new WasmMatrix(arena, at, layout, rows, cols);
   }
 
-  /** out (batch, rows) = x (batch, cols) · Wᵀ, through the scratch area. */
-  matMul(x: Float32Array, batch: number, out: Float32Array): void {
+  /** out (batch, rows) = x (batch, cols) · Wᵀ, through the scratch area; panels split between threads when given. */
+  matMul(x: Float32Array, batch: number, out: Float32Array, options: ProductOptions = {}): void {
     const { rows, cols, stride } = this;
-    const X = this.arena.scratchFor(4 * batch * (stride + rows));
-    const OUT = X + 4 * batch * stride;
+    const outStride = 4 * this.panels;
+    const q8 = options.q8 && this.q8 !== undefined;
+    const n = options.pool && rows * cols * batch >= MIN_SPLIT_WORK ? Math.min(options.threads ?? 1, options.pool.size) : 1;
+    // Scratch: X (batch, stride) f32, OUT (batch, 4 * panels), one decoded f32 panel per thread or the quantized X.
+    const xqStride = (stride / 32) * Q8_CHUNK;
+    const X = this.arena.scratchFor(4 * batch * (stride + outStride) + (q8 ? batch * xqStride : n * this.unpackBytes));
+    const OUT = X + 4 * batch * stride, S = OUT + 4 * batch * outStride;
     const mem = this.arena.view();
-    const xi = X >> 2;
+    const xi = X >> 2, oi = OUT >> 2;
+    // Rows padded to whole chunks; the pad is zero so it adds nothing (the weights' pad is zero too).
     if (stride === cols) mem.set(x.subarray(0, batch * cols), xi);
     else {
-      // Rows padded to whole chunks; the pad is zero so it adds nothing (the weights' pad is zero too).
       for (let b = 0; b < batch; b++) {
         mem.set(x.subarray(b * cols, (b + 1) * cols), xi + b * stride);
         mem.fill(0, xi + b * stride + cols, xi + (b + 1) * stride);
       }
     }
-    this.mm(this.at, this.nc, rows, X, 4 * stride, batch, OUT);
-    out.set(mem.subarray(OUT >> 2, (OUT >> 2) + batch * rows));
+    if (q8) this.quantize!(X, stride / 32, batch, 4 * stride, S, xqStride);
+    if (n > 1) {
+      const task = q8
+        ? { fn: `mmq_${this.kernel}`, args: [this.at, this.nsb, 0, this.panels, S, xqStride, batch, OUT, 4 * outStride] }
+        : { fn: `mm_${this.kernel}`, args: [this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S], scratch: 9, scratchStride: this.unpackBytes };
+      options.pool!.run({ memory: this.arena.memory, exports: this.arena.exports, range: 2, work: this.panels, ...task }, n);
+    } else if (q8) this.mmq!(this.at, this.nsb, 0, this.panels, S, xqStride, batch, OUT, 4 * outStride, 0);
+    else this.mm(this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S);
+    if (outStride === rows) out.set(mem.subarray(oi, oi + batch * rows));
+    else for (let b = 0; b < batch; b++) out.set(mem.subarray(oi + b * outStride, oi + b * outStride + rows), b * rows);
+  }
+
+  /** Row r as f32 into out[offset, offset + cols): its panel decoded into scratch (f32 panels are read in place). */
+  readRow(r: number, out: Float32Array, offset: number): void {
+    let panel = this.at + (r >> 2) * this.panelBytes;
+    if (this.unpack) {
+      const S = this.arena.scratchFor(this.unpackBytes);
+      this.unpack(panel, this.nsb, S);
+      panel = S;
+    }
+    const mem = this.arena.view(), base = (panel >> 2) + 4 * (r & 3);
+    for (let j = 0; j < this.cols; j++) out[offset + j] = mem[base + 16 * (j >> 2) + (j & 3)];
   }
 }
 
-/** attend(q, kc, vc, vis, n, nHeads, group, headDim, slotBytes, scale, att, out): see attention.ts. */
-export type AttendFn = (q: number, kc: number, vc: number, vis: number, n: number, nHeads: number, group: number, headDim: number, slotBytes: number, scale: number, att: number, out: number) => void;
+/** attend(i0, i1, nHeads, group, headDim, q, kc, vc, vis, visStride, counts, kvHeadBytes, scale, att, out, dimBytes): see attention.ts. */
+export type AttendFn = (i0: number, i1: number, nHeads: number, group: number, headDim: number, q: number, kc: number, vc: number, vis: number, visStride: number, counts: number, kvHeadBytes: number, scale: number, att: number, out: number, dimBytes: number) => void;
+/** swiglu(g, u, n): see elementwise.ts. */
+export type SwigluFn = (g: number, u: number, n: number) => void;
+
+/** An engine's own WASM memory (KV cache and activations) with the kernels bound to it. */
+export interface EngineMemory {
+  readonly memory: WebAssembly.Memory;
+  readonly buffer: SharedArrayBuffer;
+  readonly attend: AttendFn;
+  readonly swiglu: SwigluFn;
+  readonly exports: Record<string, (...args: number[]) => void>;
+}
 
 /**
  * A fixed-size WASM memory of `bytes` (never grown, so views over it stay valid) with the
- * attention kernel bound to it; undefined without WASM or past the 4 GiB limit.
+ * engine's kernels bound to it; undefined without WASM or past the 4 GiB limit.
  */
-export function attentionMemory(bytes: number): { buffer: ArrayBuffer; attend: AttendFn } | undefined {
+export function engineMemory(bytes: number): EngineMemory | undefined {
   const module = kernelModule();
   if (!module || !enabled || bytes > (MAX_PAGES - 1) * PAGE) return undefined;
   const pages = Math.max(1, Math.ceil(bytes / PAGE));
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-  const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as { attend: AttendFn };
-  return { buffer: memory.buffer, attend: exports.attend };
+  const memory = sharedMemory(pages, pages);
+  const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, (...args: number[]) => void>;
+  return { memory, buffer: memory.buffer as unknown as SharedArrayBuffer, attend: exports.attend as AttendFn, swiglu: exports.swiglu as SwigluFn, exports };
 }
