@@ -31,7 +31,7 @@ import {
   swigluForward,
   type AttentionShape,
 } from "../src/train/transformerLayers.js";
-import { maxTrainVsEngineLogitDiff } from "./support/trainChecks.js";
+import { checkDirectionalGradients, maxTrainVsEngineLogitDiff } from "./support/trainChecks.js";
 
 const MODEL = sharedFile("models", "stories260K.gguf");
 const TRAIN = readFileSync(sharedFile("corpora", "tinystories", "tinystories_train_head_smallGPT.txt"), "utf8").split("\n").slice(0, 400).join("\n");
@@ -163,20 +163,7 @@ test("gradient check: whole llama model, every parameter tensor (tied output, KL
   distillLoss(pass.forward(tokens), p, labels, 0.7, N, V, dlogits);
   for (const q of model.params) q.grad.fill(0);
   pass.backward(dlogits);
-  const h = 1e-3;
-  for (const q of model.params) {
-    const d = Float32Array.from({ length: q.value.length }, () => standardNormal(r));
-    const keep = Float32Array.from(q.value);
-    let analytic = 0;
-    for (let i = 0; i < d.length; i++) analytic += q.grad[i] * d[i];
-    for (let i = 0; i < d.length; i++) q.value[i] = keep[i] + h * d[i];
-    const up = loss();
-    for (let i = 0; i < d.length; i++) q.value[i] = keep[i] - h * d[i];
-    const down = loss();
-    q.value.set(keep);
-    const numeric = (up - down) / (2 * h);
-    assert.ok(Math.abs(numeric - analytic) <= 0.01 * Math.abs(numeric) + 2e-4, `${q.name}: g·d ${analytic} vs numeric ${numeric}`);
-  }
+  checkDirectionalGradients(model.params, loss, r);
 });
 
 // ---- training ----------------------------------------------------------------------------
