@@ -319,14 +319,18 @@ export async function runTrainModel(o: TrainModelCliOptions): Promise<void> {
   );
 }
 
-export async function runTrainMedusa(o: TrainMedusaCliOptions): Promise<void> {
+/** What `train medusa` and `train eagle` start from: the checks, the corpus and held-out text, the target, the progress display. */
+async function selfDistillationInputs(o: CheckpointCliOptions & { model: string; data: string; val?: string; holdout?: number }) {
   if (o.val !== undefined && o.holdout !== undefined) throw new SpecdecError("give --holdout or --val, not both");
   checkOutput(o);
   const train = readCorpus(o.data);
   const val = o.val === undefined ? undefined : readCorpus(o.val, "validation text");
   const target = await BuiltinTarget.load(o.model);
+  return { train, val, target, bars: progressDisplay(progressMode(o.quiet)) };
+}
 
-  const bars = progressDisplay(progressMode(o.quiet));
+export async function runTrainMedusa(o: TrainMedusaCliOptions): Promise<void> {
+  const { train, val, target, bars } = await selfDistillationInputs(o);
   const result = await runInterruptible(o, o.steps, bars, (hooks) =>
     trainMedusa(
       target,
@@ -360,12 +364,7 @@ export async function runTrainMedusa(o: TrainMedusaCliOptions): Promise<void> {
 }
 
 export async function runTrainEagle(o: TrainEagleCliOptions): Promise<void> {
-  if (o.val !== undefined && o.holdout !== undefined) throw new SpecdecError("give --holdout or --val, not both");
-  checkOutput(o);
-  const train = readCorpus(o.data);
-  const val = o.val === undefined ? undefined : readCorpus(o.val, "validation text");
-  const target = await BuiltinTarget.load(o.model);
-  const bars = progressDisplay(progressMode(o.quiet));
+  const { train, val, target, bars } = await selfDistillationInputs(o);
   const result = await runInterruptible(o, o.steps, bars, (hooks) =>
     trainEagle(
       target,

@@ -23,7 +23,7 @@ import type { Token } from "../types.js";
 import type { EagleShape } from "../drafters/eagleHeads.js";
 import { checkEagleShape } from "../drafters/eagleHeads.js";
 import { SeededRng, shuffleInPlace, uniformInt } from "../sampling/rng.js";
-import { checkCheckpointHooks, openResume, paramArrays, restoreParams, resumedPosition, saveCheckpoint, stopRequested, type CheckpointHooks } from "./checkpoint.js";
+import { checkCheckpointHooks, openResume, paramArrays, startShuffledRun, saveCheckpoint, stopRequested, type CheckpointHooks } from "./checkpoint.js";
 import { holdOut, medusaHoldout, paragraphs, type TrainText } from "./corpus.js";
 import { targetIdentity } from "./draftTrainer.js";
 import { EagleModel, EaglePass, type EagleBatch, type EagleLossConfig } from "./eagleModel.js";
@@ -350,24 +350,7 @@ export async function trainEagle(target: BuiltinTarget, train: TrainText, val: T
   const params = model.params;
   const opt = new AdamW(params, { weightDecay: cfg.weightDecay });
   const N = data.count;
-  let order: Int32Array = new Int32Array(N);
-  for (let i = 0; i < N; i++) order[i] = i;
-  shuffleInPlace(rng, order);
-  let step = 0, cursor = 0, epoch = 0;
-  if (resumed) {
-    const path = hooks.checkpoint!;
-    const pos = resumedPosition(path, resumed.meta, cfg.steps);
-    restoreParams(path, params, resumed.arrays);
-    const o = resumed.arrays.get("order"), { cursor: c, epoch: e } = resumed.meta;
-    if (!(o instanceof Int32Array) || o.length !== N) throw new SpecdecError(`${path}: checkpoint's data order does not match the data`);
-    if (!(typeof c === "number" && Number.isInteger(c) && c >= 0 && c <= N) || !(typeof e === "number" && Number.isInteger(e) && e >= 0))
-      throw new SpecdecError(`${path} is not a specdec training checkpoint (bad cursor or epoch)`);
-    order = o;
-    step = pos.step;
-    cursor = c;
-    epoch = e;
-    rng.state = pos.rngState;
-  }
+  let { order, step, cursor, epoch } = startShuffledRun(rng, N, resumed && { path: hooks.checkpoint!, ck: resumed, params, steps: cfg.steps });
   const resumedFrom = resumed ? step : undefined;
   const save = () => {
     if (!hooks.checkpoint) return;
