@@ -25,7 +25,7 @@ import {
 import { trainEagle, type EagleTrainConfig } from "../src/train/eagleTrainer.js";
 import { SeededRng, standardNormal, uniformInt } from "../src/sampling/rng.js";
 import { drafterFor } from "./support/methods.js";
-import { checkDirectionalGradients } from "./support/trainChecks.js";
+import { checkDirectionalGradients, checkGrad } from "./support/trainChecks.js";
 import { PROJECT_ROOT, sharedFile } from "./support/sharedData.js";
 
 const MODEL = sharedFile("models", "stories260K.gguf");
@@ -44,26 +44,12 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-// ---- Gradient checks ---------------------------------------------------------------------------
+// ---- Gradient checks (f64 central differences: checkGrad) ------------------------------------------
 
 const rng = new SeededRng(42);
 const randn = (n: number) => Float64Array.from({ length: n }, () => standardNormal(rng));
 const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, x, i) => s + x * b[i], 0);
 
-/** Central differences in f64 (h = 1e-5) against the analytic gradient, tolerance 1e-6 · (1 + |g|). */
-function checkGrad(name: string, x: Float64Array, analytic: Float64Array, loss: () => number): void {
-  const h = 1e-5;
-  for (let i = 0; i < x.length; i++) {
-    const keep = x[i];
-    x[i] = keep + h;
-    const up = loss();
-    x[i] = keep - h;
-    const down = loss();
-    x[i] = keep;
-    const numeric = (up - down) / (2 * h);
-    assert.ok(Math.abs(numeric - analytic[i]) <= 1e-6 * (1 + Math.abs(numeric)), `${name}[${i}]: analytic ${analytic[i]} vs numeric ${numeric}`);
-  }
-}
 
 const RAGGED: RaggedShape = { off: [0, 4], len: [4, 6], nHeads: 4, nKvHeads: 2, headDim: 3 };
 

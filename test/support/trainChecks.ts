@@ -36,3 +36,21 @@ export function checkDirectionalGradients(params: readonly Param[], loss: () => 
     assert.ok(Math.abs(numeric - analytic) <= rel * Math.abs(numeric) + abs, `${q.name}: g·d ${analytic} vs numeric ${numeric}`);
   }
 }
+
+/**
+ * Every entry of `analytic` (the gradient of loss() with respect to x) against a central
+ * difference in f64 with h = 1e-5; both agree to ~1e-9, tolerance 1e-6 · (1 + |numeric|).
+ */
+export function checkGrad(name: string, x: Float64Array, analytic: Float64Array, loss: () => number): void {
+  const h = 1e-5;
+  for (let i = 0; i < x.length; i++) {
+    const keep = x[i];
+    x[i] = keep + h;
+    const up = loss();
+    x[i] = keep - h;
+    const down = loss();
+    x[i] = keep;
+    const numeric = (up - down) / (2 * h);
+    assert.ok(Math.abs(numeric - analytic[i]) <= 1e-6 * (1 + Math.abs(numeric)), `${name}[${i}]: analytic ${analytic[i]} vs numeric ${numeric}`);
+  }
+}
