@@ -1,8 +1,9 @@
 // npm run bench:eagle [-- --models DIR --eagle HEAD.gguf --prompts N --max-tokens N --repeats N --budgets LIST]
 // The EAGLE head of the default family against its Medusa heads and its distilled draft, on the
 // family's held-out "continue" prompts (a held-out paragraph's first sentence: bench/prompts.ts),
-// built-in engine, greedy, every method in one process against plain decoding. EAGLE runs at
-// several node budgets (tree nodes × depth) — the budget the cost model will choose per step.
+// built-in engine, greedy, every method in one process against plain decoding. Medusa runs with
+// the 2-node tree `0;0,0` and with its default candidate space at 24 nodes; EAGLE at several node
+// budgets (tree nodes × depth) — the budget the cost model will choose per step.
 // Drafting time per step: the head's own time (drafting and following the committed tokens)
 // for EAGLE, the loop's drafting time for the others.
 
@@ -24,7 +25,7 @@ const opts = new Command("bench-eagle")
   .option("--prompts <n>", "held-out prompts", (v) => parseInt(v, 10), 8)
   .option("--max-tokens <n>", "tokens per generation", (v) => parseInt(v, 10), 128)
   .option("--repeats <n>", "timed repeats (median kept)", (v) => parseInt(v, 10), 3)
-  .option("--budgets <list>", "EAGLE budgets as nodes x depth, comma-separated", "1x1,4x4,8x6,16x6,24x6,24x8")
+  .option("--budgets <list>", "EAGLE budgets as nodes x depth, comma-separated", "2x2,4x4,8x6,16x6,24x6,24x8")
   .option("--top-k <k>", "EAGLE's top-k (nodes expanded per depth, candidates per node)", (v) => parseInt(v, 10))
   .parse()
   .opts<{ models?: string; eagle?: string; prompts: number; maxTokens: number; repeats: number; budgets: string; topK?: number }>();
@@ -41,7 +42,8 @@ const eagleOptions = { eagle: eaglePath, ...(opts.topK ? { eagleTopK: opts.topK 
 const configs: Config[] = [
   { label: "none", method: "none", options: {}, run: {} },
   { label: "draft k=4 (`stories-draft.gguf`)", method: "draft", options: { draftModel: family.draft }, run: { draftMax: 4 } },
-  { label: "medusa default tree `0;0,0` (`stories-medusa.gguf`)", method: "medusa", options: { medusa: family.medusa }, run: {} },
+  { label: "medusa tree `0;0,0` (`stories-medusa.gguf`)", method: "medusa", options: { medusa: family.medusa, tree: [[0], [0, 0]] }, run: {} },
+  { label: "medusa default candidate space, 24 nodes, depth 8", method: "medusa", options: { medusa: family.medusa }, run: { treeNodes: 24, draftMax: 8 } },
   ...budgets.map(([nodes, depth]): Config => ({ label: `eagle ${nodes} nodes, depth ${depth}`, method: "eagle", options: eagleOptions, run: { treeNodes: nodes, draftMax: depth } })),
 ];
 

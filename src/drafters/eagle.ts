@@ -12,6 +12,7 @@ import type { Token } from "../types.js";
 import { NO_DRAFT, ROOT, type DraftTree } from "./draftTree.js";
 import type { DraftBudget, Drafter, DrafterStart, VerifiedPass } from "./drafter.js";
 import { EagleHead } from "./eagleHeads.js";
+import { topK } from "./medusa.js";
 import type { MethodDescriptor } from "./method.js";
 
 /** A candidate next token and its log-probability under the head. */
@@ -67,25 +68,15 @@ export function dynamicTree(
   return { tokens: kept.map((i) => tokens[i]), parents: kept.map((i) => (parents[i] === ROOT ? ROOT : index.get(parents[i])!)) };
 }
 
-/** The k highest logits of a row as candidates with their log-softmax (best first; lowest id on ties). */
+/** The k highest logits of a row (logits[off, off + V)) as candidates with their log-softmax (best first; lowest id on ties). */
 export function topCandidates(logits: Float32Array, off: number, V: number, k: number): Candidate[] {
+  const row = logits.subarray(off, off + V);
   let max = -Infinity;
-  for (let i = 0; i < V; i++) if (logits[off + i] > max) max = logits[off + i];
+  for (let i = 0; i < V; i++) if (row[i] > max) max = row[i];
   let sum = 0;
-  for (let i = 0; i < V; i++) sum += Math.exp(logits[off + i] - max);
+  for (let i = 0; i < V; i++) sum += Math.exp(row[i] - max);
   const logZ = max + Math.log(sum);
-  const best: number[] = [];
-  for (let i = 0; i < V; i++) {
-    const s = logits[off + i];
-    if (best.length === k && s <= logits[off + best[k - 1]]) continue;
-    let j = best.length < k ? best.length : k - 1;
-    best[j] = i;
-    while (j > 0 && s > logits[off + best[j - 1]]) {
-      [best[j], best[j - 1]] = [best[j - 1], best[j]];
-      j--;
-    }
-  }
-  return best.map((i) => ({ token: i as Token, logProb: logits[off + i] - logZ }));
+  return topK(row, k).map((token) => ({ token, logProb: row[token] - logZ }));
 }
 
 /** Default nodes expanded per depth and children ranked per node (EAGLE-2's top-k). */
@@ -104,9 +95,10 @@ export class EagleDrafter implements Drafter {
   private readonly slots: Int32Array; // (maxBatch) parent slots
   private readonly outFeats: Float32Array; // (maxBatch, dim) predicted features
   private readonly logitsBuf: Float32Array; // (maxBatch, vocab)
-  /** Per expanded tree node while drafting: its entry's slot in the head's cache and its predicted feature (what its children read). */
+  /** Per expanded tree node while drafting: its entry's slot in the head's cache and the row of its predicted feature (what its children read) in `predicted`. */
   private nodeSlot: number[] = [];
-  private nodeOut: Float32Array[] = [];
+  private nodeRow: number[] = [];
+  private predicted: Float32Array; // (rows, dim) the expanded nodes' predicted features, grown when a step expands more
   /** Milliseconds spent in the head (drafting and following the committed tokens) since the drafter was made. */
   headMs = 0;
 
@@ -124,6 +116,7 @@ export class EagleDrafter implements Drafter {
     this.slots = new Int32Array(B);
     this.outFeats = new Float32Array(B * this.dim);
     this.logitsBuf = new Float32Array(B * this.V);
+    this.predicted = new Float32Array(B * this.dim);
   }
 
   begin(start: DrafterStart): void {
@@ -148,12 +141,13 @@ export class EagleDrafter implements Drafter {
     const k = Math.min(this.topK, budget.maxNodes);
     const root = topCandidates(this.logitsBuf, 0, V, k);
     this.nodeSlot = [];
-    this.nodeOut = [];
+    this.nodeRow = [];
+    let rows = 0;
     const expand = (nodes: readonly number[], tree: DraftTree): Candidate[][] => {
       const T = Math.min(nodes.length, head.maxBatch, room - (head.length - head.committed));
       for (let i = 0; i < T; i++) {
         const node = nodes[i], parent = tree.parents[node];
-        this.feats.set(parent === ROOT ? this.rootFeature : this.nodeOut[parent], i * dim);
+        this.feats.set(parent === ROOT ? this.rootFeature : this.predicted.subarray(this.nodeRow[parent] * dim, (this.nodeRow[parent] + 1) * dim), i * dim);
         this.toks[i] = tree.tokens[node];
         this.slots[i] = parent === ROOT ? base : this.nodeSlot[parent];
       }
@@ -161,6 +155,12 @@ export class EagleDrafter implements Drafter {
       const first = head.length;
       head.append(this.feats, this.toks, this.slots, T, this.outFeats);
       head.logits(this.outFeats, T, this.logitsBuf);
+      if ((rows + T) * dim > this.predicted.length) {
+        const grown = new Float32Array(2 * (rows + T) * dim);
+        grown.set(this.predicted.subarray(0, rows * dim));
+        this.predicted = grown;
+      }
+      this.predicted.set(this.outFeats.subarray(0, T * dim), rows * dim);
       const kids: Candidate[][] = [];
       for (let i = 0; i < nodes.length; i++) {
         if (i >= T) {
@@ -168,9 +168,10 @@ export class EagleDrafter implements Drafter {
           continue;
         }
         this.nodeSlot[nodes[i]] = first + i;
-        this.nodeOut[nodes[i]] = this.outFeats.slice(i * dim, (i + 1) * dim);
+        this.nodeRow[nodes[i]] = rows + i;
         kids.push(topCandidates(this.logitsBuf, i * V, V, k));
       }
+      rows += T;
       return kids;
     };
     const tree = dynamicTree(budget, this.topK, root, expand);
@@ -185,10 +186,12 @@ export class EagleDrafter implements Drafter {
     if (!hidden || hidden.length !== (pass.tree.tokens.length + 1) * dim) throw new SpecdecError("the EAGLE drafter needs the target's hidden states of every slot of the pass");
     this.head.truncate(this.head.committed);
     // The true features of slot 0 and of the accepted nodes, each with the token that followed it.
-    const slots = [0, ...pass.path.map((i) => i + 1)];
-    const feats = new Float32Array(slots.length * dim);
-    slots.forEach((s, i) => feats.set(hidden.subarray(s * dim, (s + 1) * dim), i * dim));
-    this.follow(feats, pass.committed, slots.length);
+    const n = pass.path.length + 1;
+    for (let i = 0; i < n; i++) {
+      const s = i === 0 ? 0 : pass.path[i - 1] + 1;
+      this.feats.set(hidden.subarray(s * dim, (s + 1) * dim), i * dim);
+    }
+    this.follow(this.feats, pass.committed, n);
     this.headMs += performance.now() - t0;
   }
 
