@@ -23,18 +23,19 @@ const opts = new Command("bench-eagle")
   .option("--models <dir>", "folder holding the family's files (default: models/)")
   .option("--eagle <file>", "EAGLE head to measure (default: the family's)")
   .option("--prompts <n>", "held-out prompts", (v) => parseInt(v, 10), 8)
+  .option("--offset <n>", "skip the last n held-out paragraphs (other prompts, e.g. to tune settings on)", (v) => parseInt(v, 10), 0)
   .option("--max-tokens <n>", "tokens per generation", (v) => parseInt(v, 10), 128)
   .option("--repeats <n>", "timed repeats (median kept)", (v) => parseInt(v, 10), 3)
   .option("--budgets <list>", "EAGLE budgets as nodes x depth, comma-separated", "2x2,4x4,8x6,16x6,24x6,24x8")
   .option("--top-k <k>", "EAGLE's top-k (nodes expanded per depth, candidates per node)", (v) => parseInt(v, 10))
   .parse()
-  .opts<{ models?: string; eagle?: string; prompts: number; maxTokens: number; repeats: number; budgets: string; topK?: number }>();
+  .opts<{ models?: string; eagle?: string; prompts: number; offset: number; maxTokens: number; repeats: number; budgets: string; topK?: number }>();
 
 const dir = opts.models;
 const family = dir ? Object.fromEntries(Object.entries(DEFAULT_MODEL_FILES).map(([role, f]) => [role, join(dir, f)])) as Record<keyof typeof DEFAULT_MODEL_FILES, string> : defaultModels();
 const eaglePath = opts.eagle ?? family.eagle;
 const target = await BuiltinTarget.load(family.target);
-const prompts = heldOutParagraphs(opts.prompts).map(firstSentence);
+const prompts = heldOutParagraphs(opts.prompts + opts.offset).slice(0, opts.prompts).map(firstSentence);
 
 interface Config { label: string; method: string; options: MethodOptionValues; run: Omit<GenerateOptions, "prompt" | "maxTokens"> }
 const budgets = opts.budgets.split(",").map((b) => b.trim().split("x").map(Number));

@@ -125,12 +125,17 @@ test("dynamic tree: every budget 1..N is respected exactly, parents come before 
   assert.deepEqual(dynamicTree({ maxNodes: 0, maxDepth: 3 }, 2, rank([]), () => []), { tokens: [], parents: [] });
 });
 
-test("top candidates: the k best logits with their log-softmax, lowest id on ties", () => {
+test("top candidates: the k best logits with their log-softmax (at a temperature), lowest id on ties", () => {
   const logits = Float32Array.from([1, 3, 3, -1, 2]);
   const c = topCandidates(logits, 0, 5, 3);
   assert.deepEqual(c.map((x) => x.token), [1, 2, 4]);
   const z = Math.log([...logits].reduce((s, x) => s + Math.exp(x), 0));
   c.forEach((x) => assert.ok(Math.abs(x.logProb - (logits[x.token] - z)) < 1e-6));
+  // At temperature 0.5 the scores are those of softmax(2 · logits): the same order, sharper.
+  const z2 = Math.log([...logits].reduce((s, x) => s + Math.exp(2 * x), 0));
+  const sharp = topCandidates(logits, 0, 5, 3, 0.5);
+  assert.deepEqual(sharp.map((x) => x.token), [1, 2, 4]);
+  sharp.forEach((x) => assert.ok(Math.abs(x.logProb - (2 * logits[x.token] - z2)) < 1e-6));
 });
 
 // ---- The head --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 // never drafts from a guess of its own that the target has since corrected.
 
 import { SpecdecError } from "../errors.js";
+import { isGreedy } from "../sampling/samplingSettings.js";
 import type { Capability } from "../targets/target.js";
 import type { Token } from "../types.js";
 import { NO_DRAFT, ROOT, type DraftTree } from "./draftTree.js";
@@ -68,19 +69,30 @@ export function dynamicTree(
   return { tokens: kept.map((i) => tokens[i]), parents: kept.map((i) => (parents[i] === ROOT ? ROOT : index.get(parents[i])!)) };
 }
 
-/** The k highest logits of a row (logits[off, off + V)) as candidates with their log-softmax (best first; lowest id on ties). */
-export function topCandidates(logits: Float32Array, off: number, V: number, k: number): Candidate[] {
-  const row = logits.subarray(off, off + V);
+/** The k highest logits of a row (logits[off, off + V)) as candidates with their log-softmax at `temperature` (best first; lowest id on ties). */
+export function topCandidates(logits: Float32Array, off: number, V: number, k: number, temperature = 1): Candidate[] {
+  const row = logits.subarray(off, off + V), inv = 1 / temperature;
   let max = -Infinity;
   for (let i = 0; i < V; i++) if (row[i] > max) max = row[i];
   let sum = 0;
-  for (let i = 0; i < V; i++) sum += Math.exp(row[i] - max);
-  const logZ = max + Math.log(sum);
-  return topK(row, k).map((token) => ({ token, logProb: row[token] - logZ }));
+  for (let i = 0; i < V; i++) sum += Math.exp((row[i] - max) * inv);
+  const logZ = Math.log(sum);
+  return topK(row, k).map((token) => ({ token, logProb: (row[token] - max) * inv - logZ }));
 }
 
 /** Default nodes expanded per depth and children ranked per node (EAGLE-2's top-k). */
 export const DEFAULT_EAGLE_TOP_K = 4;
+
+/**
+ * The temperature of the head's distribution that scores the tree's nodes at temperature 0.
+ * Greedy verification accepts a guess only when it is the target's argmax, so a sibling ranked
+ * below the head's first choice is worth much less than its probability says, and a deep path
+ * of first choices more: sharpened scores spend the budget on depth (measured on held-out
+ * prompts other than the benchmark's: docs/measurements.md). When sampling, the scores use the
+ * run's temperature: a deterministic guess is then kept with about its probability under the
+ * target's shaped distribution, which the head was trained to match.
+ */
+export const GREEDY_SCORE_TEMPERATURE = 0.3;
 
 export class EagleDrafter implements Drafter {
   readonly name = "eagle";
@@ -99,6 +111,8 @@ export class EagleDrafter implements Drafter {
   private nodeSlot: number[] = [];
   private nodeRow: number[] = [];
   private predicted: Float32Array; // (rows, dim) the expanded nodes' predicted features, grown when a step expands more
+  /** Temperature of the head's distribution in the nodes' scores (set per generation from the sampling settings). */
+  private scoreTemperature = GREEDY_SCORE_TEMPERATURE;
   /** Milliseconds spent in the head (drafting and following the committed tokens) since the drafter was made. */
   headMs = 0;
 
@@ -123,6 +137,7 @@ export class EagleDrafter implements Drafter {
     const t0 = performance.now();
     this.head.truncate(0);
     this.hasRoot = false;
+    this.scoreTemperature = isGreedy(start.sampling) ? GREEDY_SCORE_TEMPERATURE : start.sampling.temperature;
     // Entries (f_j, t_{j+1}) for the prompt: the prefill's features with the token after each.
     const n = start.prompt.length - 1, h = start.hidden;
     if (n > 0 && h && h.length === n * this.dim) this.follow(h, start.prompt.slice(1), n);
@@ -139,7 +154,7 @@ export class EagleDrafter implements Drafter {
     const room = head.contextSize - head.committed;
     head.logits(this.rootFeature, 1, this.logitsBuf);
     const k = Math.min(this.topK, budget.maxNodes);
-    const root = topCandidates(this.logitsBuf, 0, V, k);
+    const root = topCandidates(this.logitsBuf, 0, V, k, this.scoreTemperature);
     this.nodeSlot = [];
     this.nodeRow = [];
     let rows = 0;
@@ -169,7 +184,7 @@ export class EagleDrafter implements Drafter {
         }
         this.nodeSlot[nodes[i]] = first + i;
         this.nodeRow[nodes[i]] = rows + i;
-        kids.push(topCandidates(this.logitsBuf, i * V, V, k));
+        kids.push(topCandidates(this.logitsBuf, i * V, V, k, this.scoreTemperature));
       }
       rows += T;
       return kids;
@@ -219,7 +234,7 @@ export class EagleDrafter implements Drafter {
 export const eagleMethod: MethodDescriptor = {
   name: "eagle",
   summary: "EAGLE head on the target's features drafts token by token from its own predicted features; an EAGLE-2 dynamic tree within the node budget",
-  defaultDraftMax: 6,
+  defaultDraftMax: 8,
   options: {
     eagle: { kind: "file", description: "its head (a GGUF file trained with `specdec train eagle` for this target)", familyFile: "eagle" },
     eagleTopK: { kind: "integer", description: "nodes expanded per depth and candidates ranked per node (EAGLE-2's top-k)", default: DEFAULT_EAGLE_TOP_K, min: 1, max: 64 },
