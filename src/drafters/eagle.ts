@@ -1,10 +1,12 @@
 // Method `eagle`: an EAGLE head (eagleHeads.ts) drafts from the target's own features, and an
 // EAGLE-2 dynamic tree (Li et al. 2024) spends the node budget where the head is confident.
 //
-// The head's cache follows the committed tokens: at `begin` it reads the prompt's features (the
-// prefill's hidden states); after each verified pass it drops what it drafted and appends the
+// The head's cache follows the committed tokens: at `begin` it takes the prompt's features (the
+// prefill's hidden states); after each verified pass it drops what it drafted and takes the
 // target's true features of the tokens just committed (slot 0's and the accepted nodes'), so it
-// never drafts from a guess of its own that the target has since corrected.
+// never drafts from a guess of its own that the target has since corrected. Taken entries wait
+// until the next proposal and go through the head in one pass: steps the planner does not
+// speculate on cost the head nothing.
 
 import { SpecdecError } from "../errors.js";
 import { isGreedy } from "../sampling/samplingSettings.js";
@@ -99,9 +101,12 @@ export class EagleDrafter implements Drafter {
   readonly requires: readonly Capability[] = ["treeAttention", "hiddenStates"];
   private readonly dim: number;
   private readonly V: number;
-  /** The head's predicted feature after the last committed entry: what the root-level guesses come from. Empty = none yet. */
+  /** The head's predicted feature after the last committed entry: what the root-level guesses come from (valid when hasRoot). */
   private rootFeature: Float32Array; // (dim)
   private hasRoot = false;
+  /** Committed entries not yet through the head: the target's features and the token after each. */
+  private pendingFeats: Float32Array; // (capacity, dim)
+  private pendingToks: Token[] = [];
   private readonly feats: Float32Array; // (maxBatch, dim) input features of one head pass
   private readonly toks: Int32Array; // (maxBatch)
   private readonly slots: Int32Array; // (maxBatch) parent slots
@@ -131,22 +136,25 @@ export class EagleDrafter implements Drafter {
     this.outFeats = new Float32Array(B * this.dim);
     this.logitsBuf = new Float32Array(B * this.V);
     this.predicted = new Float32Array(B * this.dim);
+    this.pendingFeats = new Float32Array(B * this.dim);
   }
 
   begin(start: DrafterStart): void {
     const t0 = performance.now();
     this.head.truncate(0);
     this.hasRoot = false;
+    this.pendingToks = [];
     this.scoreTemperature = isGreedy(start.sampling) ? GREEDY_SCORE_TEMPERATURE : start.sampling.temperature;
     // Entries (f_j, t_{j+1}) for the prompt: the prefill's features with the token after each.
     const n = start.prompt.length - 1, h = start.hidden;
-    if (n > 0 && h && h.length === n * this.dim) this.follow(h, start.prompt.slice(1), n);
+    if (n > 0 && h && h.length === n * this.dim) this.take(h, start.prompt.slice(1), n);
     this.headMs += performance.now() - t0;
   }
 
   propose(_context: readonly Token[], budget: DraftBudget): DraftTree {
-    if (!this.hasRoot) return NO_DRAFT;
     const t0 = performance.now();
+    if (this.pendingToks.length > 0) this.follow();
+    if (!this.hasRoot) return NO_DRAFT;
     const head = this.head, dim = this.dim, V = this.V;
     head.truncate(head.committed);
     const base = head.committed - 1; // the last committed entry: the parent slot of root-level nodes
@@ -206,13 +214,27 @@ export class EagleDrafter implements Drafter {
       const s = i === 0 ? 0 : pass.path[i - 1] + 1;
       this.feats.set(hidden.subarray(s * dim, (s + 1) * dim), i * dim);
     }
-    this.follow(this.feats, pass.committed, n);
+    this.take(this.feats, pass.committed, n);
     this.headMs += performance.now() - t0;
   }
 
-  /** Append committed entries (features (n, dim), the token after each) as a chain, commit them, keep the last prediction. */
-  private follow(features: Float32Array, nextTokens: readonly Token[], n: number): void {
+  /** Queue n committed entries: features (n, dim) and the token after each. */
+  private take(features: Float32Array, nextTokens: readonly Token[], n: number): void {
+    const dim = this.dim, at = this.pendingToks.length;
+    if ((at + n) * dim > this.pendingFeats.length) {
+      const grown = new Float32Array(2 * (at + n) * dim);
+      grown.set(this.pendingFeats.subarray(0, at * dim));
+      this.pendingFeats = grown;
+    }
+    this.pendingFeats.set(features.subarray(0, n * dim), at * dim);
+    for (let i = 0; i < n; i++) this.pendingToks.push(nextTokens[i]);
+  }
+
+  /** Run the queued entries through the head as a chain, commit them, keep the last prediction. */
+  private follow(): void {
     const head = this.head, dim = this.dim, B = head.maxBatch;
+    const n = this.pendingToks.length, features = this.pendingFeats, nextTokens = this.pendingToks;
+    this.pendingToks = [];
     if (head.length + n > head.contextSize) {
       this.hasRoot = false; // the context is full: the target stops here too
       return;
@@ -224,9 +246,9 @@ export class EagleDrafter implements Drafter {
         this.slots[i] = head.length + i - 1;
       }
       head.append(features.subarray(from * dim, (from + T) * dim), this.toks, this.slots, T, this.outFeats);
+      head.commit();
       if (from + T === n) this.rootFeature.set(this.outFeats.subarray((T - 1) * dim, T * dim));
     }
-    head.commit();
     this.hasRoot = true;
   }
 }
