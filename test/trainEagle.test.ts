@@ -162,7 +162,7 @@ test("a tiny fit: a head trained on one story drafts it (tau near its maximum), 
   // One paragraph, many times: every training sequence is a prefix of it and the target's greedy continuation.
   const story = CORPUS.split("\n")[3];
   const prompt = story.split(" ").slice(0, 6).join(" ");
-  const r = await trainEagle(target, { text: Array(16).fill(story).join("\n") }, { text: story }, { steps: 60, batch: 4, sequences: 16, valSequences: 1, continuation: 40, unroll: 2, lr: 1e-2, evalDepth: 4, seed: 1 });
+  const r = await trainEagle(target, { text: Array(16).fill(story).join("\n") }, { text: story }, { steps: 100, batch: 4, sequences: 16, valSequences: 1, continuation: 40, unroll: 2, lr: 1e-2, evalDepth: 4, seed: 1 });
   const path = join(tmp, "fit.gguf");
   saveEagleHead(path, r.model.shape, r.model.tensors(), { vocabFingerprint: target.vocab.fingerprint });
   const plain = await generate(target, await drafterFor(target, "none"), { prompt, maxTokens: 40 });
