@@ -154,7 +154,10 @@ export class EagleDrafter implements Drafter {
   propose(_context: readonly Token[], budget: DraftBudget): DraftTree {
     const t0 = performance.now();
     if (this.pendingToks.length > 0) this.follow();
-    if (!this.hasRoot) return NO_DRAFT;
+    if (!this.hasRoot) {
+      this.headMs += performance.now() - t0;
+      return NO_DRAFT;
+    }
     const head = this.head, dim = this.dim, V = this.V;
     head.truncate(head.committed);
     const base = head.committed - 1; // the last committed entry: the parent slot of root-level nodes
