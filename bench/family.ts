@@ -6,7 +6,6 @@
 // tau tables come from this script.
 
 import { Command } from "commander";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BuiltinTarget } from "../src/targets/builtin.js";
 import { markdownTable, measureMethod } from "../src/compare.js";
@@ -14,7 +13,7 @@ import { DEFAULT_MODEL_FILES, defaultModels } from "../src/defaultModels.js";
 import { chainChoices } from "../src/drafters/draftTree.js";
 import type { MethodOptionValues } from "../src/drafters/method.js";
 import { drafterFor } from "../test/support/methods.js";
-import { sharedFile } from "../test/support/sharedData.js";
+import { firstSentence, heldOutParagraphs } from "./prompts.js";
 import type { GenerateOptions } from "../src/decode/speculativeDecode.js";
 import type { Token } from "../src/types.js";
 
@@ -32,12 +31,10 @@ const family = opts.models
 const target = await BuiltinTarget.load(family.target);
 
 // Held-out paragraphs: the last ones of the validation head, 200-500 characters (room in the context).
-const paragraphs = readFileSync(sharedFile("corpora", "tinystories", "tinystories_val_head.txt"), "utf8").split("\n").map((s) => s.trim()).filter((s) => s.length > 0);
-const tail = paragraphs.slice(Math.floor(paragraphs.length * 0.97)).filter((s) => s.length >= 200 && s.length <= 500).slice(-opts.prompts);
-const first = (s: string) => (s.match(/^.*?[.!?](\s|$)/)?.[0] ?? s.slice(0, 60)).trim();
+const tail = heldOutParagraphs(opts.prompts);
 const groups = {
-  "repeat (a held-out paragraph, a blank line, its first sentence again)": tail.map((s) => `${s}\n\n${first(s)}`),
-  "free (a held-out paragraph's first sentence)": tail.map(first),
+  "repeat (a held-out paragraph, a blank line, its first sentence again)": tail.map((s) => `${s}\n\n${firstSentence(s)}`),
+  "free (a held-out paragraph's first sentence)": tail.map(firstSentence),
 };
 
 interface Config { label: string; method: string; options: MethodOptionValues; run: Omit<GenerateOptions, "prompt" | "maxTokens"> }

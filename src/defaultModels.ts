@@ -1,4 +1,4 @@
-// The default model family: a small story model, its distilled draft and its Medusa heads,
+// The default model family: a small story model, its distilled draft, its Medusa heads and its EAGLE head,
 // committed under models/ so that `specdec generate` and `specdec demo` work without arguments.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -16,6 +16,8 @@ export const DEFAULT_MODEL_FILES = {
   draft: "stories-draft.gguf",
   /** Its Medusa heads, for --method medusa. */
   medusa: "stories-medusa.gguf",
+  /** Its EAGLE head, for --method eagle. */
+  eagle: "stories-eagle.gguf",
 } as const;
 
 export type DefaultModelRole = keyof typeof DEFAULT_MODEL_FILES;
@@ -28,6 +30,7 @@ export interface DefaultModels {
   target: string;
   draft: string;
   medusa: string;
+  eagle: string;
 }
 
 /**
@@ -59,7 +62,8 @@ export function defaultModels(): DefaultModels {
   const override = process.env[MODELS_ENV];
   const fromEnv = override !== undefined && override !== "";
   const dir = fromEnv ? resolve(override) : join(packageRoot(), "models");
-  return { dir, fromEnv, target: join(dir, DEFAULT_MODEL_FILES.target), draft: join(dir, DEFAULT_MODEL_FILES.draft), medusa: join(dir, DEFAULT_MODEL_FILES.medusa) };
+  const file = (role: DefaultModelRole) => join(dir, DEFAULT_MODEL_FILES[role]);
+  return { dir, fromEnv, target: file("target"), draft: file("draft"), medusa: file("medusa"), eagle: file("eagle") };
 }
 
 /**

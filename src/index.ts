@@ -28,6 +28,8 @@ export * from "./drafters/lookahead.js";
 export * from "./drafters/medusa.js";
 export * from "./drafters/medusaHeads.js";
 export * from "./drafters/minDepth.js";
+export * from "./drafters/eagle.js";
+export * from "./drafters/eagleHeads.js";
 export * from "./verifiers/verifier.js";
 export * from "./verifiers/greedy.js";
 export * from "./verifiers/rejectionSampler.js";

@@ -8,6 +8,7 @@ import type { Drafter } from "./drafters/drafter.js";
 import type { MethodContext, MethodDescriptor, MethodOption, MethodOptionValues } from "./drafters/method.js";
 import { blindMethod } from "./drafters/blind.js";
 import { draftModelMethod } from "./drafters/draftModel.js";
+import { eagleMethod } from "./drafters/eagle.js";
 import { lookaheadMethod } from "./drafters/lookahead.js";
 import { medusaMethod } from "./drafters/medusa.js";
 import { noneMethod } from "./drafters/none.js";
@@ -15,7 +16,7 @@ import { promptLookupMethod } from "./drafters/promptLookup.js";
 import { suffixMethod } from "./drafters/suffix.js";
 
 const registry = new Map<string, MethodDescriptor>();
-for (const m of [noneMethod, blindMethod, promptLookupMethod, draftModelMethod, lookaheadMethod, medusaMethod, suffixMethod]) registry.set(m.name, m);
+for (const m of [noneMethod, blindMethod, promptLookupMethod, draftModelMethod, lookaheadMethod, medusaMethod, suffixMethod, eagleMethod]) registry.set(m.name, m);
 
 /** Add a method (or replace one of the same name). */
 export function registerMethod(method: MethodDescriptor): void {

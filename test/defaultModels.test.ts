@@ -27,7 +27,7 @@ let target: BuiltinTarget;
 const plain = new Map<string, GenerationResult>();
 
 before(async () => {
-  for (const f of [family.target, family.draft, family.medusa]) assert.ok(existsSync(f), `${f} is missing: the default family ships in models/`);
+  for (const f of [family.target, family.draft, family.medusa, family.eagle]) assert.ok(existsSync(f), `${f} is missing: the default family ships in models/`);
   target = await BuiltinTarget.load(family.target);
   for (const prompt of PROMPTS) plain.set(prompt, await generate(target, await drafterFor(target, "none"), { prompt, maxTokens: MAX_TOKENS }));
 });
@@ -54,6 +54,7 @@ const CONFIGS: [string, string, MethodOptionValues][] = [
   ["draft (default draft)", "draft", { draftModel: family.draft }],
   ["lookahead", "lookahead", {}],
   ["medusa (default heads, default tree)", "medusa", { medusa: family.medusa }],
+  ["eagle (default head, dynamic tree)", "eagle", { eagle: family.eagle }],
 ];
 
 for (const [name, method, options] of CONFIGS) {
@@ -91,11 +92,11 @@ test("the target and its draft load in llama.cpp; greedy draft decoding there eq
 });
 
 test("each model file has a model card with its recipe, training time, held-out loss, samples and tau", () => {
-  for (const file of [family.target, family.draft, family.medusa]) {
+  for (const file of [family.target, family.draft, family.medusa, family.eagle]) {
     const card = join(packageRoot(), "models", file.split("/").pop()!.replace(/\.gguf$/, ".md"));
     assert.ok(existsSync(card), `${card} missing`);
     const text = readFileSync(card, "utf8");
-    for (const want of [/specdec train (model|draft|medusa)/, /training time/i, /held-out/i, /sample/i, /tau|τ/i]) assert.match(text, want, `${card} lacks ${want}`);
+    for (const want of [/specdec train (model|draft|medusa|eagle)/, /training time/i, /held-out/i, /sample/i, /tau|τ/i]) assert.match(text, want, `${card} lacks ${want}`);
   }
 });
 

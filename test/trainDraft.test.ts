@@ -31,7 +31,7 @@ import {
   swigluForward,
   type AttentionShape,
 } from "../src/train/transformerLayers.js";
-import { maxTrainVsEngineLogitDiff } from "./support/trainChecks.js";
+import { checkDirectionalGradients, checkGrad, maxTrainVsEngineLogitDiff } from "./support/trainChecks.js";
 
 const MODEL = sharedFile("models", "stories260K.gguf");
 const TRAIN = readFileSync(sharedFile("corpora", "tinystories", "tinystories_train_head_smallGPT.txt"), "utf8").split("\n").slice(0, 400).join("\n");
@@ -58,19 +58,6 @@ const rng = new SeededRng(42);
 const randn = (n: number, std = 1) => Float64Array.from({ length: n }, () => std * standardNormal(rng));
 const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, x, i) => s + x * b[i], 0);
 
-function checkGrad(name: string, x: Float64Array, analytic: Float64Array, loss: () => number): void {
-  const h = 1e-5;
-  for (let i = 0; i < x.length; i++) {
-    const keep = x[i];
-    x[i] = keep + h;
-    const up = loss();
-    x[i] = keep - h;
-    const down = loss();
-    x[i] = keep;
-    const numeric = (up - down) / (2 * h);
-    assert.ok(Math.abs(numeric - analytic[i]) <= 1e-6 * (1 + Math.abs(numeric)), `${name}[${i}]: analytic ${analytic[i]} vs numeric ${numeric}`);
-  }
-}
 
 test("gradient check: embedding", () => {
   const V = 5, dim = 3, tokens = [1, 4, 1, 0], N = tokens.length;
@@ -163,20 +150,7 @@ test("gradient check: whole llama model, every parameter tensor (tied output, KL
   distillLoss(pass.forward(tokens), p, labels, 0.7, N, V, dlogits);
   for (const q of model.params) q.grad.fill(0);
   pass.backward(dlogits);
-  const h = 1e-3;
-  for (const q of model.params) {
-    const d = Float32Array.from({ length: q.value.length }, () => standardNormal(r));
-    const keep = Float32Array.from(q.value);
-    let analytic = 0;
-    for (let i = 0; i < d.length; i++) analytic += q.grad[i] * d[i];
-    for (let i = 0; i < d.length; i++) q.value[i] = keep[i] + h * d[i];
-    const up = loss();
-    for (let i = 0; i < d.length; i++) q.value[i] = keep[i] - h * d[i];
-    const down = loss();
-    q.value.set(keep);
-    const numeric = (up - down) / (2 * h);
-    assert.ok(Math.abs(numeric - analytic) <= 0.01 * Math.abs(numeric) + 2e-4, `${q.name}: g·d ${analytic} vs numeric ${numeric}`);
-  }
+  checkDirectionalGradients(model.params, loss, r);
 });
 
 // ---- training ----------------------------------------------------------------------------

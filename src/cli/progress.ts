@@ -105,18 +105,19 @@ const PREPARE_LABELS: Record<PrepareProgress["what"], { label: string; unit: str
   merges: { label: "tokenizer", unit: "merges", rateUnit: "merges/s" },
   windows: { label: "windows", unit: "windows", rateUnit: "windows/s" },
   positions: { label: "data", unit: "positions", rateUnit: "tok/s" },
+  sequences: { label: "data", unit: "sequences", rateUnit: "sequences/s" },
 };
 
 /**
  * A trainer's progress callbacks drawing on `display`, made just before the run starts: data
  * messages as lines; data preparation with its rate since the phase began (the first phase: now;
  * the next: when the previous one last reported); training steps with the loss and accuracy
- * smoothed over steps (0.95 / 0.05), `tokensPerStep` tokens a step per second and the time left,
+ * smoothed over steps (0.95 / 0.05), tokens per second (each step's own count, else `tokensPerStep`) and the time left,
  * all since the run (or its resume) began.
  */
 export function progressHooks(display: ProgressDisplay, tokensPerStep: number): Required<Pick<ProgressHooks, "onData" | "onPrepare" | "onStep">> {
   let prepareStart = performance.now(), lastPrepare = prepareStart, preparing = "";
-  let t0 = NaN, from = 0, loss = NaN, acc = NaN;
+  let t0 = NaN, from = 0, loss = NaN, acc = NaN, tokens = 0;
   return {
     onData: (message) => display.log(message),
     onPrepare: (p) => {
@@ -133,8 +134,9 @@ export function progressHooks(display: ProgressDisplay, tokensPerStep: number): 
       }
       loss = Number.isNaN(loss) ? s.loss : 0.95 * loss + 0.05 * s.loss;
       acc = Number.isNaN(acc) ? s.accuracy : 0.95 * acc + 0.05 * s.accuracy;
+      tokens += s.tokens ?? tokensPerStep;
       const sec = (performance.now() - t0) / 1000;
-      display.update({ phase: "train", done: s.step, total: s.steps, loss, accuracy: acc, rate: ((s.step - from) * tokensPerStep) / sec, lr: s.lr, eta: (sec / (s.step - from)) * (s.steps - s.step) });
+      display.update({ phase: "train", done: s.step, total: s.steps, loss, accuracy: acc, rate: tokens / sec, lr: s.lr, eta: (sec / (s.step - from)) * (s.steps - s.step) });
     },
   };
 }

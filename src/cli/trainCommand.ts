@@ -1,6 +1,6 @@
-// `specdec train medusa | draft | model`: self-distil Medusa heads for a target, distil a draft
-// model from a target, or train a tokenizer and a small llama model from scratch, on a text
-// corpus. All three checkpoint and resume (--checkpoint FILE, --checkpoint-every N, --resume;
+// `specdec train medusa | eagle | draft | model`: self-distil Medusa heads or an EAGLE head for a
+// target, distil a draft model from a target, or train a tokenizer and a small llama model from
+// scratch, on a text corpus. All of them checkpoint and resume (--checkpoint FILE, --checkpoint-every N, --resume;
 // Ctrl-C saves a checkpoint and says how to resume; hidden --stop-after N for tests), wired once
 // (checkpointOptions, checkOutput, runInterruptible), and show progress (progress.ts: a bar on a
 // TTY, plain lines otherwise, nothing with --quiet). `train model --threads N` shares each
@@ -12,10 +12,12 @@ import { Command, Option } from "commander";
 import { BuiltinTarget } from "../targets/builtin.js";
 import { SpecdecError } from "../errors.js";
 import { saveMedusaHeads } from "../drafters/medusaHeads.js";
+import { saveEagleHead } from "../drafters/eagleHeads.js";
 import { MAX_BPE_VOCAB } from "../train/bpeTrainer.js";
 import { checkCheckpointHooks, type CheckpointHooks } from "../train/checkpoint.js";
 import { DRAFT_HOLDOUT, MODEL_HOLDOUT, readCorpus, trainingTexts } from "../train/corpus.js";
 import { saveDraftGguf, trainDraftAsync, type DraftData, type DraftTrainConfig } from "../train/draftTrainer.js";
+import { EAGLE_TRAIN_DEFAULTS, trainEagle } from "../train/eagleTrainer.js";
 import { MEDUSA_TRAIN_DEFAULTS, trainMedusa, type MedusaProjection, type MedusaTargets } from "../train/medusaTrainer.js";
 import { saveModelGguf, trainModelAsync, type ModelTrainConfig } from "../train/modelTrainer.js";
 import { TrainOptionError } from "../train/optionError.js";
@@ -31,6 +33,9 @@ export const TRAIN_FLAGS: Readonly<Record<string, string>> = {
   heads: "--heads",
   holdout: "--holdout",
   val: "--val",
+  unroll: "--unroll",
+  noise: "--noise",
+  wCls: "--cls-weight",
 };
 
 /** A trainer's error as the command line says it: options named by their flags. */
@@ -77,23 +82,31 @@ export interface TrainMedusaCliOptions extends CheckpointCliOptions {
   continuation: number;
 }
 
-/** Add `train medusa`, `train draft` and `train model` to the program. */
+export interface TrainEagleCliOptions extends CheckpointCliOptions {
+  model: string;
+  data: string;
+  layers: number;
+  hidden: number;
+  unroll: number;
+  clsWeight: number;
+  noise: number;
+  steps: number;
+  batch: number;
+  lr: number;
+  seed: number;
+  holdout?: number;
+  val?: string;
+  sequences: number;
+  valSequences: number;
+  continuation: number;
+}
+
+/** Add `train medusa`, `train eagle`, `train draft` and `train model` to the program. */
 export function addTrainCommand(cli: Command): void {
   const train = cli.command("train").description("train helpers for a target model");
   const d = MEDUSA_TRAIN_DEFAULTS;
-  const medusa = train
-    .command("medusa")
-    .description("self-distil Medusa heads for a target (builtin engine) on a text corpus, one paragraph per line")
-    .requiredOption("--model <file>", "target model (GGUF)")
-    .requiredOption("--data <file>", "training corpus (UTF-8 text)")
-    .requiredOption("--out <file>", "heads file to write (GGUF), for generate --method medusa --medusa FILE")
+  const medusa = selfDistillationCommand(train, "medusa", "Medusa heads", "heads file to write (GGUF), for generate --method medusa --medusa FILE", { ...d, batchHelp: "positions per step", batchMax: 65536 })
     .option("--heads <k>", "number of heads", integer(1, 64), d.heads)
-    .option("--steps <n>", "optimizer steps", integer(1, 100_000_000), d.steps)
-    .option("--batch <b>", "positions per step", integer(1, 65536), d.batch)
-    .option("--lr <lr>", "peak learning rate (AdamW, warm-up then cosine)", real(0, 10, { minExclusive: true }), d.lr)
-    .option("--seed <s>", "seed for initialisation, data and shuffling", integer(0, 2 ** 32 - 1), d.seed)
-    .option("--holdout <fraction>", `fraction of the corpus's paragraphs (its end) held out for evaluation (default ${d.holdout})`, real(0, 1, { minExclusive: true }))
-    .option("--val <file>", "held-out text for evaluation instead of --holdout")
     .addOption(new Option("--targets <kind>", "labels: greedy = the target's own greedy continuation (exact, on generated text); corpus = the corpus tokens; argmax = the target's next-token argmax at corpus positions (approximation)").choices(["greedy", "corpus", "argmax"]).default(d.targets))
     .addOption(new Option("--projection <kind>", "own = each head trains its own vocabulary projection (from the target's); shared = the target's output matrix, frozen (smaller file)").choices(["own", "shared"]).default(d.projection))
     .option("--examples <n>", "most training positions taken from the corpus", integer(1, 100_000_000), d.maxExamples)
@@ -103,6 +116,21 @@ export function addTrainCommand(cli: Command): void {
     .option("--force", "overwrite --out if it exists")
     .option("--quiet", "no progress")
     .action(action(runTrainMedusa));
+
+  const e = EAGLE_TRAIN_DEFAULTS;
+  const eagle = selfDistillationCommand(train, "eagle", "an EAGLE head (one decoder block over the target's features)", "head file to write (GGUF), for generate --method eagle --eagle FILE", { ...e, batchHelp: "sequences per step", batchMax: 4096 })
+    .option("--layers <n>", "decoder blocks in the head", integer(1, 8), e.layers)
+    .option("--hidden <n>", "feed-forward width of the head (0 = the target's)", integer(0, 1 << 18), e.hidden)
+    .option("--unroll <n>", "drafting steps unrolled in training (the head learns from its own predicted features)", integer(1, 16), e.unroll)
+    .option("--cls-weight <w>", "weight of the token loss (KL to the target's next-token distribution) next to the feature regression (weight 1)", real(0, 1000), e.wCls)
+    .option("--noise <a>", "uniform noise U(-a, a) on the true input features", real(0, 9.99), e.noise)
+    .option("--sequences <n>", "most training sequences (a paragraph prefix and the target's greedy continuation) prepared", integer(1, 100_000_000), e.sequences)
+    .option("--val-sequences <n>", "most held-out sequences evaluated", integer(1, 100_000_000), e.valSequences)
+    .option("--continuation <n>", "greedy tokens generated after each prompt", integer(1, 1_000_000), e.continuation);
+  checkpointOptions(eagle, 100)
+    .option("--force", "overwrite --out if it exists")
+    .option("--quiet", "no progress")
+    .action(action(runTrainEagle));
 
   // Defaults: the configuration measured with bench/trainDraft.ts (docs/measurements.md, "A distilled draft model").
   const draft = train
@@ -134,6 +162,32 @@ export function addTrainCommand(cli: Command): void {
     .option("--force", "overwrite --out if it exists")
     .option("--quiet", "no progress")
     .action(action(runTrainModel));
+}
+
+/**
+ * A `train` subcommand that self-distils a helper for a target on the built-in engine (Medusa
+ * heads, an EAGLE head): the target, the corpus, the output, the optimizer's steps, batch,
+ * learning rate and seed, and the held-out text.
+ */
+function selfDistillationCommand(
+  train: Command,
+  name: string,
+  what: string,
+  outHelp: string,
+  d: { steps: number; batch: number; lr: number; seed: number; holdout: number; batchHelp: string; batchMax: number },
+): Command {
+  return train
+    .command(name)
+    .description(`self-distil ${what} for a target (builtin engine) on a text corpus, one paragraph per line`)
+    .requiredOption("--model <file>", "target model (GGUF)")
+    .requiredOption("--data <file>", "training corpus (UTF-8 text)")
+    .requiredOption("--out <file>", outHelp)
+    .option("--steps <n>", "optimizer steps", integer(1, 100_000_000), d.steps)
+    .option("--batch <b>", d.batchHelp, integer(1, d.batchMax), d.batch)
+    .option("--lr <lr>", "peak learning rate (AdamW, warm-up then cosine)", real(0, 10, { minExclusive: true }), d.lr)
+    .option("--seed <s>", "seed for initialisation, data and shuffling", integer(0, 2 ** 32 - 1), d.seed)
+    .option("--holdout <fraction>", `fraction of the corpus's paragraphs (its end) held out for evaluation (default ${d.holdout})`, real(0, 1, { minExclusive: true }))
+    .option("--val <file>", "held-out text for evaluation instead of --holdout");
 }
 
 /** --checkpoint, --checkpoint-every (default `every`), --resume and the hidden --stop-after, for every train command. */
@@ -265,14 +319,18 @@ export async function runTrainModel(o: TrainModelCliOptions): Promise<void> {
   );
 }
 
-export async function runTrainMedusa(o: TrainMedusaCliOptions): Promise<void> {
+/** What `train medusa` and `train eagle` start from: the checks, the corpus and held-out text, the target, the progress display. */
+async function selfDistillationInputs(o: CheckpointCliOptions & { model: string; data: string; val?: string; holdout?: number }) {
   if (o.val !== undefined && o.holdout !== undefined) throw new SpecdecError("give --holdout or --val, not both");
   checkOutput(o);
   const train = readCorpus(o.data);
   const val = o.val === undefined ? undefined : readCorpus(o.val, "validation text");
   const target = await BuiltinTarget.load(o.model);
+  return { train, val, target, bars: progressDisplay(progressMode(o.quiet)) };
+}
 
-  const bars = progressDisplay(progressMode(o.quiet));
+export async function runTrainMedusa(o: TrainMedusaCliOptions): Promise<void> {
+  const { train, val, target, bars } = await selfDistillationInputs(o);
   const result = await runInterruptible(o, o.steps, bars, (hooks) =>
     trainMedusa(
       target,
@@ -300,6 +358,33 @@ export async function runTrainMedusa(o: TrainMedusaCliOptions): Promise<void> {
     `trained ${o.heads} Medusa heads for ${basename(o.model)} (targets ${o.targets}, projection ${o.projection}): ${result.step} steps × ${o.batch}${result.resumedFrom !== undefined ? ` (resumed at step ${result.resumedFrom})` : ""} in ${result.trainSeconds.toFixed(1)} s; data: ${result.trainExamples} training positions in ${result.dataSeconds.toFixed(1)} s`,
     `held-out accuracy (${result.valExamples} positions):`,
     ...result.eval.map((e, k) => `  head ${k} (token +${k + 2}): top-1 ${(100 * e.top1).toFixed(1)}%  top-5 ${(100 * e.top5).toFixed(1)}%  loss ${e.loss.toFixed(3)}`),
+    `wrote ${o.out}`,
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
+export async function runTrainEagle(o: TrainEagleCliOptions): Promise<void> {
+  const { train, val, target, bars } = await selfDistillationInputs(o);
+  const result = await runInterruptible(o, o.steps, bars, (hooks) =>
+    trainEagle(
+      target,
+      train,
+      val,
+      {
+        layers: o.layers, hidden: o.hidden, unroll: o.unroll, wCls: o.clsWeight, noise: o.noise, steps: o.steps, batch: o.batch, lr: o.lr, seed: o.seed,
+        sequences: o.sequences, valSequences: o.valSequences, continuation: o.continuation, ...(o.holdout !== undefined ? { holdout: o.holdout } : {}),
+      },
+      { ...hooks, ...progressHooks(bars, 0) },
+    ),
+  );
+  if (!result) return;
+  const m = result.model;
+  saveEagleHead(o.out, m.shape, m.tensors(), { vocabFingerprint: target.vocab.fingerprint, name: basename(o.model) }, { overwrite: o.force });
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const lines = [
+    `trained an EAGLE head (${m.shape.layers} block${m.shape.layers > 1 ? "s" : ""}, dim ${m.shape.dim}, ffn ${m.shape.hidden}, unroll ${o.unroll}) for ${basename(o.model)}: ${result.step} steps × ${o.batch} sequences${result.resumedFrom !== undefined ? ` (resumed at step ${result.resumedFrom})` : ""} in ${result.trainSeconds.toFixed(1)} s; data: ${result.trainSequences} sequences (${result.trainEntries} positions) in ${result.dataSeconds.toFixed(1)} s`,
+    `held-out (${result.valSequences} sequences, drafts from the target's own continuations):`,
+    ...result.eval.map((d) => `  depth ${d.depth}: top-1 ${pct(d.top1)}  top-4 ${pct(d.top4)}  chain of top-1 guesses right so far ${pct(d.chain)}`),
     `wrote ${o.out}`,
   ];
   process.stdout.write(lines.join("\n") + "\n");

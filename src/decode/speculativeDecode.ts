@@ -105,8 +105,9 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
   // Prefill: the cache holds every committed token but the last, which opens the next pass.
   const t0 = performance.now();
   await target.reset();
-  if (prompt.length > 1) await target.evaluate(prompt.slice(0, -1), { outputs: "none", signal });
-  await drafter.begin({ prompt, sampling, rng, signal });
+  // A drafter that reads hidden states gets the prompt's too (a feature drafter's context).
+  const prefill = prompt.length > 1 ? await target.evaluate(prompt.slice(0, -1), hidden ? { read: "argmax", hidden, signal } : { outputs: "none", signal }) : undefined;
+  await drafter.begin({ prompt, sampling, rng, signal, hidden: hidden ? (prefill?.hidden ?? new Float32Array(0)) : undefined });
   planner.begin?.();
   stats.prefillMs = performance.now() - t0;
   const context: Token[] = [...prompt];

@@ -11,6 +11,11 @@ export interface DrafterStart {
   readonly sampling: SamplingSettings;
   readonly rng: Rng;
   readonly signal?: AbortSignal;
+  /**
+   * When the drafter requires hiddenStates: the target's final hidden state after each prompt
+   * token but the last (the prefill's outputs), (prompt.length - 1, hiddenSize).
+   */
+  readonly hidden?: Float32Array;
 }
 
 /** Limits on one proposal. */

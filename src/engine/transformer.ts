@@ -383,7 +383,7 @@ function checkFinite(h: Float32Array, T: number, n: number): void {
 }
 
 // out[t] = x[t] / rms(x[t]) * weight, for T rows of n.
-function rmsNormRows(out: Float32Array, x: Float32Array, weight: Float32Array, T: number, n: number, eps: number): void {
+export function rmsNormRows(out: Float32Array, x: Float32Array, weight: Float32Array, T: number, n: number, eps: number): void {
   for (let t = 0; t < T; t++) {
     const o = t * n;
     let ss = 0;

@@ -15,6 +15,7 @@
 
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { SpecdecError } from "../errors.js";
+import { shuffleInPlace, type SeededRng } from "../sampling/rng.js";
 import { TrainOptionError } from "./optionError.js";
 import type { Param } from "./optim.js";
 
@@ -163,6 +164,28 @@ export function restoreRun(ck: LoadedCheckpoint, path: string, params: readonly 
   if (!(l instanceof Float64Array) || l.length !== pos.step) throw new SpecdecError(`${path} is not a specdec training checkpoint (no losses for its ${pos.step} steps)`);
   for (let i = 0; i < l.length; i++) losses.push(l[i]);
   return pos;
+}
+
+/**
+ * Where a trainer that walks a shuffled order of `n` examples (Medusa heads, the EAGLE head)
+ * starts: the order 0..n−1 shuffled under rng, at step 0; or, resuming from `resume.ck`, its
+ * parameters restored and where it stood — the order, the cursor in it, the epoch, the step and
+ * the RNG state, set into rng (each checked).
+ */
+export function startShuffledRun(rng: SeededRng, n: number, resume?: { path: string; ck: LoadedCheckpoint; params: readonly Param[]; steps: number }): { order: Int32Array; cursor: number; epoch: number; step: number } {
+  const fresh = new Int32Array(n);
+  for (let i = 0; i < n; i++) fresh[i] = i;
+  shuffleInPlace(rng, fresh);
+  if (!resume) return { order: fresh, cursor: 0, epoch: 0, step: 0 };
+  const { path, ck } = resume;
+  const pos = resumedPosition(path, ck.meta, resume.steps);
+  restoreParams(path, resume.params, ck.arrays);
+  const order = ck.arrays.get("order"), { cursor, epoch } = ck.meta;
+  if (!(order instanceof Int32Array) || order.length !== n) throw new SpecdecError(`${path}: checkpoint's data order does not match the data`);
+  if (!(typeof cursor === "number" && Number.isInteger(cursor) && cursor >= 0 && cursor <= n) || !(typeof epoch === "number" && Number.isInteger(epoch) && epoch >= 0))
+    throw new SpecdecError(`${path} is not a specdec training checkpoint (bad cursor or epoch)`);
+  rng.state = pos.rngState;
+  return { order, cursor, epoch, step: pos.step };
 }
 
 /** Whether a run stops before `step`: asked to stop after so many steps, or interrupted. */

@@ -81,7 +81,7 @@ export interface DraftTrainResult {
 export const DRAFT_CHECKPOINT_KIND = "llama-draft";
 
 /** The target model's identity: vocabulary, sizes, file size and a hash of the file's first and last MiB. */
-function targetIdentity(target: BuiltinTarget): string {
+export function targetIdentity(target: BuiltinTarget): string {
   const fd = openSync(target.path, "r");
   try {
     const size = fstatSync(fd).size, n = Math.min(size, 1 << 20);

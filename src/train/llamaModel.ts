@@ -10,22 +10,11 @@
 // parameters given by a ParamFactory (shared memory, for data-parallel training: dataParallel.ts).
 
 import { linearBackward, linearForward } from "./layers.js";
+import { attentionInputs, attentionInputsBackward, blockActs, blockOutput, blockOutputBackward, blockScratch, type BlockActs, type BlockDims, type BlockParams, type BlockScratch } from "./llamaBlock.js";
 import { makeParam, type Param } from "./optim.js";
 import { standardNormal } from "../sampling/rng.js";
 import type { Rng } from "../types.js";
-import {
-  attentionBackwardMm,
-  attentionForwardMm,
-  embeddingBackward,
-  embeddingForward,
-  rmsNormBackward,
-  rmsNormForward,
-  rope,
-  ropeTables,
-  swigluBackward,
-  swigluForward,
-  type AttentionShape,
-} from "./transformerLayers.js";
+import { attentionBackwardMm, attentionForwardMm, embeddingBackward, embeddingForward, rmsNormBackward, rmsNormForward, rope, ropeTables, type AttentionShape } from "./transformerLayers.js";
 
 /** The shape of a llama model's blocks, as chosen on the command line. */
 export interface LlamaShape {
@@ -63,17 +52,7 @@ export interface LlamaArch extends LlamaShape {
   ropeBase: number;
 }
 
-interface LayerParams {
-  attnNorm: Param; // (dim)
-  wq: Param; // (dim, dim)
-  wk: Param; // (kvDim, dim)
-  wv: Param; // (kvDim, dim)
-  wo: Param; // (dim, dim)
-  ffnNorm: Param; // (dim)
-  wGate: Param; // (hidden, dim)
-  wUp: Param; // (hidden, dim)
-  wDown: Param; // (dim, hidden)
-}
+type LayerParams = BlockParams;
 
 export function checkLlamaArch(a: LlamaArch): void {
   const ok = (x: number) => Number.isInteger(x) && x >= 1;
@@ -138,22 +117,9 @@ export class LlamaModel {
   }
 }
 
-/** Saved activations of one layer for the backward pass. */
-interface LayerActs {
-  x: Float32Array; // (N, dim) block input (residual stream)
-  xn1: Float32Array; // (N, dim) attention norm output
-  inv1: Float32Array; // (N)
-  q: Float32Array; // (N, dim) after RoPE
-  k: Float32Array; // (N, kvDim) after RoPE
-  v: Float32Array; // (N, kvDim)
+/** Saved activations of one layer for the backward pass (q, k after RoPE). */
+interface LayerActs extends BlockActs {
   probs: Float32Array; // (B, heads, T, T)
-  ao: Float32Array; // (N, dim) attention output before wo
-  x2: Float32Array; // (N, dim) residual after attention
-  xn2: Float32Array; // (N, dim)
-  inv2: Float32Array; // (N)
-  g: Float32Array; // (N, hidden) gate pre-activation
-  u: Float32Array; // (N, hidden)
-  h: Float32Array; // (N, hidden) SiLU(g) ⊙ u
 }
 
 /** Forward and backward over B windows of T tokens (N = B·T rows), with buffers allocated once. */
@@ -166,20 +132,16 @@ export class LlamaPass {
   readonly logits: Float32Array; // (N, vocab)
   private readonly tokens: Int32Array; // (N)
   private readonly shape: AttentionShape;
+  private readonly dims: BlockDims;
   private readonly cos: Float64Array; // (T, headDim / 2)
   private readonly sin: Float64Array;
   // backward scratch
   private readonly dx: Float32Array; // (N, dim) gradient of the residual stream
-  private readonly dn: Float32Array; // (N, dim) gradient of a norm's output
-  private readonly dtmp: Float32Array; // (N, dim)
-  private readonly dao: Float32Array; // (N, dim)
   private readonly dq: Float32Array; // (N, dim)
   private readonly dk: Float32Array; // (N, kvDim)
   private readonly dv: Float32Array; // (N, kvDim)
-  private readonly dh: Float32Array; // (N, hidden)
-  private readonly dg: Float32Array; // (N, hidden)
-  private readonly du: Float32Array; // (N, hidden)
   private readonly dP: Float32Array; // (T, T) attention scratch
+  private readonly scratch: BlockScratch;
   private readonly tmp: Float32Array; // (N, dim) forward scratch (projection outputs)
 
   constructor(
@@ -187,39 +149,32 @@ export class LlamaPass {
     readonly B: number,
     readonly T: number,
   ) {
-    const { dim, hidden, heads, kvHeads, vocab, ropeBase } = model.arch;
+    const { dim, hidden, heads, kvHeads, vocab, ropeBase, normEps } = model.arch;
     const N = (this.N = B * T);
     const kvDim = model.kvDim, f = (n: number) => new Float32Array(n);
     this.shape = { B, T, nHeads: heads, nKvHeads: kvHeads, headDim: model.headDim };
+    this.dims = { dim, kvDim, hidden, normEps };
     ({ cos: this.cos, sin: this.sin } = ropeTables(T, model.headDim, ropeBase));
-    this.acts = model.blocks.map(() => ({
-      x: f(N * dim), xn1: f(N * dim), inv1: f(N), q: f(N * dim), k: f(N * kvDim), v: f(N * kvDim), probs: f(B * heads * T * T),
-      ao: f(N * dim), x2: f(N * dim), xn2: f(N * dim), inv2: f(N), g: f(N * hidden), u: f(N * hidden), h: f(N * hidden),
-    }));
+    this.acts = model.blocks.map(() => ({ ...blockActs(N, this.dims), probs: f(B * heads * T * T) }));
     this.xOut = f(N * dim);
     this.xf = f(N * dim);
     this.invf = f(N);
     this.logits = f(N * vocab);
     this.tokens = new Int32Array(N);
     this.dx = f(N * dim);
-    this.dn = f(N * dim);
-    this.dtmp = f(N * dim);
-    this.dao = f(N * dim);
     this.dq = f(N * dim);
     this.dk = f(N * kvDim);
     this.dv = f(N * kvDim);
-    this.dh = f(N * hidden);
-    this.dg = f(N * hidden);
-    this.du = f(N * hidden);
     this.dP = f(T * T);
+    this.scratch = blockScratch(N, this.dims);
     this.tmp = f(N * dim);
   }
 
   /** tokens (B, T) → logits (N, vocab) (a view of this pass's buffer). */
   forward(tokens: ArrayLike<number>): Float32Array {
     const { model, N, T, shape } = this;
-    const { dim, hidden, heads, kvHeads, vocab, normEps } = model.arch;
-    const kvDim = model.kvDim, hd = model.headDim;
+    const { dim, heads, kvHeads, vocab, normEps } = model.arch;
+    const hd = model.headDim;
     for (let r = 0; r < N; r++) {
       const t = tokens[r];
       if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new RangeError(`token ${t} outside the vocabulary`);
@@ -228,22 +183,11 @@ export class LlamaPass {
     embeddingForward(this.tokens, model.embed.value, N, dim, this.acts.length ? this.acts[0].x : this.xOut);
     for (let l = 0; l < model.blocks.length; l++) {
       const P = model.blocks[l], A = this.acts[l];
-      const next = l + 1 < this.acts.length ? this.acts[l + 1].x : this.xOut;
-      rmsNormForward(A.x, P.attnNorm.value, N, dim, normEps, A.xn1, A.inv1);
-      linearForward(A.xn1, P.wq.value, null, N, dim, dim, A.q);
-      linearForward(A.xn1, P.wk.value, null, N, dim, kvDim, A.k);
-      linearForward(A.xn1, P.wv.value, null, N, dim, kvDim, A.v);
+      attentionInputs(P, A, N, this.dims);
       rope(A.q, N, T, heads, hd, hd, this.cos, this.sin, false);
       rope(A.k, N, T, kvHeads, hd, hd, this.cos, this.sin, false);
       attentionForwardMm(A.q, A.k, A.v, shape, A.probs, A.ao);
-      linearForward(A.ao, P.wo.value, null, N, dim, dim, this.tmp);
-      for (let i = 0; i < N * dim; i++) A.x2[i] = A.x[i] + this.tmp[i];
-      rmsNormForward(A.x2, P.ffnNorm.value, N, dim, normEps, A.xn2, A.inv2);
-      linearForward(A.xn2, P.wGate.value, null, N, dim, hidden, A.g);
-      linearForward(A.xn2, P.wUp.value, null, N, dim, hidden, A.u);
-      swigluForward(A.g, A.u, N * hidden, A.h);
-      linearForward(A.h, P.wDown.value, null, N, hidden, dim, this.tmp);
-      for (let i = 0; i < N * dim; i++) next[i] = A.x2[i] + this.tmp[i];
+      blockOutput(P, A, N, this.dims, l + 1 < this.acts.length ? this.acts[l + 1].x : this.xOut, this.tmp);
     }
     rmsNormForward(this.xOut, model.outputNorm.value, N, dim, normEps, this.xf, this.invf);
     linearForward(this.xf, model.embed.value, null, N, dim, vocab, this.logits); // tied output
@@ -252,32 +196,18 @@ export class LlamaPass {
 
   /** Backpropagate dlogits (N, vocab) of the last forward; parameter gradients are accumulated. */
   backward(dlogits: Float32Array): void {
-    const { model, N, shape, T } = this;
-    const { dim, hidden, heads, kvHeads, vocab } = model.arch;
-    const kvDim = model.kvDim, hd = model.headDim;
-    const { dx, dn, dtmp } = this;
+    const { model, N, shape, T, dx } = this;
+    const { dim, heads, kvHeads, vocab } = model.arch;
+    const hd = model.headDim, dn = this.scratch.dn;
     linearBackward(this.xf, model.embed.value, dlogits, N, dim, vocab, model.embed.grad, null, dn);
     rmsNormBackward(this.xOut, model.outputNorm.value, this.invf, dn, N, dim, dx, model.outputNorm.grad, false);
     for (let l = model.blocks.length - 1; l >= 0; l--) {
       const P = model.blocks[l], A = this.acts[l];
-      // MLP: dx is the gradient of the block output = of x2 through the residual.
-      linearBackward(A.h, P.wDown.value, dx, N, hidden, dim, P.wDown.grad, null, this.dh);
-      swigluBackward(A.g, A.u, this.dh, N * hidden, this.dg, this.du);
-      linearBackward(A.xn2, P.wGate.value, this.dg, N, dim, hidden, P.wGate.grad, null, dn);
-      linearBackward(A.xn2, P.wUp.value, this.du, N, dim, hidden, P.wUp.grad, null, dtmp);
-      for (let i = 0; i < N * dim; i++) dn[i] += dtmp[i];
-      rmsNormBackward(A.x2, P.ffnNorm.value, A.inv2, dn, N, dim, dx, P.ffnNorm.grad, true);
-      // Attention: dx is now the gradient of x2 = of the block input through the residual.
-      linearBackward(A.ao, P.wo.value, dx, N, dim, dim, P.wo.grad, null, this.dao);
-      attentionBackwardMm(A.q, A.k, A.v, shape, A.probs, this.dao, this.dq, this.dk, this.dv, this.dP);
+      blockOutputBackward(P, A, N, this.dims, dx, this.scratch);
+      attentionBackwardMm(A.q, A.k, A.v, shape, A.probs, this.scratch.dao, this.dq, this.dk, this.dv, this.dP);
       rope(this.dq, N, T, heads, hd, hd, this.cos, this.sin, true);
       rope(this.dk, N, T, kvHeads, hd, hd, this.cos, this.sin, true);
-      linearBackward(A.xn1, P.wq.value, this.dq, N, dim, dim, P.wq.grad, null, dn);
-      linearBackward(A.xn1, P.wk.value, this.dk, N, dim, kvDim, P.wk.grad, null, dtmp);
-      for (let i = 0; i < N * dim; i++) dn[i] += dtmp[i];
-      linearBackward(A.xn1, P.wv.value, this.dv, N, dim, kvDim, P.wv.grad, null, dtmp);
-      for (let i = 0; i < N * dim; i++) dn[i] += dtmp[i];
-      rmsNormBackward(A.x, P.attnNorm.value, A.inv1, dn, N, dim, dx, P.attnNorm.grad, true);
+      attentionInputsBackward(P, A, N, this.dims, this.dq, this.dk, this.dv, dx, this.scratch);
     }
     embeddingBackward(this.tokens, dx, N, dim, model.embed.grad);
   }

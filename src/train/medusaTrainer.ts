@@ -34,7 +34,7 @@ import { SpecdecError } from "../errors.js";
 import type { Rng, Token } from "../types.js";
 import type { MedusaHeadWeights } from "../drafters/medusaHeads.js";
 import { SeededRng, shuffleInPlace, standardNormal, uniformInt } from "../sampling/rng.js";
-import { checkCheckpointHooks, openResume, paramArrays, restoreParams, resumedPosition, saveCheckpoint, stopRequested, type CheckpointHooks, type LoadedCheckpoint } from "./checkpoint.js";
+import { checkCheckpointHooks, openResume, paramArrays, startShuffledRun, saveCheckpoint, stopRequested, type CheckpointHooks, type LoadedCheckpoint } from "./checkpoint.js";
 import { holdOut, medusaHoldout, paragraphs, type TrainText } from "./corpus.js";
 import { linearBackward, linearForward, residualBackward, residualForward, softmaxCrossEntropy } from "./layers.js";
 import { TrainOptionError } from "./optionError.js";
@@ -358,24 +358,7 @@ export async function trainMedusa(target: BuiltinTarget, train: TrainText, val: 
   const heads = headViews(params, cfg, outW);
   const ws = new Workspace(B, dim, V);
   const N = trainSet.count;
-  let order: Int32Array = new Int32Array(N);
-  for (let i = 0; i < N; i++) order[i] = i;
-  let step = 0, cursor = 0, epoch = 0;
-  shuffleInPlace(rng, order);
-  if (resumed) {
-    const path = hooks.checkpoint!;
-    const pos = resumedPosition(path, resumed.meta, cfg.steps);
-    restoreParams(path, params, resumed.arrays);
-    const o = resumed.arrays.get("order"), { cursor: c, epoch: e } = resumed.meta;
-    if (!(o instanceof Int32Array) || o.length !== N) throw new SpecdecError(`${path}: checkpoint's data order does not match the data`);
-    if (!(typeof c === "number" && Number.isInteger(c) && c >= 0 && c <= N) || !(typeof e === "number" && Number.isInteger(e) && e >= 0))
-      throw new SpecdecError(`${path} is not a specdec training checkpoint (bad cursor or epoch)`);
-    order = o;
-    step = pos.step;
-    cursor = c;
-    epoch = e;
-    rng.state = pos.rngState;
-  }
+  let { order, step, cursor, epoch } = startShuffledRun(rng, N, resumed && { path: hooks.checkpoint!, ck: resumed, params, steps: cfg.steps });
   const resumedFrom = resumed ? step : undefined;
 
   const save = () => {

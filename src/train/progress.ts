@@ -14,12 +14,14 @@ export interface TrainStep {
   accuracy: number;
   /** Wall time of the step. */
   ms: number;
+  /** Positions the step trained, where that varies from step to step (default: the display's tokens per step). */
+  tokens?: number;
 }
 
 /** Preparing the data: `done` of `total` units of `what`. */
 export interface PrepareProgress {
-  /** Tokenizer merges (train model), training windows (train draft), training positions (train medusa). */
-  what: "merges" | "windows" | "positions";
+  /** Tokenizer merges (train model), training windows (train draft), training positions (train medusa), sequences (train eagle). */
+  what: "merges" | "windows" | "positions" | "sequences";
   done: number;
   total: number;
 }
