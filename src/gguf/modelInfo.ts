@@ -1,7 +1,7 @@
 // What a model file says about itself, read with our own GGUF reader before any backend sees it:
 // a clear error for files that are not models, and the vocabulary to check a helper against.
 
-import { SpecdecError } from "../errors.js";
+import { excerpt, SpecdecError } from "../errors.js";
 import { metaArray, metaNumber, metaString, openGguf } from "./reader.js";
 
 /** What a GGUF file says about its tokenizer, read with our own reader (used to check vocabularies match). */
@@ -31,11 +31,11 @@ export function inspectModelFile(path: string): { architecture: string; contextL
 
 /** Throws a clear error when two models cannot share drafts (different vocabularies). */
 export function checkSameVocabulary(target: VocabSignature, draft: VocabSignature, draftPath: string): void {
-  if (target.model !== draft.model) throw new SpecdecError(`draft model ${draftPath} uses tokenizer '${draft.model}', the target uses '${target.model}': vocabularies must match`);
+  if (target.model !== draft.model) throw new SpecdecError(`draft model ${draftPath} uses tokenizer '${excerpt(String(draft.model))}', the target uses '${excerpt(String(target.model))}': vocabularies must match`);
   if (target.tokens.length !== draft.tokens.length)
     throw new SpecdecError(`draft model ${draftPath} has ${draft.tokens.length} tokens, the target has ${target.tokens.length}: vocabularies must match`);
   for (let i = 0; i < target.tokens.length; i++) {
     if (target.tokens[i] !== draft.tokens[i])
-      throw new SpecdecError(`draft model ${draftPath} differs from the target's vocabulary at token ${i} (${JSON.stringify(draft.tokens[i])} vs ${JSON.stringify(target.tokens[i])})`);
+      throw new SpecdecError(`draft model ${draftPath} differs from the target's vocabulary at token ${i} (${excerpt(JSON.stringify(draft.tokens[i]))} vs ${excerpt(JSON.stringify(target.tokens[i]))})`);
   }
 }
