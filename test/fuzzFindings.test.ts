@@ -9,12 +9,17 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { LlamaCppTarget } from "../src/backends/llamaCpp.js";
+import { generate } from "../src/decode/speculativeDecode.js";
+import { BuiltinTarget } from "../src/backends/builtin.js";
+import { NoDrafter } from "../src/drafters/noDrafter.js";
 import { excerpt, SpecdecError } from "../src/errors.js";
 import { GgmlType } from "../src/gguf/ggmlTypes.js";
 import { GgufValueType, openGguf } from "../src/gguf/reader.js";
 import { writeGguf } from "../src/gguf/writer.js";
 import { defaultModels } from "../src/defaultModels.js";
 import { PROJECT_ROOT, sharedFile } from "../src/sharedData.js";
+import { loadTokenizer, TokenTextDecoder } from "../src/tokenizer/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "specdec-fuzz-findings-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -144,4 +149,48 @@ test("a tensor name of 64 bytes or more is refused (GGML_MAX_NAME), with a short
   const ok = join(dir, "name-63.gguf");
   writeGguf(ok, { metadata: [], tensors: [{ name: "x".repeat(63), dims: [1], type: GgmlType.F32, data: new Uint8Array(4) }] });
   openGguf(ok).close();
+});
+
+// ---- item 4: a leading U+FEFF survives detokenization, as in llama.cpp ----
+
+const BOM_TEXTS = ["\ufeffHello", "\ufeff", "a\ufeffb", "\ufeff\ufeffOnce"];
+
+test("a leading U+FEFF is kept by detokenize and by streaming detokenization (SentencePiece, byte-level BPE)", () => {
+  const vocabs = [STORIES, TARGET, sharedFile("tokenizers", "gguf-vocab", "ggml-vocab-llama-spm.gguf"), sharedFile("tokenizers", "gguf-vocab", "ggml-vocab-gpt-2.gguf")];
+  for (const path of vocabs) {
+    const f = openGguf(path);
+    const tk = loadTokenizer(f);
+    f.close();
+    for (const text of BOM_TEXTS) {
+      const ids = tk.tokenize(text);
+      assert.equal(tk.detokenize(ids), text, `${path}: ${JSON.stringify(text)}`);
+      const d = new TokenTextDecoder(tk);
+      assert.equal(ids.map((t) => d.push(t)).join("") + d.flush(), text, `${path} streamed: ${JSON.stringify(text)}`);
+    }
+  }
+});
+
+test("stories260K: a prompt with a leading U+FEFF gives llama.cpp's tokens and text back on both backends", async () => {
+  const llama = await LlamaCppTarget.load(STORIES);
+  const builtin = await BuiltinTarget.load(STORIES, { contextSize: 64 });
+  try {
+    for (const text of BOM_TEXTS) {
+      const ids = llama.tokenize(text, false);
+      assert.deepEqual(builtin.tokenize(text, false), ids, JSON.stringify(text));
+      assert.equal(llama.detokenize(ids), text, `llama.cpp keeps it: ${JSON.stringify(text)}`);
+      assert.equal(builtin.detokenize(ids), text, JSON.stringify(text));
+    }
+  } finally {
+    await llama.dispose();
+    await builtin.dispose();
+  }
+});
+
+// ---- item 4: an empty stop string ----
+
+test("generate refuses an empty stop string (it would end the generation at once)", async () => {
+  const target = await BuiltinTarget.load(STORIES, { contextSize: 64 });
+  await assert.rejects(generate(target, new NoDrafter(), { prompt: "Once upon a time", maxTokens: 8, stop: ["\n", ""] }), (e) => e instanceof SpecdecError && /stop string must not be empty/.test(e.message));
+  const r = await generate(target, new NoDrafter(), { prompt: "Once upon a time", maxTokens: 8, stop: ["zzz"] });
+  assert.equal(r.tokens.length, 8);
 });

@@ -1,3 +1,4 @@
+import { SpecdecError } from "../errors.js";
 import type { Target } from "../target.js";
 import type { Token } from "../types.js";
 
@@ -17,7 +18,10 @@ export class TextStream {
     private readonly target: Target,
     private readonly prompt: readonly Token[],
     private readonly stops: readonly string[] = [],
-  ) {}
+  ) {
+    // "" occurs everywhere: generation would end at once.
+    if (stops.some((s) => s === "")) throw new SpecdecError("a stop string must not be empty");
+  }
 
   /** Add tokens; returns the text that is now safe to emit. */
   push(tokens: readonly Token[], final = false): string {
