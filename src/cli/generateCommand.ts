@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { loadTarget, type Backend } from "../backends/loadTarget.js";
 import { speculativeStream, type GenerationResult } from "../decode/speculativeDecode.js";
 import type { GenerationStats } from "../decode/stats.js";
@@ -12,6 +11,10 @@ import { GreedyTreeVerifier, TreeRejectionSampler, type TreeVerifier } from "../
 import { TypicalAcceptanceVerifier } from "../verify/typicalAcceptance.js";
 import { createDrafter, draftsTrees, METHOD_DRAFT_MAX, parseMethod, type Method } from "../methods.js";
 import { defaultModels, requireDefaultModel } from "../defaultModels.js";
+import { readBoundedFile } from "./inputFile.js";
+
+/** Largest prompt file read: far more text than any context holds. */
+export const MAX_PROMPT_FILE_BYTES = 16 * 2 ** 20;
 
 export interface GenerateCliOptions {
   /** Target model; default the default family's target (src/defaultModels.ts). */
@@ -144,11 +147,7 @@ function readPrompt(o: GenerateCliOptions): string {
   if (o.prompt !== undefined && o.promptFile !== undefined) throw new SpecdecError("give either --prompt or --prompt-file, not both");
   if (o.prompt !== undefined) return o.prompt;
   if (o.promptFile === undefined) throw new SpecdecError("no prompt: give --prompt TEXT or --prompt-file FILE");
-  try {
-    return readFileSync(o.promptFile, "utf8");
-  } catch (e) {
-    throw new SpecdecError(`cannot read prompt file ${o.promptFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  return readBoundedFile(o.promptFile, MAX_PROMPT_FILE_BYTES, "prompt file").toString("utf8");
 }
 
 export function summaryLine(method: string, s: GenerationStats, stopReason: string): string {

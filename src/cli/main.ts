@@ -1,17 +1,21 @@
-import { Command, Option } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { DEFAULT_MAX_TOKENS } from "../decode/speculativeDecode.js";
-import { SpecdecError } from "../errors.js";
+import { escapeControls, SpecdecError } from "../errors.js";
 import { METHODS } from "../methods.js";
 import { BACKENDS } from "../backends/loadTarget.js";
 import { runGenerate } from "./generateCommand.js";
 import { addTrainCommand } from "./trainCommand.js";
 import { addDemoCommand } from "./demoCommand.js";
-import { collect, integer, real } from "./options.js";
+import { integer, nonEmpty, real } from "./options.js";
 
 function program(): Command {
   const cli = new Command("specdec")
     .description("Speculative decoding for GGUF models: the same output as plain decoding, in fewer target passes.")
-    .configureOutput({ outputError: (s, write) => write(s.startsWith("error:") ? `specdec: ${s}` : s) });
+    // Commander's errors quote the user's values: one line, escaped and cut like ours. Help
+    // printed because a command is missing goes to writeErr: swallowed, main() says it in a line.
+    .configureOutput({ outputError: (s) => process.stderr.write(errorLine(s.replace(/^error: /, "").trimEnd())), writeErr: () => {} })
+    // Commander throws instead of exiting, so main() flushes the output before the process ends.
+    .exitOverride();
 
   cli
     .command("generate")
@@ -41,12 +45,35 @@ function program(): Command {
     .option("--tree-nodes <n>", "tree methods: most guesses per tree (default 24, at most the engine's batch - 1)", integer(1, 1024))
     .option("--context-size <n>", "context size in tokens (default: the model's training context)", integer(16, 1 << 20))
     .option("--threads <n>", "CPU threads for llama.cpp (1 is fastest for small models on small machines)", integer(1, 1024), 1)
-    .option("--stop <text>", "stop before this string (repeatable)", collect)
+    .option("--stop <text>", "stop before this string (repeatable; not empty)", nonEmpty("a stop string"))
     .option("--json", "print one JSON object {text, tokens, stats} instead of streaming text")
     .action(runGenerate);
   addDemoCommand(cli);
   addTrainCommand(cli);
   return cli;
+}
+
+/** Longest error line the CLI prints (a path or a value the user gave may be long). */
+export const ERROR_LINE_LIMIT = 1000;
+
+/** An error message as the one line the CLI prints: unsafe characters escaped, cut at ERROR_LINE_LIMIT. */
+export function errorLine(message: string): string {
+  const line = escapeControls(message);
+  return `specdec: error: ${line.length > ERROR_LINE_LIMIT ? line.slice(0, ERROR_LINE_LIMIT) + "…" : line}\n`;
+}
+
+/** Resolves once everything written to `stream` so far has been handed to the OS. */
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => stream.write("", () => resolve()));
+}
+
+/**
+ * Exit with `code` once stdout and stderr are flushed: on a pipe, process.exit() would drop
+ * what is still queued (an error line, the end of the output).
+ */
+export async function exitAfterFlush(code: number): Promise<never> {
+  await Promise.all([drained(process.stdout), drained(process.stderr)]);
+  process.exit(code);
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -55,10 +82,14 @@ export async function main(argv: string[]): Promise<void> {
     await program().parseAsync(argv);
   } catch (e) {
     code = 1;
-    if (e instanceof SpecdecError) process.stderr.write(`specdec: error: ${e.message}\n`);
+    if (e instanceof CommanderError) {
+      code = e.exitCode;
+      // Help shown instead of running nothing: a missing (sub)command.
+      if (e.code === "commander.help" && code !== 0) process.stderr.write(errorLine("missing command; add --help to see the commands"));
+    } else if (e instanceof SpecdecError) process.stderr.write(errorLine(e.message));
     else if (process.env.SPECDEC_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
-    else process.stderr.write(`specdec: internal error: ${String((e as Error)?.message ?? e).split("\n")[0]} (set SPECDEC_DEBUG=1 for details)\n`);
+    else process.stderr.write(`specdec: internal error: ${escapeControls(String((e as Error)?.message ?? e).split("\n")[0]).slice(0, ERROR_LINE_LIMIT)} (set SPECDEC_DEBUG=1 for details)\n`);
   }
   // llama.cpp's worker threads would keep the process alive: exit explicitly once output is flushed.
-  process.stdout.write("", () => process.exit(code));
+  await exitAfterFlush(code);
 }

@@ -5,11 +5,12 @@
 // (checkpointOptions, checkOutput, runInterruptible), and show progress (progressBars: a bar on a
 // TTY; plain lines otherwise for draft and model; nothing with --quiet). `train model --threads N`
 // shares each step's batch among N threads (data-parallel worker threads: dataParallel.ts).
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { basename } from "node:path";
 import { createHash } from "node:crypto";
 import { Command, Option } from "commander";
 import cliProgress from "cli-progress";
+import { readBoundedFile } from "./inputFile.js";
 import { BuiltinTarget } from "../backends/builtin.js";
 import { SpecdecError } from "../errors.js";
 import { saveMedusaHeads } from "../medusa/medusaHeads.js";
@@ -287,16 +288,12 @@ export async function runTrainModel(o: TrainModelCliOptions): Promise<void> {
   );
 }
 
+/** Largest corpus read (a bound, so /dev/zero is an error rather than the end of the memory). */
+export const MAX_CORPUS_BYTES = 2 ** 30;
+
 /** Read a corpus: non-empty UTF-8 text, not binary. */
 export function readCorpus(path: string, what = "corpus"): TrainText {
-  let buf: Buffer;
-  try {
-    if (statSync(path).isDirectory()) throw new SpecdecError(`${what} ${path} is a directory`);
-    buf = readFileSync(path);
-  } catch (e) {
-    if (e instanceof SpecdecError) throw e;
-    throw new SpecdecError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const buf = readBoundedFile(path, MAX_CORPUS_BYTES, what);
   if (buf.length === 0) throw new SpecdecError(`${what} ${path} is empty`);
   let control = 0;
   for (let i = 0; i < buf.length; i++) {
