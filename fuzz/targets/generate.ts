@@ -1,0 +1,38 @@
+// Targets "builtin" and "llamacpp": load a mutated model on a backend, as a user would (the
+// model's own context size), and generate a few greedy tokens. A model that loads must give a
+// finite next-token distribution; a pristine model (one case in fifty) must load and run.
+
+import type { CaseVerdict } from "../outcome.js";
+import { randomText } from "../texts.js";
+import { loadAndGenerate, type FuzzBackend } from "../specdec.js";
+import { mutantCase } from "./mutantCase.js";
+import type { FuzzTarget, TargetName } from "./target.js";
+
+const MAX_TOKENS = 4;
+
+function generateTarget(name: TargetName, backend: FuzzBackend, timeLimitMs: number): FuzzTarget {
+  return {
+    name,
+    timeLimitMs,
+    build(seed, index) {
+      const pristine = index % 50 === 0;
+      const { rng, base } = mutantCase(name, seed, index, "models", { nonFinite: 2 }, pristine);
+      const prompt = rng.chance(0.7) ? "Once upon a time" : randomText(rng, [], 8);
+      return { ...base, what: [...base.what, `prompt ${JSON.stringify(prompt)}`], params: { prompt, pristine } };
+    },
+    async run(c, file): Promise<CaseVerdict> {
+      const { prompt, pristine } = c.params as { prompt: string; pristine: boolean };
+      try {
+        const r = await loadAndGenerate(backend, file!, prompt, MAX_TOKENS);
+        if (!r.finite) return { outcome: "wrong", detail: `non-finite next-token distribution (generated ${r.tokens.join(",")})` };
+        return { outcome: "parsed", detail: `generated ${r.tokens.length} tokens` };
+      } catch (e) {
+        if (pristine) return { outcome: "wrong", detail: `the unmutated seed failed: ${String((e as Error)?.message ?? e).slice(0, 200)}` };
+        throw e;
+      }
+    },
+  };
+}
+
+export const builtinTarget = generateTarget("builtin", "builtin", 30_000);
+export const llamaCppTarget = generateTarget("llamacpp", "llama.cpp", 60_000);
