@@ -2,7 +2,7 @@
 // One context with one sequence per model; the sequence's KV cache is the Target's cache.
 
 import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token as LlamaToken } from "node-llama-cpp";
-import { SpecdecError } from "../errors.js";
+import { excerpt, SpecdecError } from "../errors.js";
 import { inspectModelFile, type VocabSignature } from "../gguf/modelInfo.js";
 import type { EvaluateOptions, Target } from "../target.js";
 import type { Distribution, Token } from "../types.js";
@@ -126,6 +126,7 @@ export class LlamaCppTarget implements Target {
   }
 }
 
+/** llama.cpp's message, one line; it may quote the file (an architecture name), so an excerpt. */
 function firstLine(e: unknown): string {
-  return String((e as Error)?.message ?? e).split("\n")[0];
+  return excerpt(String((e as Error)?.message ?? e).split("\n")[0], 300);
 }

@@ -56,10 +56,10 @@ function program(): Command {
 /** Longest error line the CLI prints (a path or a value the user gave may be long). */
 export const ERROR_LINE_LIMIT = 1000;
 
-/** An error message as the one line the CLI prints: unsafe characters escaped, cut at ERROR_LINE_LIMIT. */
+/** An error message as the one line the CLI prints: unsafe characters escaped, at most ERROR_LINE_LIMIT of them. */
 export function errorLine(message: string): string {
   const line = escapeControls(message);
-  return `specdec: error: ${line.length > ERROR_LINE_LIMIT ? line.slice(0, ERROR_LINE_LIMIT) + "…" : line}\n`;
+  return `specdec: error: ${line.length > ERROR_LINE_LIMIT ? line.slice(0, ERROR_LINE_LIMIT - 1) + "…" : line}\n`;
 }
 
 /** Resolves once everything written to `stream` so far has been handed to the OS. */
