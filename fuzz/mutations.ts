@@ -30,7 +30,14 @@ interface Field {
   readonly at: number;
   readonly width: 4 | 8;
   readonly label: string;
+  /** Values of this field's own domain, tried half the time (e.g. the ggml type ids for a tensor type). */
+  readonly domain?: readonly number[];
 }
+
+// Every ggml type id gguf.cpp knows (0..39), so a tensor type may become another real type
+// (I32 in a layer, a block format whose block size does not divide the row, ...).
+const GGML_TYPE_IDS = Array.from({ length: 40 }, (_, i) => i);
+const VALUE_TYPE_IDS = Array.from({ length: 13 }, (_, i) => i);
 
 const q = (s: string) => JSON.stringify(s.length > 40 ? s.slice(0, 40) + "…" : s);
 const kvLabel = (kv: KvLayout) => `kv ${kv.index} ${q(kv.key)}`;
@@ -61,11 +68,11 @@ function pickField(rng: CaseRng, layout: GgufLayout, focus: MutationFocus): Fiel
     const kv = pickKv(rng, layout, focus)!;
     const fields: Field[] = [
       { at: kv.at, width: 8, label: `${kvLabel(kv)} key length` },
-      { at: kv.typeAt, width: 4, label: `${kvLabel(kv)} value type` },
+      { at: kv.typeAt, width: 4, label: `${kvLabel(kv)} value type`, domain: VALUE_TYPE_IDS },
     ];
     if (kv.type === GgufValueType.STRING) fields.push({ at: kv.valueAt, width: 8, label: `${kvLabel(kv)} string length` });
     if (kv.type === GgufValueType.ARRAY) {
-      fields.push({ at: kv.valueAt, width: 4, label: `${kvLabel(kv)} array item type` }, { at: kv.valueAt + 4, width: 8, label: `${kvLabel(kv)} array count` });
+      fields.push({ at: kv.valueAt, width: 4, label: `${kvLabel(kv)} array item type`, domain: VALUE_TYPE_IDS }, { at: kv.valueAt + 4, width: 8, label: `${kvLabel(kv)} array count` });
       if (kv.stringItemAt && kv.count! > 0) {
         const i = rng.int(kv.count!);
         fields.push({ at: kv.stringItemAt(i), width: 8, label: `${kvLabel(kv)} item ${i} string length` });
@@ -77,9 +84,9 @@ function pickField(rng: CaseRng, layout: GgufLayout, focus: MutationFocus): Fiel
   const d = rng.int(t.nDims);
   return rng.pick<Field>([
     { at: t.at, width: 8, label: `${tensorLabel(t)} name length` },
-    { at: t.nDimsAt, width: 4, label: `${tensorLabel(t)} n_dims` },
+    { at: t.nDimsAt, width: 4, label: `${tensorLabel(t)} n_dims`, domain: [0, 1, 2, 3, 4, 5] },
     { at: t.dimsAt + 8 * d, width: 8, label: `${tensorLabel(t)} dim ${d}` },
-    { at: t.typeAt, width: 4, label: `${tensorLabel(t)} ggml type` },
+    { at: t.typeAt, width: 4, label: `${tensorLabel(t)} ggml type`, domain: GGML_TYPE_IDS },
     { at: t.offsetAt, width: 8, label: `${tensorLabel(t)} data offset` },
   ]);
 }
@@ -164,7 +171,7 @@ type InPlace = (rng: CaseRng, b: Buffer, layout: GgufLayout, focus: MutationFocu
 
 const fieldValue: InPlace = (rng, b, layout, focus) => {
   const f = pickField(rng, layout, focus);
-  const v = boundaryInteger(rng, f.width, readField(b, f), layout.size);
+  const v = f.domain && rng.chance(0.5) ? BigInt(rng.pick(f.domain)) : boundaryInteger(rng, f.width, readField(b, f), layout.size);
   writeField(b, f, v);
   return `${f.label} := ${v}`;
 };

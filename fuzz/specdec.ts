@@ -2,7 +2,9 @@
 // file, so a change of the library's API (targets, drafters, generation) is ported here alone.
 // No other file under fuzz/ imports from src/.
 
+import { BuiltinTarget } from "../src/backends/builtin.js";
 import { loadTarget } from "../src/backends/loadTarget.js";
+import { MedusaHeads } from "../src/medusa/medusaHeads.js";
 import { generate } from "../src/decode/speculativeDecode.js";
 import { NoDrafter } from "../src/drafters/noDrafter.js";
 
@@ -48,4 +50,23 @@ export async function loadAndGenerate(backend: FuzzBackend, path: string, prompt
   } finally {
     await target.dispose();
   }
+}
+
+const medusaTargets = new Map<string, BuiltinTarget>();
+
+/**
+ * Load Medusa heads from `headsPath` for the built-in target `targetPath` (loaded once per
+ * process) and run every head once on a hidden state; false when a head's logits are not finite.
+ */
+export async function loadMedusaAndPredict(headsPath: string, targetPath: string): Promise<boolean> {
+  let t = medusaTargets.get(targetPath);
+  if (!t) medusaTargets.set(targetPath, (t = await BuiltinTarget.load(targetPath, { contextSize: 64 })));
+  const heads = MedusaHeads.load(headsPath, { hiddenSize: t.hiddenSize, vocabSize: t.vocabSize, vocabFingerprint: t.vocabFingerprint, outputMatrix: t.outputMatrix });
+  const h = new Float32Array(t.hiddenSize).fill(0.1);
+  const out = new Float32Array(t.vocabSize);
+  for (let k = 0; k < heads.count; k++) {
+    heads.logits(k, h, out);
+    if (!out.every(Number.isFinite)) return false;
+  }
+  return true;
 }

@@ -1,10 +1,14 @@
 // Targets "builtin" and "llamacpp": load a mutated model on a backend, as a user would (the
 // model's own context size), and generate a few greedy tokens. A model that loads must give a
 // finite next-token distribution; a pristine model (one case in fifty) must load and run.
+// One builtin case in ten mutates the committed Medusa heads instead and loads them for the
+// committed target (whose helper they are): heads that load must give finite logits.
 
 import type { CaseVerdict } from "../outcome.js";
 import { randomText } from "../texts.js";
-import { loadAndGenerate, type FuzzBackend } from "../specdec.js";
+import { mutate } from "../mutations.js";
+import { loadSeed } from "../seeds.js";
+import { defaultModels, loadAndGenerate, loadMedusaAndPredict, type FuzzBackend } from "../specdec.js";
 import { mutantCase } from "./mutantCase.js";
 import type { FuzzTarget, TargetName } from "./target.js";
 
@@ -17,11 +21,20 @@ function generateTarget(name: TargetName, backend: FuzzBackend, timeLimitMs: num
     build(seed, index) {
       const pristine = index % 50 === 0;
       const { rng, base } = mutantCase(name, seed, index, "models", { nonFinite: 2 }, pristine);
+      if (backend === "builtin" && index % 10 === 5) {
+        const heads = loadSeed(defaultModels().medusa);
+        const m = mutate(rng, heads.bytes, heads.layout, { nonFinite: 2 });
+        return { ...base, seedName: heads.name, what: m.what, file: m.bytes, params: { medusa: true } };
+      }
       const prompt = rng.chance(0.7) ? "Once upon a time" : randomText(rng, [], 8);
       return { ...base, what: [...base.what, `prompt ${JSON.stringify(prompt)}`], params: { prompt, pristine } };
     },
     async run(c, file): Promise<CaseVerdict> {
-      const { prompt, pristine } = c.params as { prompt: string; pristine: boolean };
+      const { prompt, pristine, medusa } = c.params as { prompt: string; pristine: boolean; medusa?: boolean };
+      if (medusa) {
+        if (!(await loadMedusaAndPredict(file!, defaultModels().target))) return { outcome: "wrong", detail: "non-finite Medusa logits" };
+        return { outcome: "parsed", detail: "Medusa heads loaded and ran" };
+      }
       try {
         const r = await loadAndGenerate(backend, file!, prompt, MAX_TOKENS);
         if (!r.finite) return { outcome: "wrong", detail: `non-finite next-token distribution (generated ${r.tokens.join(",")})` };
