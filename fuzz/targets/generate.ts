@@ -7,26 +7,31 @@
 import type { CaseVerdict } from "../outcome.js";
 import { randomText } from "../texts.js";
 import { mutate } from "../mutations.js";
+import { CaseRng } from "../random.js";
 import { loadSeed } from "../seeds.js";
 import { defaultModels, loadAndGenerate, loadMedusaAndPredict, type FuzzBackend } from "../specdec.js";
 import { mutantCase } from "./mutantCase.js";
-import type { FuzzTarget, TargetName } from "./target.js";
+import { caseId, type BuiltCase, type FuzzTarget, type TargetName } from "./target.js";
 
 const MAX_TOKENS = 4;
+
+/** The committed Medusa heads, mutated, to be loaded for the committed target. */
+function medusaCase(name: TargetName, seed: number, index: number): BuiltCase {
+  const rng = new CaseRng(seed, name, index);
+  const heads = loadSeed(defaultModels().medusa);
+  const m = mutate(rng, heads.bytes, heads.layout, { nonFinite: 2 });
+  return { id: caseId(name, index), target: name, seedName: heads.name, what: m.what, file: m.bytes, params: { medusa: true } };
+}
 
 function generateTarget(name: TargetName, backend: FuzzBackend, timeLimitMs: number): FuzzTarget {
   return {
     name,
     timeLimitMs,
     build(seed, index) {
+      if (backend === "builtin" && index % 10 === 5) return medusaCase(name, seed, index);
       const pristine = index % 50 === 0;
       const { rng, base } = mutantCase(name, seed, index, "models", { nonFinite: 2 }, pristine);
-      if (backend === "builtin" && index % 10 === 5) {
-        const heads = loadSeed(defaultModels().medusa);
-        const m = mutate(rng, heads.bytes, heads.layout, { nonFinite: 2 });
-        return { ...base, seedName: heads.name, what: m.what, file: m.bytes, params: { medusa: true } };
-      }
-      const prompt = rng.chance(0.7) ? "Once upon a time" : randomText(rng, [], 8);
+      const prompt = pristine || rng.chance(0.7) ? "Once upon a time" : randomText(rng, [], 8);
       return { ...base, what: [...base.what, `prompt ${JSON.stringify(prompt)}`], params: { prompt, pristine } };
     },
     async run(c, file): Promise<CaseVerdict> {
