@@ -7,6 +7,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { OPEN_ELSEWHERE } from "./knownIssues.js";
 import { hasNonFiniteWeights } from "./nonFinite.js";
+import { seedPaths } from "./seeds.js";
 import { OUTCOMES, type Outcome } from "./outcome.js";
 import { FuzzWorker, type CaseReport } from "./pool.js";
 import { TARGETS } from "./targets/registry.js";
@@ -146,6 +147,7 @@ function writeReproducer(dir: string, seed: number, r: CaseReport): string {
 }
 
 export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
+  seedPaths("all"); // fails here, loudly, when the shared data is missing (not once per case in the workers)
   const counts = shareCases(o.cases, o.targets);
   const queue = schedule(counts);
   const workers = Math.max(1, Math.min(o.workers ?? Math.min(4, availableParallelism()), queue.length));
