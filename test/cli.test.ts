@@ -1,9 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { PROJECT_ROOT, sharedFile } from "./support/sharedData.js";
 
 const BIN = join(PROJECT_ROOT, "bin", "specdec.js");
@@ -117,4 +118,57 @@ test("the user's files are never modified", () => {
   const before = readFileSync(f);
   specdec("generate", "--model", f, "--prompt", "Once", "--max-tokens", "8");
   assert.ok(readFileSync(f).equals(before));
+});
+
+// ---- found by the fuzz campaign (issue 15) ----
+
+test("bad input: a corrupted key length (one byte of stories-target.gguf set to 0x40) gives one short line, exit 1", () => {
+  const f = join(tmp, "key-length.gguf");
+  const b = readFileSync(join(PROJECT_ROOT, "models", "stories-target.gguf"));
+  b[24 + 2] = 0x40; // byte 2 of the first key's u64 length: a 4 MB "key"
+  writeFileSync(f, b);
+  const r = specdec("generate", "--model", f, "--prompt", "hi");
+  assert.equal(r.code, 1);
+  assert.ok(r.stderr.length < 1000, `${r.stderr.length} characters on stderr`);
+  assertCleanError(["generate", "--model", f, "--prompt", "hi"], /^specdec: error: .*metadata general\.architecture.*characters\)/);
+});
+
+test("bad input: a FIFO as --model is refused at once instead of blocking", () => {
+  const fifo = join(tmp, "model.fifo");
+  execFileSync("mkfifo", [fifo]);
+  assertCleanError(["generate", "--model", fifo, "--prompt", "hi"], /is a FIFO \(named pipe\), not a GGUF file/);
+});
+
+test("bad input: --stop '' is refused (it stopped after one token)", () => {
+  assertCleanError(["generate", "--model", MODEL, "--prompt", "hi", "--stop", ""], /a stop string must not be empty/);
+});
+
+test("bad input: --prompt-file /dev/zero is refused once past the size bound, not read until memory runs out", () => {
+  assertCleanError(["generate", "--model", MODEL, "--prompt-file", "/dev/zero"], /prompt file \/dev\/zero is larger than 16 MiB/);
+});
+
+test("bad input: a missing command is one line, exit 1 (not the help text on stderr)", () => {
+  for (const args of [[], ["train"]]) {
+    const r = specdec(...args);
+    assert.equal(r.code, 1, args.join(" "));
+    assert.equal(r.stderr, "specdec: error: missing command; add --help to see the commands\n");
+  }
+  assert.equal(specdec("--help").code, 0);
+});
+
+test("bad input: option values with newlines, escapes or thousands of characters stay one escaped, bounded line", () => {
+  assertCleanError(["generate", "--model", MODEL, "--prompt", "hi", "--top-p", "1\n2"], /argument '1\\u000a2' is invalid/);
+  assertCleanError(["generate", "--model", MODEL, "--prompt", "hi", "--tree", "\u001b[31m" + "0;".repeat(5000)], /^specdec: error: .*\\u001b\[31m/);
+  const r = specdec("generate", "--model", join(tmp, "x".repeat(5000)), "--prompt", "hi");
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr.trim().split("\n").length, 1);
+  assert.equal(r.stderr.length, "specdec: error: ".length + 1000 + 1, "1000 characters of message, cut");
+});
+
+test("the CLI flushes stderr before it exits: 1 MiB written just before exiting arrives whole through a pipe", () => {
+  const main = pathToFileURL(join(PROJECT_ROOT, "dist", "src", "cli", "main.js")).href;
+  const script = `process.stderr.write("x".repeat(1 << 20) + "\\n"); const { exitAfterFlush } = await import(${JSON.stringify(main)}); await exitAfterFlush(1);`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", maxBuffer: 1 << 24 });
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr.length, (1 << 20) + 1);
 });

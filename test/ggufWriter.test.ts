@@ -77,6 +77,26 @@ test("writer round trip: every metadata type, several tensor types, non-default 
   assert.deepEqual(readdirSync(dir).filter((n) => n.includes(".tmp")), []);
 });
 
+test("writer round trip of a header past 64 KiB (its buffer grows in the middle of values: it used to throw or cut a string)", () => {
+  // 30,000 token texts of 5 to 9 bytes: the 64 KiB starting buffer grows several times, at
+  // every kind of boundary (inside a length, inside a string, inside a u32 or an f32).
+  const tokens = Array.from({ length: 30_000 }, (_, i) => `t${i}`);
+  const scores = Array.from({ length: 30_000 }, (_, i) => i / 7);
+  const p = join(dir, "big-header.gguf");
+  writeGguf(p, { metadata: [kv.strings("tokenizer.ggml.tokens", tokens), kv.f32s("tokenizer.ggml.scores", scores), kv.u32s("t.ids", tokens.map((_, i) => i)), kv.string("t.last", "end")], tensors: TENSORS });
+  const f = openGguf(p);
+  try {
+    assert.ok(f.dataOffset > 3 * 65536, `header of ${f.dataOffset} bytes`);
+    assert.deepEqual(metaArray(f, "tokenizer.ggml.tokens"), tokens);
+    assert.deepEqual(metaArray(f, "tokenizer.ggml.scores"), scores.map((x) => Math.fround(x)));
+    assert.deepEqual(metaArray(f, "t.ids"), tokens.map((_, i) => i));
+    assert.equal(metaString(f, "t.last"), "end");
+    for (const [i, t] of TENSORS.entries()) assert.deepEqual(f.readTensorData(f.tensors[i]), t.data);
+  } finally {
+    f.close();
+  }
+});
+
 test("writer with the default alignment writes no general.alignment", () => {
   const p = writeSample("default.gguf");
   const f = openGguf(p);

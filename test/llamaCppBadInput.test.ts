@@ -162,7 +162,7 @@ test("llama.cpp backend: llama.context_length = 2^30 runs in a context bounded b
 test("llama.cpp backend: the model is a FIFO: refused, no hang", { timeout: 30_000 }, () => {
   const fifo = join(dir, "fifo.gguf");
   execFileSync("mkfifo", [fifo]);
-  assertOneLineError(generate(fifo), /is not a regular file/, "fifo");
+  assertOneLineError(generate(fifo), /is a FIFO \(named pipe\), not a GGUF file/, "fifo");
 });
 
 test("llama.cpp backend: a missing platform package (the libraries' folder empty) is a one-line error", { timeout: 30_000 }, () => {

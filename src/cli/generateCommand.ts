@@ -1,5 +1,4 @@
 // `specdec generate`: one prompt, one method, text streamed to stdout and a summary to stderr.
-import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { speculativeStream, DEFAULT_MAX_TOKENS, type GenerationResult } from "../decode/speculativeDecode.js";
 import type { GenerationStats } from "../decode/stats.js";
@@ -10,7 +9,11 @@ import { methodNeeds, openDrafter, openPlanner, openTarget } from "../session.js
 import { ACCEPTANCE_RULES, verifierFor, type AcceptanceRule } from "../verifiers/acceptance.js";
 import { addTargetOptions, targetSpecFrom, type TargetCliOptions } from "./targetOptions.js";
 import { addMethodOptions, methodOptionsFrom } from "./methodOptions.js";
-import { collect, integer, real } from "./options.js";
+import { readBoundedFile } from "../inputFile.js";
+import { integer, nonEmpty, real } from "./options.js";
+
+/** Largest prompt file read: far more text than any context holds. */
+export const MAX_PROMPT_FILE_BYTES = 16 * 2 ** 20;
 
 export interface GenerateCliOptions extends TargetCliOptions {
   method?: string;
@@ -54,7 +57,7 @@ export function addGenerateCommand(cli: Command): void {
     .addOption(
       new Option("--acceptance <rule>", "greedy: guesses must equal the target's argmax; sample: lossless rejection sampling; typical: Medusa's typical acceptance — LOSSY, output no longer follows the target. Default: greedy at temperature 0, else sample").choices(ACCEPTANCE_RULES),
     )
-    .option("--stop <text>", "stop before this string (repeatable)", collect)
+    .option("--stop <text>", "stop before this string (repeatable; not empty)", nonEmpty("a stop string"))
     .option("--json", "print one JSON object {text, tokens, stats} instead of streaming text")
     .option("--show-guesses", "colour the streamed text by how it came: accepted guesses vs the target's own tokens (when stdout is a terminal)");
   addMethodOptions(addTargetOptions(cmd)).action(runGenerate);
@@ -63,7 +66,6 @@ export function addGenerateCommand(cli: Command): void {
 export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   const method = methodNamed(o.method ?? (o.draftModel !== undefined ? "draft" : "prompt-lookup")).name;
   const methodOptions = methodOptionsFrom(method, o);
-  if (o.stop?.some((s) => s === "")) throw new SpecdecError("--stop takes a non-empty string");
   const prompt = readPrompt(o);
   const verifier = verifierFor(o.acceptance);
 
@@ -137,11 +139,7 @@ function readPrompt(o: GenerateCliOptions): string {
   if (o.prompt !== undefined && o.promptFile !== undefined) throw new SpecdecError("give either --prompt or --prompt-file, not both");
   if (o.prompt !== undefined) return o.prompt;
   if (o.promptFile === undefined) throw new SpecdecError("no prompt: give --prompt TEXT or --prompt-file FILE");
-  try {
-    return readFileSync(o.promptFile, "utf8");
-  } catch (e) {
-    throw new SpecdecError(`cannot read prompt file ${o.promptFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  return readBoundedFile(o.promptFile, MAX_PROMPT_FILE_BYTES, "prompt file").toString("utf8");
 }
 
 export function summaryLine(method: string, s: GenerationStats, stopReason: string): string {

@@ -22,3 +22,11 @@ export function real(min: number, max: number, { minExclusive = false } = {}) {
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/** A repeatable string option whose values must not be empty (`what` names one in the message). */
+export function nonEmpty(what: string) {
+  return (value: string, previous: string[] = []): string[] => {
+    if (value === "") throw new InvalidArgumentError(`${what} must not be empty.`);
+    return collect(value, previous);
+  };
+}

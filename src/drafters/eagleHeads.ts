@@ -28,7 +28,7 @@
 //   eagle.blk.{l}.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}.weight
 //   (shapes as a llama block's).
 
-import { SpecdecError } from "../errors.js";
+import { excerpt, SpecdecError } from "../errors.js";
 import { GgmlType } from "../gguf/ggmlTypes.js";
 import { metaNumber, metaString, openGguf } from "../gguf/reader.js";
 import { kv, writeGguf, type GgufWriteTensor } from "../gguf/writer.js";
@@ -332,7 +332,7 @@ export class EagleHead {
   static load(path: string, target: EagleTargetInfo): EagleHead {
     const f = openGguf(path);
     try {
-      if (metaString(f, "general.architecture") !== "eagle") throw new SpecdecError(`${path} is not an EAGLE head file (general.architecture is '${metaString(f, "general.architecture") ?? "missing"}')`);
+      if (metaString(f, "general.architecture") !== "eagle") throw new SpecdecError(`${path} is not an EAGLE head file (general.architecture is '${excerpt(metaString(f, "general.architecture") ?? "missing")}')`);
       const num = (key: string, fallback?: number) => {
         const v = metaNumber(f, key) ?? fallback;
         if (v === undefined) throw new SpecdecError(`${path}: missing ${key}`);

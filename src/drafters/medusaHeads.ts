@@ -10,7 +10,7 @@
 //   tensors medusa.{k}.res.weight (dim × dim), medusa.{k}.res.bias (dim),
 //           medusa.{k}.proj.weight (vocab × dim, optional), k = 0 .. K - 1.
 
-import { SpecdecError } from "../errors.js";
+import { excerpt, SpecdecError } from "../errors.js";
 import { GgmlType } from "../gguf/ggmlTypes.js";
 import { metaNumber, metaString, openGguf } from "../gguf/reader.js";
 import { kv, writeGguf } from "../gguf/writer.js";
@@ -62,7 +62,7 @@ export class MedusaHeads {
   static load(path: string, target: MedusaTargetInfo): MedusaHeads {
     const f = openGguf(path);
     try {
-      if (metaString(f, "general.architecture") !== "medusa") throw new SpecdecError(`${path} is not a Medusa heads file (general.architecture is '${metaString(f, "general.architecture") ?? "missing"}')`);
+      if (metaString(f, "general.architecture") !== "medusa") throw new SpecdecError(`${path} is not a Medusa heads file (general.architecture is '${excerpt(metaString(f, "general.architecture") ?? "missing")}')`);
       const K = metaNumber(f, "medusa.head_count") ?? 0;
       const dim = metaNumber(f, "medusa.hidden_size");
       const vocab = metaNumber(f, "medusa.vocab_size");
@@ -70,7 +70,7 @@ export class MedusaHeads {
       if (!Number.isInteger(K) || K < 1 || K > 64) throw new SpecdecError(`${path}: medusa.head_count must be 1 to 64, got ${K}`);
       if (dim !== target.hiddenSize) throw new SpecdecError(`${path}: heads made for hidden size ${dim}, the target has ${target.hiddenSize}: made for another model`);
       if (vocab !== target.vocabSize) throw new SpecdecError(`${path}: heads made for a ${vocab}-token vocabulary, the target has ${target.vocabSize}: made for another model`);
-      if (fp !== target.vocab.fingerprint) throw new SpecdecError(`${path}: heads made for another vocabulary (fingerprint ${String(fp).slice(0, 12)}…, the target's is ${target.vocab.fingerprint.slice(0, 12)}…)`);
+      if (fp !== target.vocab.fingerprint) throw new SpecdecError(`${path}: heads made for another vocabulary (fingerprint ${fp === undefined ? "missing" : excerpt(String(fp).slice(0, 12))}…, the target's is ${target.vocab.fingerprint.slice(0, 12)}…)`);
       const byName = new Map(f.tensors.map((t) => [t.name, t]));
       const tensor = (name: string, dims: number[], optional = false) => {
         const t = byName.get(name);

@@ -1,4 +1,4 @@
-import { SpecdecError } from "../errors.js";
+import { excerpt, SpecdecError } from "../errors.js";
 import { metaArray, metaNumber, metaString, type GgufFile } from "../gguf/reader.js";
 
 /** Architectures the built-in engine runs, and how each differs from plain llama. */
@@ -30,7 +30,7 @@ export interface HParams {
 /** Read and sanity-check the hyperparameters; absurd values are a clear error, not a huge allocation. */
 export function readHParams(f: GgufFile): HParams {
   const arch = metaString(f, "general.architecture") ?? "";
-  if (!(arch in ARCHITECTURES)) throw new SpecdecError(`${f.path}: architecture '${arch}' is not supported by the built-in engine (supported: ${Object.keys(ARCHITECTURES).join(", ")})`);
+  if (!(arch in ARCHITECTURES)) throw new SpecdecError(`${f.path}: architecture '${excerpt(arch)}' is not supported by the built-in engine (supported: ${Object.keys(ARCHITECTURES).join(", ")})`);
   const a = arch as Architecture;
   const need = (key: string): number => {
     const v = metaNumber(f, `${a}.${key}`);
@@ -67,7 +67,7 @@ export function readHParams(f: GgufFile): HParams {
   if (!Number.isInteger(headDim) || nHeads % nKvHeads !== 0 || hp.ropeDim > headDim || hp.ropeDim % 2 !== 0)
     throw new SpecdecError(`${f.path}: inconsistent attention shape (dim ${dim}, ${nHeads} heads, ${nKvHeads} KV heads, rope dims ${hp.ropeDim})`);
   if (scalingType && scalingType !== "linear" && scalingType !== "none")
-    throw new SpecdecError(`${f.path}: rope scaling '${scalingType}' is not supported by the built-in engine`);
+    throw new SpecdecError(`${f.path}: rope scaling '${excerpt(scalingType)}' is not supported by the built-in engine`);
   // NaN, infinite or negative values would silently turn every output into NaN.
   if (!(hp.ropeBase > 0 && Number.isFinite(hp.ropeBase))) throw new SpecdecError(`${f.path}: ${a}.rope.freq_base must be a positive number, got ${hp.ropeBase}`);
   if (!(hp.normEps >= 0 && Number.isFinite(hp.normEps))) throw new SpecdecError(`${f.path}: ${a}.attention.layer_norm_rms_epsilon must be a non-negative number, got ${hp.normEps}`);

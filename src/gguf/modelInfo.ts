@@ -2,7 +2,7 @@
 // sees it: a clear error for files that are not models, and the vocabulary a helper must match.
 
 import { createHash } from "node:crypto";
-import { SpecdecError } from "../errors.js";
+import { excerpt, SpecdecError } from "../errors.js";
 import { metaArray, metaNumber, metaString, openGguf, type GgufFile } from "./reader.js";
 
 /** The vocabulary as a model file declares it. */
@@ -53,13 +53,13 @@ export function inspectModelFile(path: string): ModelFileInfo {
 
 /** Throws a clear error when two models cannot share drafts (different vocabularies). */
 export function checkSameVocabulary(target: Vocabulary, draft: Vocabulary, draftPath: string): void {
-  if (target.model !== draft.model) throw new SpecdecError(`draft model ${draftPath} uses tokenizer '${draft.model}', the target uses '${target.model}': vocabularies must match`);
+  if (target.model !== draft.model) throw new SpecdecError(`draft model ${draftPath} uses tokenizer '${excerpt(String(draft.model))}', the target uses '${excerpt(String(target.model))}': vocabularies must match`);
   if (target.tokens.length !== draft.tokens.length)
     throw new SpecdecError(`draft model ${draftPath} has ${draft.tokens.length} tokens, the target has ${target.tokens.length}: vocabularies must match`);
   if (target.fingerprint === draft.fingerprint) return;
   for (let i = 0; i < target.tokens.length; i++) {
     if (target.tokens[i] !== draft.tokens[i])
-      throw new SpecdecError(`draft model ${draftPath} differs from the target's vocabulary at token ${i} (${JSON.stringify(draft.tokens[i]).slice(0, 40)} vs ${JSON.stringify(target.tokens[i]).slice(0, 40)})`);
+      throw new SpecdecError(`draft model ${draftPath} differs from the target's vocabulary at token ${i} (${excerpt(JSON.stringify(draft.tokens[i]))} vs ${excerpt(JSON.stringify(target.tokens[i]))})`);
   }
 }
 

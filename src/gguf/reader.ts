@@ -4,18 +4,26 @@
 // Every count and length is checked against the bytes left in the file before anything is
 // allocated, so a corrupt header gives a clear error instead of an out-of-memory crash.
 
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { SpecdecError } from "../errors.js";
+import { closeSync, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs";
+import { excerpt, SpecdecError } from "../errors.js";
 import { ggmlTypeInfo } from "./ggmlTypes.js";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as little-endian u32
 export const GGUF_DEFAULT_ALIGNMENT = 32;
+/** ggml's GGML_MAX_NAME: a tensor name has fewer bytes than this. */
+export const GGML_MAX_NAME = 64;
 
 /** GGUF metadata value types (gguf.h). */
 export const GgufValueType = {
   UINT8: 0, INT8: 1, UINT16: 2, INT16: 3, UINT32: 4, INT32: 5, FLOAT32: 6, BOOL: 7,
   STRING: 8, ARRAY: 9, UINT64: 10, INT64: 11, FLOAT64: 12,
 } as const;
+
+const TYPE_NAMES = ["u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"];
+/** A metadata value type's short name (u32, f32, string, ...). */
+export function valueTypeName(type: number): string {
+  return TYPE_NAMES[type] ?? `type ${type}`;
+}
 
 const SCALAR_SIZE: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
 
@@ -144,24 +152,41 @@ function readValue(c: Cursor, type: number, what: string, depth = 0): GgufValue 
   }
 }
 
+/** What a path is, when it is not a regular file (a FIFO would block open() until a writer comes). */
+export function notAFile(st: Stats): string | undefined {
+  if (st.isFile()) return undefined;
+  if (st.isDirectory()) return "a directory";
+  if (st.isFIFO()) return "a FIFO (named pipe)";
+  if (st.isCharacterDevice() || st.isBlockDevice()) return "a device";
+  if (st.isSocket()) return "a socket";
+  return "not a regular file";
+}
+
 /** Open and validate a GGUF file. Throws SpecdecError with a one-line message on bad input. */
 export function openGguf(path: string): GgufFile {
+  // Stat first: only a regular file is opened (symlinks are followed).
+  let kind: string | undefined;
+  try {
+    kind = notAFile(statSync(path));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new SpecdecError(`model file not found: ${path}`);
+    throw new SpecdecError(`cannot open ${path}: ${code ?? (e as Error).message}`);
+  }
+  if (kind) throw new SpecdecError(`${path} is ${kind}, not a GGUF file`);
   let fd: number;
   try {
     fd = openSync(path, "r");
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new SpecdecError(`model file not found: ${path}`);
-    if (code === "EISDIR") throw new SpecdecError(`${path} is a directory, not a GGUF file`);
-    throw new SpecdecError(`cannot open ${path}: ${(e as Error).message}`);
+    throw new SpecdecError(`cannot open ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   try {
     const st = fstatSync(fd);
-    if (st.isDirectory()) throw new SpecdecError(`${path} is a directory, not a GGUF file`);
+    kind = notAFile(st); // replaced between the stat and the open
+    if (kind) throw new SpecdecError(`${path} is ${kind}, not a GGUF file`);
     return parse(fd, path, st.size);
   } catch (e) {
     closeSync(fd);
-    if ((e as NodeJS.ErrnoException).code === "EISDIR") throw new SpecdecError(`${path} is a directory, not a GGUF file`);
     throw e;
   }
 }
@@ -180,44 +205,55 @@ function parse(fd: number, path: string, fileSize: number): GgufFile {
   const metadata = new Map<string, GgufMetadataEntry>();
   for (let i = 0; i < kvCount; i++) {
     const key = c.string();
+    // gguf.cpp refuses a repeated key too: which of the two values counts would be a guess.
+    if (metadata.has(key)) throw new SpecdecError(`${path}: metadata key ${excerpt(key)} appears twice`);
     const type = c.u32();
-    metadata.set(key, { type, value: readValue(c, type, `${path}: metadata ${key}`) });
+    metadata.set(key, { type, value: readValue(c, type, `${path}: metadata ${excerpt(key)}`) });
   }
 
   let alignment = GGUF_DEFAULT_ALIGNMENT;
-  const al = metadata.get("general.alignment")?.value;
+  const al = metadata.get("general.alignment");
   if (al !== undefined) {
-    if (typeof al !== "number" || al <= 0 || (al & (al - 1)) !== 0) throw new SpecdecError(`${path}: general.alignment must be a power of two, got ${String(al)}`);
-    alignment = al;
+    // As gguf.cpp: a u32 power of two (a float 0.5 or a u64 would be read differently by others).
+    const v = al.value;
+    if (al.type !== GgufValueType.UINT32 || typeof v !== "number" || v <= 0 || (v & (v - 1)) !== 0)
+      throw new SpecdecError(`${path}: general.alignment must be a power of two, got ${typeof v === "string" ? excerpt(v) : typeof v === "object" ? "an array" : String(v)}${al.type !== GgufValueType.UINT32 ? ` (${valueTypeName(al.type)}; GGUF requires a u32)` : ""}`);
+    alignment = v;
   }
 
-  const raw: { name: string; dims: number[]; type: number; rel: number }[] = [];
+  const raw: { name: string; shown: string; dims: number[]; type: number; rel: number }[] = [];
+  const names = new Set<string>();
   for (let i = 0; i < tensorCount; i++) {
     const name = c.string();
+    const shown = excerpt(name);
+    // As gguf.cpp: a name shorter than GGML_MAX_NAME bytes, and no name twice.
+    if (Buffer.byteLength(name, "utf8") >= GGML_MAX_NAME) throw new SpecdecError(`${path}: tensor name ${shown} is longer than GGUF's ${GGML_MAX_NAME - 1} bytes`);
+    if (names.has(name)) throw new SpecdecError(`${path}: tensor ${shown} appears twice`);
+    names.add(name);
     const nDims = c.u32();
-    if (nDims < 1 || nDims > 4) throw new SpecdecError(`${path}: tensor ${name} has ${nDims} dimensions (1 to 4 allowed)`);
+    if (nDims < 1 || nDims > 4) throw new SpecdecError(`${path}: tensor ${shown} has ${nDims} dimensions (1 to 4 allowed)`);
     const dims: number[] = [];
-    for (let d = 0; d < nDims; d++) dims.push(c.size(`dimension of tensor ${name}`));
+    for (let d = 0; d < nDims; d++) dims.push(c.size(`dimension of tensor ${shown}`));
     const type = c.u32();
-    const rel = c.size(`offset of tensor ${name}`);
-    raw.push({ name, dims, type, rel });
+    const rel = c.size(`offset of tensor ${shown}`);
+    raw.push({ name, shown, dims, type, rel });
   }
   const dataOffset = Math.ceil(c.pos / alignment) * alignment;
 
-  const tensors: GgufTensorInfo[] = raw.map(({ name, dims, type, rel }) => {
+  const tensors: GgufTensorInfo[] = raw.map(({ name, shown, dims, type, rel }) => {
     const info = ggmlTypeInfo(type);
-    if (!info) throw new SpecdecError(`${path}: tensor ${name} has unknown or unsupported type ${type}`);
+    if (!info) throw new SpecdecError(`${path}: tensor ${shown} has unknown or unsupported type ${type}`);
     let elementCount = 1;
     for (const d of dims) {
       elementCount *= d;
-      if (!Number.isSafeInteger(elementCount)) throw new SpecdecError(`${path}: tensor ${name} has absurd dimensions [${dims.join(", ")}]`);
+      if (!Number.isSafeInteger(elementCount)) throw new SpecdecError(`${path}: tensor ${shown} has absurd dimensions [${dims.join(", ")}]`);
     }
-    if (dims[0] % info.blockSize !== 0) throw new SpecdecError(`${path}: tensor ${name} row of ${dims[0]} is not a multiple of the ${info.name} block size ${info.blockSize}`);
+    if (dims[0] % info.blockSize !== 0) throw new SpecdecError(`${path}: tensor ${shown} row of ${dims[0]} is not a multiple of the ${info.name} block size ${info.blockSize}`);
     const byteLength = (elementCount / info.blockSize) * info.typeSize;
     const offset = dataOffset + rel;
-    if (rel % alignment !== 0) throw new SpecdecError(`${path}: tensor ${name} data offset ${rel} is not aligned to ${alignment}`);
+    if (rel % alignment !== 0) throw new SpecdecError(`${path}: tensor ${shown} data offset ${rel} is not aligned to ${alignment}`);
     if (offset + byteLength > fileSize)
-      throw new SpecdecError(`${path}: truncated GGUF file (tensor ${name} data runs past the end of the file: needs bytes up to ${offset + byteLength}, file is ${fileSize})`);
+      throw new SpecdecError(`${path}: truncated GGUF file (tensor ${shown} data runs past the end of the file: needs bytes up to ${offset + byteLength}, file is ${fileSize})`);
     return { name, dims, type, offset, byteLength, elementCount };
   });
 
@@ -231,7 +267,7 @@ function parse(fd: number, path: string, fileSize: number): GgufFile {
       let got = 0;
       while (got < t.byteLength) {
         const r = readSync(fd, out, got, t.byteLength - got, t.offset + got);
-        if (r === 0) throw new SpecdecError(`${path}: truncated GGUF file while reading tensor ${t.name}`);
+        if (r === 0) throw new SpecdecError(`${path}: truncated GGUF file while reading tensor ${excerpt(t.name)}`);
         got += r;
       }
       return out;

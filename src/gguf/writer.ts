@@ -72,20 +72,24 @@ class Sink {
     return at;
   }
 
-  u8(v: number): void { this.buf.writeUInt8(v, this.room(1)); }
-  i8(v: number): void { this.buf.writeInt8(v, this.room(1)); }
-  u16(v: number): void { this.buf.writeUInt16LE(v, this.room(2)); }
-  i16(v: number): void { this.buf.writeInt16LE(v, this.room(2)); }
-  u32(v: number): void { this.buf.writeUInt32LE(v, this.room(4)); }
-  i32(v: number): void { this.buf.writeInt32LE(v, this.room(4)); }
-  f32(v: number): void { this.buf.writeFloatLE(v, this.room(4)); }
-  f64(v: number): void { this.buf.writeDoubleLE(v, this.room(8)); }
-  u64(v: bigint): void { this.buf.writeBigUInt64LE(v, this.room(8)); }
-  i64(v: bigint): void { this.buf.writeBigInt64LE(v, this.room(8)); }
+  // The offset first: room() may replace this.buf, and `this.buf.write…(v, this.room(n))` would
+  // write into the old buffer (the receiver is evaluated before the arguments).
+  u8(v: number): void { const at = this.room(1); this.buf.writeUInt8(v, at); }
+  i8(v: number): void { const at = this.room(1); this.buf.writeInt8(v, at); }
+  u16(v: number): void { const at = this.room(2); this.buf.writeUInt16LE(v, at); }
+  i16(v: number): void { const at = this.room(2); this.buf.writeInt16LE(v, at); }
+  u32(v: number): void { const at = this.room(4); this.buf.writeUInt32LE(v, at); }
+  i32(v: number): void { const at = this.room(4); this.buf.writeInt32LE(v, at); }
+  f32(v: number): void { const at = this.room(4); this.buf.writeFloatLE(v, at); }
+  f64(v: number): void { const at = this.room(8); this.buf.writeDoubleLE(v, at); }
+  u64(v: bigint): void { const at = this.room(8); this.buf.writeBigUInt64LE(v, at); }
+  i64(v: bigint): void { const at = this.room(8); this.buf.writeBigInt64LE(v, at); }
+  bytes(b: Uint8Array): void { const at = this.room(b.length); this.buf.set(b, at); }
   string(s: string): void {
     const n = Buffer.byteLength(s, "utf8");
     this.u64(BigInt(n));
-    this.buf.write(s, this.room(n), n, "utf8");
+    const at = this.room(n);
+    this.buf.write(s, at, n, "utf8");
   }
 }
 
@@ -133,6 +137,15 @@ function writeValue(s: Sink, type: number, v: GgufValue, what: string): void {
     default:
       throw new SpecdecError(`${what}: unknown metadata value type ${type}`);
   }
+}
+
+/** The bytes of one metadata entry (key, value type, value) as writeGguf lays it out. */
+export function encodeMetadataEntry(e: GgufWriteEntry): Buffer {
+  const s = new Sink();
+  s.string(e.key);
+  s.u32(e.type);
+  writeValue(s, e.type, e.value, `metadata ${e.key}`);
+  return Buffer.from(s.buf.subarray(0, s.len));
 }
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
@@ -184,9 +197,7 @@ export function writeGguf(path: string, opts: GgufWriteOptions): void {
   s.u64(BigInt(opts.tensors.length));
   s.u64(BigInt(metadata.length));
   for (const e of metadata) {
-    s.string(e.key);
-    s.u32(e.type);
-    writeValue(s, e.type, e.value, `metadata ${e.key}`);
+    s.bytes(encodeMetadataEntry(e));
   }
   opts.tensors.forEach((t, i) => {
     s.string(t.name);

@@ -3,7 +3,7 @@
 // Like llama.cpp, the regexes of one model run in sequence: each one cuts every piece the
 // previous ones left, and text a regex does not match stays as a piece of its own.
 
-import { SpecdecError } from "../errors.js";
+import { excerpt, SpecdecError } from "../errors.js";
 import type { PreFlags } from "./vocab.js";
 
 // llama.cpp's whitespace set (Unicode White_Space), used for \s instead of JavaScript's own:
@@ -90,7 +90,7 @@ export function preTokenizerFlags(pre: string): PreFlags {
 
 function preSpec(pre: string): PreSpec {
   const s = PRE[pre];
-  if (!s) throw new SpecdecError(`pre-tokenizer '${pre}' (tokenizer.ggml.pre) is not supported; supported: ${Object.keys(PRE).join(", ")}`);
+  if (!s) throw new SpecdecError(`pre-tokenizer '${excerpt(pre)}' (tokenizer.ggml.pre) is not supported; supported: ${Object.keys(PRE).join(", ")}`);
   return s;
 }
 

@@ -16,7 +16,7 @@ export interface TokenStreamOptions {
  * before punctuation looks ahead, so a stream never applies it (llama.cpp's streaming doesn't either).
  */
 export class TokenTextDecoder {
-  private readonly utf8 = new TextDecoder("utf-8");
+  private readonly utf8 = new TextDecoder("utf-8", { ignoreBOM: true }); // keep a leading U+FEFF, as detokenize does
   private first = true;
   private stripSpace: boolean;
   private heldEos = false;

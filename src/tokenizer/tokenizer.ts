@@ -16,7 +16,8 @@ export function loadTokenizer(gguf: GgufFile): Tokenizer {
   return new GgufTokenizer(vocab);
 }
 
-const utf8Decoder = new TextDecoder("utf-8");
+// ignoreBOM: a U+FEFF the text began with is text (llama.cpp keeps it); the default would drop it.
+const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 class GgufTokenizer implements Tokenizer {
   readonly model: string;

@@ -1,7 +1,7 @@
 // Reads the tokenizer.ggml.* metadata of a GGUF file into a plain vocabulary: token texts,
 // scores, attributes, merges and special ids, with llama.cpp's defaults and fix-ups applied.
 
-import { SpecdecError } from "../errors.js";
+import { excerpt, SpecdecError } from "../errors.js";
 import { metaArray, metaNumber, metaString, metaValue, type GgufFile } from "../gguf/reader.js";
 
 /** Token attributes, as llama.cpp derives them from tokenizer.ggml.token_type. */
@@ -105,7 +105,7 @@ export function readVocab(gguf: GgufFile, preFlags: (pre: string) => PreFlags): 
   else if (model === "bert") kind = "wpm";
   else {
     const names: Record<string, string> = { t5: "Unigram", rwkv: "RWKV", plamo2: "PLaMo-2", gemma4: "Gemma-4 BPE", none: "no vocabulary" };
-    throw new SpecdecError(`${gguf.path}: tokenizer model '${model}'${names[model] ? ` (${names[model]})` : ""} is not supported (supported: llama, gpt2, bert)`);
+    throw new SpecdecError(`${gguf.path}: tokenizer model '${excerpt(model)}'${names[model] ? ` (${names[model]})` : ""} is not supported (supported: llama, gpt2, bert)`);
   }
 
   const texts = stringArray(gguf, "tokenizer.ggml.tokens");

@@ -12,7 +12,7 @@
 // tables with Node 20.20 (Unicode 17): 171 code points differ, all assigned or recased in
 // Unicode 16/17 (e.g. U+1ACF-U+1AEB, U+10D50-U+10D6E, U+16EA0-U+16EB8).
 
-import { SpecdecError } from "../errors.js";
+import { excerpt, SpecdecError } from "../errors.js";
 import type { Vocab } from "./vocab.js";
 
 export interface WpmNormalizer {
@@ -166,7 +166,7 @@ export class WpmTokenizer {
         i = found;
       }
       if (out.length === start) {
-        if (this.vocab.unk < 0) throw new SpecdecError(`WordPiece vocabulary has no unknown token for the word ${JSON.stringify(w)}`);
+        if (this.vocab.unk < 0) throw new SpecdecError(`WordPiece vocabulary has no unknown token for the word ${excerpt(JSON.stringify(w))}`);
         out.push(this.vocab.unk);
       }
     }

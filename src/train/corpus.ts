@@ -6,8 +6,8 @@
 // How many paragraphs are held out differs between the trainers and is kept as it was, so that
 // their data (and the committed models' recipes) stay the same: a HoldoutRule says it.
 
-import { readFileSync, statSync } from "node:fs";
 import { SpecdecError } from "../errors.js";
+import { readBoundedFile } from "../inputFile.js";
 import { TrainOptionError } from "./optionError.js";
 import { sha256 } from "./sha256.js";
 
@@ -17,16 +17,12 @@ export interface TrainText {
   hash?: string;
 }
 
+/** Largest corpus read (a bound, so /dev/zero is an error rather than the end of the memory). */
+export const MAX_CORPUS_BYTES = 2 ** 30;
+
 /** Read a corpus: non-empty UTF-8 text, not binary. `what` names it in errors. */
 export function readCorpus(path: string, what = "corpus"): Required<TrainText> {
-  let buf: Buffer;
-  try {
-    if (statSync(path).isDirectory()) throw new SpecdecError(`${what} ${path} is a directory`);
-    buf = readFileSync(path);
-  } catch (e) {
-    if (e instanceof SpecdecError) throw e;
-    throw new SpecdecError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const buf = readBoundedFile(path, MAX_CORPUS_BYTES, what);
   if (buf.length === 0) throw new SpecdecError(`${what} ${path} is empty`);
   let control = 0;
   for (let i = 0; i < buf.length; i++) {

@@ -17,7 +17,7 @@ import { totalmem } from "node:os";
 import { SpecdecError } from "../../errors.js";
 import { GgmlType } from "../../gguf/ggmlTypes.js";
 import { describeModelFile, type ModelFileInfo } from "../../gguf/modelInfo.js";
-import { GgufValueType, metaArray, metaValue, openGguf, type GgufFile } from "../../gguf/reader.js";
+import { GgufValueType, metaArray, metaValue, notAFile, openGguf, type GgufFile } from "../../gguf/reader.js";
 
 /** What the binding needs to know of a validated file. */
 export interface CheckedModelFile extends ModelFileInfo {
@@ -51,8 +51,8 @@ export function checkModelFile(path: string): CheckedModelFile {
   } catch {
     throw new SpecdecError(`model file not found: ${path}`);
   }
-  if (st.isDirectory()) throw new SpecdecError(`${path} is a directory, not a GGUF file`);
-  if (!st.isFile()) throw new SpecdecError(`${path} is not a regular file`);
+  const what = notAFile(st);
+  if (what) throw new SpecdecError(`${path} is ${what}, not a GGUF file`);
   const f = openGguf(path);
   try {
     const info = describeModelFile(f);
