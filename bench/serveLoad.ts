@@ -1,4 +1,4 @@
-// npm run bench:serve [-- --model M --backend B --concurrency 1,4,16 --methods prompt-lookup,draft,none --max-tokens N --repeats N]
+// npm run bench:serve [-- --model M --backend B --draft-model D --concurrency 1,4,16 --methods prompt-lookup,draft,none --max-tokens N --repeats N]
 // specdec serve under concurrent streams: time to first token and tokens/s per stream at each
 // concurrency, per method, the server in a process of its own with one slot per stream
 // (--parallel = concurrency). Every request streams a completion at temperature 0; each
@@ -19,6 +19,7 @@ import { validationStories } from "./prompts.js";
 const opts = new Command("bench-serve")
   .option("--model <file>", "target model (default: the default family's)")
   .option("--backend <name>", "llama.cpp or builtin (default: the server's default)")
+  .option("--draft-model <file>", "the draft method's helper (default: the family's, with the family's target)")
   .option("--concurrency <list>", "concurrent streams per round", "1,4,16")
   .option("--methods <list>", "speculative.method of the requests", "prompt-lookup,draft,none")
   .option("--max-tokens <n>", "tokens per stream", (v) => parseInt(v, 10), 96)
@@ -26,7 +27,7 @@ const opts = new Command("bench-serve")
   .option("--prompts <n>", "distinct prompts (streams cycle through them)", (v) => parseInt(v, 10), 16)
   .option("--threads <n>", "llama.cpp threads per slot", "1")
   .parse()
-  .opts<{ model?: string; backend?: string; concurrency: string; methods: string; maxTokens: number; repeats: number; prompts: number; threads: string }>();
+  .opts<{ model?: string; backend?: string; draftModel?: string; concurrency: string; methods: string; maxTokens: number; repeats: number; prompts: number; threads: string }>();
 
 const levels = opts.concurrency.split(",").map(Number);
 const methodNames = opts.methods.split(",");
@@ -34,6 +35,7 @@ const serverArgs = (parallel: number) => {
   const args = ["--parallel", String(parallel), "--queue", String(parallel), "--threads", opts.threads];
   if (opts.model) args.push("--model", opts.model);
   if (opts.backend) args.push("--backend", opts.backend);
+  if (opts.draftModel) args.push("--draft-model", opts.draftModel);
   return args;
 };
 

@@ -127,8 +127,11 @@ export interface PlannerSpec {
  */
 export async function openPlanner(opened: OpenedTarget, method: string, spec: PlannerSpec = {}): Promise<Planner> {
   const m = methodNamed(method);
-  if (spec.fixed || spec.draftMax !== undefined || spec.treeNodes !== undefined || m.defaultDraftMax === 0)
-    return new FixedPlanner(spec.draftMax ?? m.defaultDraftMax, spec.treeNodes ?? DEFAULT_TREE_NODES);
+  if (spec.fixed || spec.draftMax !== undefined || spec.treeNodes !== undefined || m.defaultDraftMax === 0) {
+    // Where passes choose their threads (--threads auto), a fixed budget still takes the fastest count per pass.
+    const cost = opened.target.threadCounts ? await openPassCost(opened, spec) : undefined;
+    return new FixedPlanner(spec.draftMax ?? m.defaultDraftMax, spec.treeNodes ?? DEFAULT_TREE_NODES, cost);
+  }
   return new CostModelPlanner(await openPassCost(opened, spec));
 }
 

@@ -158,7 +158,7 @@ export const lookaheadMethod: MethodDescriptor = {
   summary: "look-ahead decoding: a Jacobi window and n-grams from a pool, verified in one tree pass",
   defaultDraftMax: 8,
   options: {
-    lookahead: { kind: "integers", fields: ["window", "ngram", "verify"], description: "Jacobi window W, n-gram size N, verification set G", default: { window: 5, ngram: 3, verify: 5 } },
+    lookahead: { kind: "integers", fields: ["window", "ngram", "verify"], description: "Jacobi window W, n-gram size N, verification set V (G in the paper)", default: { window: 5, ngram: 3, verify: 5 } },
   },
   requires: () => ["treeAttention"],
   create: (_ctx, o) => new LookaheadDrafter(o.lookahead as LookaheadOptions),

@@ -74,6 +74,9 @@ export async function measurePassCost(target: Target, options: PassCostMeasureOp
       if (r >= 0) options.onProgress?.(++done, total);
       if (r >= 2 && spent > 3000) break; // slow models: three rounds are enough
     }
+    // A pass over more tokens does not cost less than one over fewer: a smaller figure is the
+    // noise of a shared machine, and would make a short draft look cheaper than no draft.
+    for (let i = 1; i < best.length; i++) best[i] = Math.max(best[i], best[i - 1]);
     ms[String(t)] = best;
   }
   await target.reset();
@@ -110,7 +113,8 @@ export function cacheDir(): string {
 export function passCostKey(path: string, target: Target, extra: Record<string, unknown> = {}): string {
   const st = statSync(path);
   const cpu = cpus();
-  const what = { path, size: st.size, mtime: st.mtimeMs, backend: target.backend, context: target.contextSize, threads: target.threadCounts ?? null, cpu: cpu[0]?.model ?? "", cores: cpu.length, ...extra };
+  // format 2: tables made non-decreasing in n when measured.
+  const what = { format: 2, path, size: st.size, mtime: st.mtimeMs, backend: target.backend, context: target.contextSize, threads: target.threadCounts ?? null, cpu: cpu[0]?.model ?? "", cores: cpu.length, ...extra };
   return createHash("sha256").update(JSON.stringify(what)).digest("hex").slice(0, 24);
 }
 

@@ -2,6 +2,8 @@
 // costs much less than n passes, so the budget is a choice per step — including "do not
 // speculate" — not a constant.
 
+import { bestCost, type PassCostTable } from "./passCost.js";
+
 /** Hard limits of one step: what the output still wanted, the context's room and the batch allow. */
 export interface StepLimits {
   /** Deepest a guess may go. */
@@ -39,17 +41,24 @@ export interface Planner {
   observe(step: StepRecord): void;
 }
 
-/** A constant budget: draftMax tokens ahead, treeNodes guesses per step (what the caller asked for). */
+/**
+ * A constant budget: draftMax tokens ahead, treeNodes guesses per step (what the caller asked
+ * for). With a pass-cost table (a target whose passes choose their thread count), each pass
+ * takes the thread count measured fastest for its size — plain decoding included.
+ */
 export class FixedPlanner implements Planner {
   readonly name = "fixed";
   constructor(
     readonly draftMax: number,
     readonly treeNodes: number,
+    private readonly cost?: PassCostTable,
   ) {}
 
   plan(limits: StepLimits): StepPlan {
     const maxDepth = Math.min(this.draftMax, limits.maxDepth);
-    return { maxDepth, maxNodes: maxDepth > 0 ? Math.max(maxDepth, Math.min(this.treeNodes, limits.maxNodes)) : 0 };
+    const maxNodes = maxDepth > 0 ? Math.max(maxDepth, Math.min(this.treeNodes, limits.maxNodes)) : 0;
+    const threads = this.cost ? Number(bestCost(this.cost, 1 + maxNodes).threads) : 0;
+    return { maxDepth, maxNodes, ...(threads > 0 ? { threads } : {}) };
   }
 
   observe(): void {}

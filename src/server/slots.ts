@@ -38,7 +38,7 @@ export class Slot {
    * else this slot's cost model for the method.
    */
   async planner(method: string, options: MethodOptionValues, draftMax: number | undefined, treeNodes: number | undefined): Promise<Planner> {
-    const fixed = (k: number) => new FixedPlanner(k, treeNodes ?? DEFAULT_TREE_NODES);
+    const fixed = (k: number) => new FixedPlanner(k, treeNodes ?? DEFAULT_TREE_NODES, this.target.threadCounts ? this.passCost : undefined);
     if (draftMax !== undefined) return fixed(draftMax);
     if (!this.passCost || methodNamed(method).defaultDraftMax === 0) return fixed(methodNamed(method).defaultDraftMax);
     const e = await this.entry(method, options);

@@ -6,18 +6,20 @@
 
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { cacheDir } from "../../planner/passCost.js";
+import { packageRoot } from "../../targets/llamaCpp/packages.js";
 
-export type NativeProgram = "llama-bench" | "llama-speculative-simple" | "llama-lookup" | "llama-lookahead";
+/** The programs `npm run bench:anchors` builds (llama-simple: a plain-decoding check). */
+export const NATIVE_PROGRAMS = ["llama-bench", "llama-speculative-simple", "llama-lookup", "llama-lookahead", "llama-simple"] as const;
+export type NativeProgram = (typeof NATIVE_PROGRAMS)[number];
 
 /** The release tag of node-llama-cpp's llama.cpp (the anchors are built from that source). */
-function llamaTag(): string {
+export function llamaTag(): string {
+  const root = packageRoot("node-llama-cpp");
   try {
-    const pkg = createRequire(import.meta.url).resolve("node-llama-cpp/package.json");
-    return (JSON.parse(readFileSync(join(dirname(pkg), "llama", "llama.cpp.info.json"), "utf8")) as { tag: string }).tag;
+    return (JSON.parse(readFileSync(join(root ?? "", "llama", "llama.cpp.info.json"), "utf8")) as { tag: string }).tag;
   } catch {
     return "unknown";
   }
@@ -44,15 +46,15 @@ export interface NativeRun {
 }
 
 /** Run a speculative example on one prompt (greedy); undefined when it is not built or fails. */
-export function runNativeExample(program: Exclude<NativeProgram, "llama-bench">, args: { model: string; draftModel?: string; prompt: string; maxTokens: number; draftMax?: number; threads: number; contextSize: number }): NativeRun | undefined {
+export function runNativeExample(program: Exclude<NativeProgram, "llama-bench" | "llama-simple">, args: { model: string; draftModel?: string; prompt: string; maxTokens: number; draftMax?: number; threads: number; contextSize: number }): NativeRun | undefined {
   const bin = nativeProgram(program);
   if (!bin) return undefined;
   const dir = mkdtempSync(join(tmpdir(), "specdec-native-"));
   try {
     const promptFile = join(dir, "prompt.txt");
     writeFileSync(promptFile, args.prompt);
-    const argv = ["-m", args.model, "-f", promptFile, "-n", String(args.maxTokens), "-t", String(args.threads), "-tb", String(args.threads), "-c", String(args.contextSize), "--temp", "0", "--seed", "0", "-ngl", "0", "--no-warmup"];
-    if (program === "llama-speculative-simple") argv.push("-md", args.draftModel!, "-td", String(args.threads), "--spec-draft-n-max", String(args.draftMax ?? 4), "--spec-draft-n-min", "0");
+    const argv = ["-m", args.model, "-f", promptFile, "-n", String(args.maxTokens), "-t", String(args.threads), "-tb", String(args.threads), "-c", String(args.contextSize), "--temp", "0", "--seed", "0", "-ngl", "0"];
+    if (program === "llama-speculative-simple") argv.push("-md", args.draftModel!, "-td", String(args.threads), "--spec-type", "draft-simple", "--spec-draft-n-max", String(args.draftMax ?? 4), "--spec-draft-n-min", "0");
     if (program === "llama-lookup") argv.push("--spec-draft-n-max", String(args.draftMax ?? 4));
     const r = spawnSync(bin, argv, { encoding: "utf8", timeout: 600_000, maxBuffer: 64 << 20 });
     const log = `${r.stdout}\n${r.stderr}`;
