@@ -114,6 +114,8 @@ export interface PlannerSpec {
   fixed?: boolean;
   /** The read mode of the run's verifier (what the pass costs are measured with). Default "argmax". */
   read?: "argmax" | "probabilities";
+  /** Passes also return hidden states (a method that reads them): measured so. Default: what the method needs. */
+  hidden?: boolean;
   /** Measure the pass costs again instead of using the cached table. */
   refresh?: boolean;
   /** Called while pass costs are measured (done, total). */
@@ -129,15 +131,21 @@ export async function openPlanner(opened: OpenedTarget, method: string, spec: Pl
   const m = methodNamed(method);
   if (spec.fixed || spec.draftMax !== undefined || spec.treeNodes !== undefined || m.defaultDraftMax === 0) {
     // Where passes choose their threads (--threads auto), a fixed budget still takes the fastest count per pass.
-    const cost = opened.target.threadCounts ? await openPassCost(opened, spec) : undefined;
+    const cost = opened.target.threadCounts ? await openPassCost(opened, { ...spec, hidden: spec.hidden ?? readsHidden(method) }) : undefined;
     return new FixedPlanner(spec.draftMax ?? m.defaultDraftMax, spec.treeNodes ?? DEFAULT_TREE_NODES, cost);
   }
-  return new CostModelPlanner(await openPassCost(opened, spec));
+  return new CostModelPlanner(await openPassCost(opened, { ...spec, hidden: spec.hidden ?? readsHidden(method) }));
+}
+
+/** Whether a method's passes return hidden states (with its default options). */
+export function readsHidden(method: string): boolean {
+  return methodNeeds(method).includes("hiddenStates");
 }
 
 /** The target's pass-cost table (cached; measured on first use). */
-export async function openPassCost(opened: OpenedTarget, spec: Pick<PlannerSpec, "read" | "refresh" | "onMeasure"> = {}): Promise<PassCostTable> {
+export async function openPassCost(opened: OpenedTarget, spec: Pick<PlannerSpec, "read" | "hidden" | "refresh" | "onMeasure"> = {}): Promise<PassCostTable> {
   const read = spec.read ?? "argmax";
-  const key = passCostKey(opened.path, opened.target, { read, options: opened.options });
-  return cachedPassCost(key, () => measurePassCost(opened.target, { read, onProgress: spec.onMeasure }), spec.refresh);
+  const hidden = spec.hidden === true;
+  const key = passCostKey(opened.path, opened.target, { read, options: opened.options, ...(hidden ? { hidden } : {}) });
+  return cachedPassCost(key, () => measurePassCost(opened.target, { read, hidden, onProgress: spec.onMeasure }), spec.refresh);
 }

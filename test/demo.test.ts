@@ -29,7 +29,7 @@ function assertCleanError(r: ReturnType<typeof specdec>, pattern: RegExp) {
 }
 
 before(() => {
-  // A few KB of TinyStories, cut at a paragraph; sizes chosen so all three trainings take seconds.
+  // A few KB of TinyStories, cut at a paragraph; sizes chosen so all four trainings take seconds.
   const text = readFileSync(sharedFile("corpora", "tinystories", "tinystories_train_head_smallGPT.txt"), "utf8");
   const corpus = join(family, "corpus.txt");
   writeFileSync(corpus, text.slice(0, text.indexOf("\n", 8000)));
@@ -38,6 +38,7 @@ before(() => {
     ["train", "model", "--data", corpus, "--out", f("target"), "--vocab", "300", "--dim", "32", "--layers", "1", "--hidden", "64", "--context", "320", "--steps", "30", "--batch", "4"],
     ["train", "draft", "--model", f("target"), "--data", corpus, "--out", f("draft"), "--dim", "16", "--layers", "1", "--heads", "2", "--kv-heads", "1", "--hidden", "32", "--context", "64", "--steps", "20", "--batch", "2", "--windows", "16"],
     ["train", "medusa", "--model", f("target"), "--data", corpus, "--out", f("medusa"), "--heads", "2", "--steps", "20", "--examples", "200", "--val-examples", "50", "--continuation", "16"],
+    ["train", "eagle", "--model", f("target"), "--data", corpus, "--out", f("eagle"), "--steps", "12", "--batch", "4", "--sequences", "16", "--val-sequences", "4", "--continuation", "16", "--unroll", "2"],
   ];
   for (const args of steps) {
     const r = specdec({}, ...args, "--quiet");
@@ -53,7 +54,7 @@ test("specdec demo: every method, against plain decoding, with the same tokens",
   assert.ok(r.stdout.includes(family), "names the family's folder");
   const sections = r.stdout.split(/^## /m).slice(1);
   assert.equal(sections.length, 2, r.stdout);
-  const expected = [["none", "prompt-lookup"], ["none", "draft", "medusa", "prompt-lookup"]];
+  const expected = [["none", "prompt-lookup", "suffix"], ["none", "draft", "medusa", "eagle", "prompt-lookup"]];
   for (const [i, section] of sections.entries()) {
     const rows = section.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| method"));
     assert.deepEqual(rows.map((l) => l.split(" ")[1]), expected[i], section);
@@ -74,7 +75,7 @@ test("specdec demo --json: one object with a row per method", () => {
   assert.equal(r.stdout.trim().split("\n").length, 1);
   type Demos = { name: string; plainText: string; rows: { method: string; tau: number; speedup: number; sameAsPlain: boolean }[] }[];
   const out = JSON.parse(r.stdout) as { demos: Demos; twin: { path: string; demos: Demos } };
-  assert.deepEqual(out.demos.map((d) => [d.name, d.rows.map((x) => x.method)]), [["reuse", ["none", "prompt-lookup"]], ["free", ["none", "draft", "medusa", "prompt-lookup"]]]);
+  assert.deepEqual(out.demos.map((d) => [d.name, d.rows.map((x) => x.method)]), [["reuse", ["none", "prompt-lookup", "suffix"]], ["free", ["none", "draft", "medusa", "eagle", "prompt-lookup"]]]);
   // The same on the target's heavy twin, made on first use in the cache: the same text, the same tokens.
   assert.ok(out.twin.path.startsWith(join(family, "cache", "twins")), out.twin.path);
   assert.deepEqual(out.twin.demos.map((d) => d.plainText), out.demos.map((d) => d.plainText));
@@ -95,7 +96,7 @@ test("generate without --model uses the default family: target, draft, Medusa he
   };
   const plain = run("--method", "none");
   assert.equal(plain.tokens.length > 0, true);
-  for (const method of ["draft", "medusa"]) assert.deepEqual(run("--method", method).tokens, plain.tokens, method);
+  for (const method of ["draft", "medusa", "eagle"]) assert.deepEqual(run("--method", method).tokens, plain.tokens, method);
   // A tree method without --backend runs on the built-in engine (the one with tree attention).
   const auto = specdec(env, "generate", "--method", "medusa", "--prompt", "Once upon a time", "--max-tokens", "16", "--json");
   assert.equal(auto.code, 0, auto.stderr);

@@ -115,7 +115,7 @@ async function runBenchCommand(o: BenchCliOptions): Promise<void> {
         backend: target.backend,
         threads: o.threads === "auto" ? (threadsUsed.length ? { auto: threadsUsed } : "auto") : threads,
         passCost: passCostMs,
-        results: results.map((r) => ({ method: r.method, category: r.category, tau: r.tau, tokensPerSecond: r.tokensPerSecond, speedup: r.speedup, identical: r.identical ?? null, acceptanceByPosition: r.acceptanceByPosition, meanDraft: r.meanDraft, nodesPerPass: r.nodesPerPass, draftShare: r.draftShare, bound: r.bound, planner: r.planner, ...(r.drafterState ? { drafterState: r.drafterState } : {}) })),
+        results: results.map((r) => ({ method: r.method, category: r.category, tau: r.tau, tokensPerSecond: r.tokensPerSecond, speedup: r.speedup, identical: r.identical ?? null, ...(r.differing ? { differing: r.differing } : {}), acceptanceByPosition: r.acceptanceByPosition, meanDraft: r.meanDraft, nodesPerPass: r.nodesPerPass, draftShare: r.draftShare, bound: r.bound, planner: r.planner, ...(r.drafterState ? { drafterState: r.drafterState } : {}) })),
         peers,
       };
       process.stdout.write(JSON.stringify(json) + "\n");
@@ -135,7 +135,7 @@ function printTables(model: string, backend: string, o: BenchCliOptions, results
   for (const category of new Set(results.map((r) => r.category))) {
     console.log(`\n### ${category}`);
     const rows = results.filter((r) => r.category === category).map((r) => [
-      r.method, f(r.tau), r.acceptanceByPosition.slice(0, 6).map((x) => f(x)).join(" ") || "-", f(r.tokensPerSecond, 0), `${f(r.speedup)}x`, `${f(r.bound)}x`, f(r.meanDraft), `${f(100 * r.draftShare, 0)}%`, r.identical === undefined ? "-" : r.identical ? "yes" : "NO",
+      r.method, f(r.tau), r.acceptanceByPosition.slice(0, 6).map((x) => f(x)).join(" ") || "-", f(r.tokensPerSecond, 0), `${f(r.speedup)}x`, `${f(r.bound)}x`, f(r.meanDraft), `${f(100 * r.draftShare, 0)}%`, identicalCell(r),
     ]);
     console.log(markdownTable(["method", "tau", "accept by position", "tok/s", "speedup", "bound tau/c", "mean budget", "drafting", "identical"], rows));
     for (const r of results.filter((x) => x.category === category && x.drafterState)) console.log(`${r.method}: ${r.drafterState} (state kept across this run's prompts and repeats, in order)`);
@@ -145,4 +145,12 @@ function printTables(model: string, backend: string, o: BenchCliOptions, results
       console.log(markdownTable(["peer", "settings", "tok/s", "speedup", "acceptance"], ps.map((p) => [p.peer, p.settings ?? "", f(p.tokensPerSecond, 0), `${f(p.speedup)}x`, p.acceptance === undefined ? "-" : f(p.acceptance)])));
     }
   }
+}
+
+/** "yes", "near-tie" (every differing output first differs at a near-tie: llama.cpp's rounding), or "NO". */
+function identicalCell(r: BenchResult): string {
+  if (r.identical === undefined) return "-";
+  if (r.identical) return "yes";
+  const d = r.differing;
+  return d && d.nearTies === d.outputs ? `near-tie (${d.outputs})` : "NO";
 }

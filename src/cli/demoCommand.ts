@@ -94,6 +94,8 @@ export interface DemoRow {
   speedup: number;
   /** Whether every prompt's tokens equal plain decoding's. */
   sameAsPlain: boolean;
+  /** Where not: whether every difference starts at a near-tie (llama.cpp's batched and one-token passes may round one apart). */
+  onlyNearTies?: boolean;
   /** Mean guesses per step the cost model allowed. */
   meanBudget: number;
 }
@@ -111,15 +113,17 @@ export interface DemoResult {
   shown: { label: string; text: string }[];
 }
 
-type DemoMethodName = "none" | "prompt-lookup" | "draft" | "medusa";
+type DemoMethodName = "none" | "prompt-lookup" | "suffix" | "draft" | "medusa" | "eagle";
 
 /** The methods as `generate` runs them by default: the family's helpers, budgets from the cost model. */
 function demoMethods(names: readonly DemoMethodName[]): DemoMethod[] {
   const all: Record<DemoMethodName, DemoMethod> = {
     none: { method: "none", label: "none", options: {} },
     "prompt-lookup": { method: "prompt-lookup", label: "prompt-lookup", options: {} },
+    suffix: { method: "suffix", label: "suffix (this request only)", options: { suffixCacheTokens: 0 } },
     draft: { method: "draft", label: "draft (distilled draft model)", options: {} },
     medusa: { method: "medusa", label: "medusa (trained heads)", options: {} },
+    eagle: { method: "eagle", label: "eagle (trained head)", options: {} },
   };
   return names.map((n) => all[n]);
 }
@@ -130,6 +134,7 @@ export async function runDemo(o: DemoCliOptions): Promise<void> {
   requireDefaultModel(models.target, hint);
   requireDefaultModel(models.draft, hint);
   requireDefaultModel(models.medusa, hint);
+  requireDefaultModel(models.eagle, hint);
   const runs: { label: string; path: string }[] = [{ label: "the default target", path: models.target }];
   if (o.twin) {
     const params = parseParamCount(o.twinParams);
@@ -144,14 +149,14 @@ export async function runDemo(o: DemoCliOptions): Promise<void> {
       title: "Summarization-style: the prompt holds the text to reuse",
       about: `${DEMO_STORIES.length} short stories, each followed by a blank line and its first sentence again, so the model retells it: prompt lookup copies the guesses from the prompt.`,
       prompts: reusePrompts,
-      methods: demoMethods(["none", "prompt-lookup"]),
+      methods: demoMethods(["none", "prompt-lookup", "suffix"]),
     },
     {
       name: "free",
       title: "Free text generation",
-      about: `The prompt "${DEMO_FREE_PROMPT}": little to copy; the distilled draft model and the Medusa heads guess the model's own continuation (prompt lookup for reference).`,
+      about: `The prompt "${DEMO_FREE_PROMPT}": little to copy; the distilled draft model, the Medusa heads and the EAGLE head guess the model's own continuation (prompt lookup for reference).`,
       prompts: [DEMO_FREE_PROMPT],
-      methods: demoMethods(["none", "draft", "medusa", "prompt-lookup"]),
+      methods: demoMethods(["none", "draft", "medusa", "eagle", "prompt-lookup"]),
     },
   ];
   const engine = (o.backend ?? "llama.cpp") === "builtin" ? "built-in engine" : `llama.cpp (threads ${o.threads})`;
@@ -187,9 +192,10 @@ export async function runDemo(o: DemoCliOptions): Promise<void> {
     const [first, twin] = out;
     console.log(JSON.stringify({ backend: first.backend, modelsDir: models.dir, maxTokens: first.maxTokens, repeats: o.repeats, contextSize: first.contextSize, demos: first.demos, ...(twin ? { twin: { path: twin.path, params: o.twinParams, maxTokens: twin.maxTokens, demos: twin.demos } } : {}) }));
   }
-  const bad = out.flatMap((m) => m.demos.flatMap((r) => r.rows.filter((row) => !row.sameAsPlain).map((row) => `${row.label} (${r.name}, ${m.label})`)));
+  const bad = out.flatMap((m) => m.demos.flatMap((r) => r.rows.filter((row) => !row.sameAsPlain && !row.onlyNearTies).map((row) => `${row.label} (${r.name}, ${m.label})`)));
   if (bad.length > 0) throw new SpecdecError(`output differs from plain decoding: ${bad.join(", ")}`);
-  if (!o.json) console.log("\nEvery method wrote exactly the tokens of plain decoding.");
+  const ties = out.some((m) => m.demos.some((r) => r.rows.some((row) => !row.sameAsPlain)));
+  if (!o.json) console.log(ties ? "\nEvery method wrote the tokens of plain decoding, except after a near-tie of the target's two best tokens (llama.cpp's batched and one-token passes round those apart)." : "\nEvery method wrote exactly the tokens of plain decoding.");
 }
 
 /**
@@ -237,7 +243,7 @@ async function runOne(demo: Demo, opened: OpenedTarget, o: DemoCliOptions): Prom
       }
       const calls = r.results.reduce((a, x) => a + x.stats.targetCalls, 0);
       const budget = r.results.reduce((a, x) => a + x.stats.meanBudget * x.stats.targetCalls, 0);
-      rows.push({ method: m.method, label: m.label, tau: r.tau, tokensPerSecond: r.tokensPerSecond, speedup: baseline > 0 ? r.tokensPerSecond / baseline : 0, sameAsPlain: r.sameAsReference ?? true, meanBudget: calls > 0 ? budget / calls : 0 });
+      rows.push({ method: m.method, label: m.label, tau: r.tau, tokensPerSecond: r.tokensPerSecond, speedup: baseline > 0 ? r.tokensPerSecond / baseline : 0, sameAsPlain: r.sameAsReference ?? true, ...(r.differing ? { onlyNearTies: r.nearTies === r.differing } : {}), meanBudget: calls > 0 ? budget / calls : 0 });
       if (o.showGuesses && process.stdout.isTTY && m.method !== "none" && !o.json) shown.push({ label: m.label, text: await colouredContinuation(target, drafter, demo.prompts[0], o.maxTokens, planner) });
     } finally {
       await drafter.dispose?.();
@@ -259,7 +265,7 @@ function printResult(r: DemoResult): void {
   for (const line of excerpt(r.plainText)) console.log(`  > ${line}`);
   console.log();
   const header = ["method", "tau", "tok/s", "speedup vs none", "mean budget", "same tokens as none"];
-  console.log(markdownTable(header, r.rows.map((x) => [x.label, x.tau.toFixed(2), x.tokensPerSecond.toFixed(0), `${x.speedup.toFixed(2)}x`, x.meanBudget.toFixed(2), x.sameAsPlain ? "yes" : "NO"])));
+  console.log(markdownTable(header, r.rows.map((x) => [x.label, x.tau.toFixed(2), x.tokensPerSecond.toFixed(0), `${x.speedup.toFixed(2)}x`, x.meanBudget.toFixed(2), x.sameAsPlain ? "yes" : x.onlyNearTies ? "near-tie" : "NO"])));
   for (const s of r.skipped) console.log(`(${s.label}: skipped, ${s.reason})`);
   for (const s of r.shown) console.log(`\n${s.label}, accepted guesses in green:\n${s.text}`);
 }

@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import { excerpt, SpecdecError } from "../errors.js";
 import { metaArray, metaNumber, metaString, openGguf, type GgufFile } from "./reader.js";
+import { GgmlType } from "./ggmlTypes.js";
 
 /** The vocabulary as a model file declares it. */
 export interface Vocabulary {
@@ -22,7 +23,12 @@ export interface ModelFileInfo {
   /** `<arch>.context_length`, when the file says. */
   readonly contextLength: number | undefined;
   readonly vocab: Vocabulary;
+  /** Whether some matrix is stored in a block format (llama.cpp then rounds its products' inputs to 8 bits). */
+  readonly quantizedWeights: boolean;
 }
+
+// Float storage types (F32, F16, BF16): products with them read float activations.
+const FLOAT_TYPES = new Set<number>([GgmlType.F32, GgmlType.F16, GgmlType.BF16]);
 
 /** The vocabulary of an open GGUF file, or undefined when it has none. */
 export function readVocabulary(f: GgufFile): Vocabulary | undefined {
@@ -38,7 +44,8 @@ export function describeModelFile(f: GgufFile): ModelFileInfo {
   const vocab = readVocabulary(f);
   if (!vocab) throw new SpecdecError(`${f.path}: GGUF file has no tokenizer (tokenizer.ggml.tokens)`);
   if (f.tensors.length === 0) throw new SpecdecError(`${f.path}: GGUF file has no tensors (a vocabulary-only file?)`);
-  return { path: f.path, architecture, contextLength: metaNumber(f, `${architecture}.context_length`), vocab };
+  const quantizedWeights = f.tensors.some((t) => t.dims.length >= 2 && !FLOAT_TYPES.has(t.type));
+  return { path: f.path, architecture, contextLength: metaNumber(f, `${architecture}.context_length`), vocab, quantizedWeights };
 }
 
 /** Open, validate and describe a model file (for backends that load the weights themselves). */

@@ -27,8 +27,8 @@ export interface CostModelState {
   readonly acceptanceByRank: number[];
   /** Drafting ms: fixed per step and per guess. */
   readonly draftMs: { perStep: number; perNode: number };
-  /** Observed pass time over the table's, a running ratio. */
-  readonly passScale: number;
+  /** Observed pass time over the table's, running ratios: plain passes, and passes with guesses. */
+  readonly passScale: { plain: number; speculative: number };
 }
 
 export class CostModelPlanner implements Planner {
@@ -42,7 +42,12 @@ export class CostModelPlanner implements Planner {
   // Drafting cost: the last observations (guesses, ms); medians of them give the line
   // ms = perStep + perNode · guesses, robust to a step that also paid for JIT or a load burst.
   private readonly drafts: { nodes: number; ms: number }[] = [];
-  private scale = 1; // observed / tabled pass time
+  // Observed / tabled pass time, for plain passes and for passes with guesses apart: a step with
+  // guesses also pays for what the table leaves out (rolling the rejected guesses back, the
+  // drafter's observe, a thread count other than plain decoding's), which on a small model can
+  // decide whether speculation pays.
+  private scalePlain = 1;
+  private scaleSpec = 1;
   private fresh = true; // no proposal yet in this generation
   private idle = 0; // steps since the last speculation
   private probeEvery = 16; // steps without speculation before a probe (doubles while probes do not pay)
@@ -84,7 +89,7 @@ export class CostModelPlanner implements Planner {
     let best = 0, sum = 0;
     for (let n = 0; n <= max; n++) {
       if (n > 0) sum += p[n - 1];
-      rates[n] = (1 + sum) / (this.draftCost(n) + this.scale * bestCost(this.cost, 1 + n).ms);
+      rates[n] = (1 + sum) / (this.draftCost(n) + (n === 0 ? this.scalePlain : this.scaleSpec) * bestCost(this.cost, 1 + n).ms);
       if (rates[n] > rates[best]) best = n;
     }
     return { rates, best };
@@ -125,11 +130,15 @@ export class CostModelPlanner implements Planner {
     }
     if (step.plan.maxNodes > 0) this.fresh = false;
     const tabled = bestCost(this.cost, 1 + step.nodes).ms;
-    if (tabled > 0 && step.passMs > 0) this.scale = 0.9 * this.scale + 0.1 * Math.min(10, Math.max(0.1, step.passMs / tabled));
+    if (tabled > 0 && step.passMs > 0) {
+      const ratio = Math.min(10, Math.max(0.1, step.passMs / tabled));
+      if (step.nodes === 0) this.scalePlain = 0.9 * this.scalePlain + 0.1 * ratio;
+      else this.scaleSpec = 0.9 * this.scaleSpec + 0.1 * ratio;
+    }
   }
 
   state(): CostModelState {
-    return { acceptanceByRank: this.acceptance(8), draftMs: this.draftLine(), passScale: this.scale };
+    return { acceptanceByRank: this.acceptance(8), draftMs: this.draftLine(), passScale: { plain: this.scalePlain, speculative: this.scaleSpec } };
   }
 
   private draftLine(): { perStep: number; perNode: number } {

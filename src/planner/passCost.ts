@@ -18,6 +18,8 @@ export interface PassCostTable {
   /** Tokens in the cache while measuring. */
   readonly contextLength: number;
   readonly read: "argmax" | "probabilities";
+  /** Measured with the hidden states read out too (what a feature drafter's passes cost). */
+  readonly hidden?: boolean;
 }
 
 /** The sizes worth measuring: every size to 8, then steps up to 33 (a pass of 32 guesses) or the batch. */
@@ -35,6 +37,8 @@ export interface PassCostMeasureOptions {
   /** Tokens in the cache while measuring. Default min(64, contextSize / 4). */
   contextLength?: number;
   read?: "argmax" | "probabilities";
+  /** Passes return the hidden states too (Medusa, EAGLE: on llama.cpp that turns on embeddings, which costs). Default false. */
+  hidden?: boolean;
   /** Called after each round with (done, total), for a progress line. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -65,7 +69,7 @@ export async function measurePassCost(target: Target, options: PassCostMeasureOp
     for (let r = -1; r < repeats; r++) { // round -1: untimed warm-up
       for (let i = 0; i < sizes.length; i++) {
         const t0 = performance.now();
-        await target.evaluate(batches[i], { read, threads: t > 0 ? t : undefined });
+        await target.evaluate(batches[i], { read, hidden: options.hidden, threads: t > 0 ? t : undefined });
         const dt = performance.now() - t0;
         await target.truncate(ctx);
         if (r >= 0) best[i] = Math.min(best[i], dt);
@@ -80,7 +84,7 @@ export async function measurePassCost(target: Target, options: PassCostMeasureOp
     ms[String(t)] = best;
   }
   await target.reset();
-  return { sizes, ms, contextLength: ctx, read };
+  return { sizes, ms, contextLength: ctx, read, ...(options.hidden ? { hidden: true } : {}) };
 }
 
 /** ms of a pass of n tokens at a thread count (linear between measured sizes, proportional past the last). */

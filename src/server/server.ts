@@ -55,7 +55,9 @@ export async function startServer(o: ServeOptions = {}): Promise<RunningServer> 
     // The default method's drafter in every slot now: a bad helper file fails the start, not a request.
     const resolved = drafterOptions(opened, method, ownOptions);
     // The target's pass costs for the cost model (cached; measured once per model, backend and machine).
-    const passCost = o.draftMax === undefined && o.planner !== "fixed" ? await openPassCost(opened) : undefined;
+    const passCost = o.draftMax === undefined && o.planner !== "fixed"
+      ? { plain: await openPassCost(opened), hidden: opened.target.capabilities.hiddenStates ? await openPassCost(opened, { hidden: true }) : undefined }
+      : undefined;
     pool = await SlotPool.open(opened, parallel, maxQueue, passCost);
     for (const slot of pool.slots) await slot.drafter(method, resolved);
     return await listen(o, opened, pool, { opened, template, defaults }, timeoutMs);

@@ -8,8 +8,14 @@ import { DEFAULT_TREE_NODES } from "../decode/speculativeDecode.js";
 import { methodNamed } from "../methods.js";
 import { CostModelPlanner } from "../planner/costModelPlanner.js";
 import type { PassCostTable } from "../planner/passCost.js";
+
+/** The target's pass costs: plain passes, and passes that also return hidden states (Medusa, EAGLE). */
+export interface PassCosts {
+  readonly plain: PassCostTable;
+  readonly hidden?: PassCostTable;
+}
 import { FixedPlanner, type Planner } from "../planner/planner.js";
-import { forkTarget, openDrafter, type OpenedTarget } from "../session.js";
+import { forkTarget, openDrafter, readsHidden, type OpenedTarget } from "../session.js";
 import type { Target } from "../targets/target.js";
 import { ApiError } from "./apiError.js";
 
@@ -25,7 +31,7 @@ export class Slot {
     readonly target: Target,
     private readonly opened: OpenedTarget,
     /** The target's pass costs, for the cost model (shared by every slot: forks cost the same). */
-    private readonly passCost: PassCostTable | undefined,
+    private readonly passCost: PassCosts | undefined,
   ) {}
 
   /** This slot's drafter for a method with these (resolved) options, made on first use. */
@@ -38,11 +44,12 @@ export class Slot {
    * else this slot's cost model for the method.
    */
   async planner(method: string, options: MethodOptionValues, draftMax: number | undefined, treeNodes: number | undefined): Promise<Planner> {
-    const fixed = (k: number) => new FixedPlanner(k, treeNodes ?? DEFAULT_TREE_NODES, this.target.threadCounts ? this.passCost : undefined);
+    const cost = this.passCost && (readsHidden(method) ? (this.passCost.hidden ?? this.passCost.plain) : this.passCost.plain);
+    const fixed = (k: number) => new FixedPlanner(k, treeNodes ?? DEFAULT_TREE_NODES, this.target.threadCounts ? cost : undefined);
     if (draftMax !== undefined) return fixed(draftMax);
-    if (!this.passCost || methodNamed(method).defaultDraftMax === 0) return fixed(methodNamed(method).defaultDraftMax);
+    if (!cost || methodNamed(method).defaultDraftMax === 0) return fixed(methodNamed(method).defaultDraftMax);
     const e = await this.entry(method, options);
-    return (e.planner ??= new CostModelPlanner(this.passCost));
+    return (e.planner ??= new CostModelPlanner(cost));
   }
 
   private async entry(method: string, options: MethodOptionValues): Promise<{ drafter: Drafter; planner?: Planner }> {
@@ -91,7 +98,7 @@ export class SlotPool {
   }
 
   /** `parallel` slots: the opened target and parallel - 1 forks of it. */
-  static async open(opened: OpenedTarget, parallel: number, maxQueue: number, passCost?: PassCostTable): Promise<SlotPool> {
+  static async open(opened: OpenedTarget, parallel: number, maxQueue: number, passCost?: PassCosts): Promise<SlotPool> {
     const slots = [new Slot(0, opened.target, opened, passCost)];
     try {
       for (let i = 1; i < parallel; i++) slots.push(new Slot(i, await forkTarget(opened), opened, passCost));

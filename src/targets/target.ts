@@ -77,6 +77,12 @@ export interface Target {
   readonly eogTokens: ReadonlySet<Token>;
   /** Thread counts a pass may ask for (`PassRequest.threads`); absent = the target's own setting only. */
   readonly threadCounts?: readonly number[];
+  /**
+   * Whether the target rounds the inputs of its matrix products to 8 bits (llama.cpp with
+   * quantized weights): a last-bit difference between two ways of computing a pass can then
+   * move an activation by a whole rounding step, so a near-tie is wider (`nearTieBound`).
+   */
+  readonly roundsActivations?: boolean;
   /** Number of tokens now in the cache. */
   readonly length: number;
 

@@ -95,6 +95,7 @@ export class LlamaCppTarget implements Target {
   readonly maxLeaves: number;
   readonly vocab: Vocabulary;
   readonly threadCounts?: readonly number[];
+  readonly roundsActivations: boolean;
 
   private cached = 0; // tokens in the cache (a tree pass counts all its tokens until keep)
   private embeddingsOn = false;
@@ -127,6 +128,7 @@ export class LlamaCppTarget implements Target {
     this.threadsNow = [settings.threads, settings.batchThreads];
     if (settings.maxThreads > 1) this.threadCounts = Array.from({ length: settings.maxThreads }, (_, i) => i + 1);
     this.vocab = file.vocab;
+    this.roundsActivations = file.quantizedWeights;
     this.vocabPtr = L.llama_model_get_vocab(model.ptr);
     this.vocabSize = L.llama_vocab_n_tokens(this.vocabPtr);
     this.hiddenSize = L.llama_model_n_embd(model.ptr);
