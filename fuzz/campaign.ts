@@ -185,7 +185,12 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
       g.examples.push(r);
       if (reproducerDir) {
         mkdirSync(reproducerDir, { recursive: true });
-        g.reproducers.push(writeReproducer(reproducerDir, o.seed, r));
+        try {
+          g.reproducers.push(writeReproducer(reproducerDir, o.seed, r));
+        } catch (e) {
+          // A reproducer that cannot be rebuilt must not stop this worker's share of the campaign.
+          g.reproducers.push(`(not written: ${String((e as Error)?.message ?? e).split("\n")[0]})`);
+        }
       }
     }
   };

@@ -282,7 +282,8 @@ function withHeader(b: Buffer, layout: GgufLayout, header: Buffer, repad: boolea
 }
 
 function bumpCount(header: Buffer, at: number, by: number): void {
-  header.writeBigUInt64LE(header.readBigUInt64LE(at) + BigInt(by), at);
+  // A count already mutated to 2^64 - 1 wraps, as a u64 does.
+  header.writeBigUInt64LE((header.readBigUInt64LE(at) + BigInt(by)) & 0xffff_ffff_ffff_ffffn, at);
 }
 
 const truncate: Resize = (rng, b, layout) => {

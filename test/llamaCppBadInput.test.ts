@@ -12,6 +12,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultModels } from "../src/defaultModels.js";
+import { openGguf } from "../src/gguf/reader.js";
+import { kv, writeGguf, type GgufWriteEntry, type GgufWriteTensor } from "../src/gguf/writer.js";
 import { PROJECT_ROOT, sharedFile } from "./support/sharedData.js";
 
 const BIN = join(PROJECT_ROOT, "bin", "specdec.js");
@@ -178,4 +180,85 @@ test("llama.cpp backend: the unmodified seeds run (the cases above each break on
     assert.equal(r.status, 0, r.stderr);
     assert.ok(r.stdout.length > 0);
   }
+});
+
+// ---- found by `npm run fuzz -- --cases 100000` through the libllama binding (issue 15) ----
+
+/** stories260K rewritten by our writer with `edit` applied to its metadata entries and tensors. */
+function rewritten(label: string, edit: (metadata: GgufWriteEntry[], tensors: GgufWriteTensor[]) => { alignment?: number } | void): string {
+  const f = openGguf(STORIES);
+  let metadata: GgufWriteEntry[], tensors: GgufWriteTensor[];
+  try {
+    metadata = [...f.metadata].filter(([k]) => k !== "general.alignment").map(([key, e]) => ({ key, ...e }));
+    tensors = f.tensors.map((t) => ({ name: t.name, dims: t.dims, type: t.type, data: f.readTensorData(t).slice() }));
+  } finally {
+    f.close();
+  }
+  const o = edit(metadata, tensors) ?? {};
+  const path = join(dir, `${label}.gguf`);
+  writeGguf(path, { metadata, tensors, alignment: o.alignment });
+  return path;
+}
+
+test("llama.cpp backend: what libllama asserts on is refused first (fuzz findings: SIGABRT in ggml and llama.cpp)", { timeout: 120_000 }, () => {
+  const setMeta = (m: GgufWriteEntry[], e: GgufWriteEntry) => {
+    const i = m.findIndex((x) => x.key === e.key);
+    if (i >= 0) m[i] = e;
+    else m.push(e);
+  };
+  const cases: [string, string, RegExp][] = [
+    // ops.cpp GGML_ASSERT(eps >= 0.0f)
+    ["eps-nan", rewritten("eps-nan", (m) => setMeta(m, kv.f32("llama.attention.layer_norm_rms_epsilon", NaN))), /layer_norm_rms_epsilon must be a finite non-negative number/],
+    ["eps-negative", rewritten("eps-negative", (m) => setMeta(m, kv.f32("llama.attention.layer_norm_rms_epsilon", -1))), /layer_norm_rms_epsilon must be a finite non-negative number/],
+    // llama-model.cpp GGML_ASSERT(rope_scaling_type_train != UNSPECIFIED)
+    ["rope-scaling", rewritten("rope-scaling", (m) => setMeta(m, kv.string("llama.rope.scaling.type", "gpt2"))), /rope\.scaling\.type is "gpt2"; llama\.cpp knows none, linear, yarn, longrope/],
+    // llama-vocab.cpp GGML_ASSERT(id_to_token.size() == token_to_id.size()): a repeated token text,
+    // and one that repeats only as llama.cpp reads it (a C string, cut at a NUL)
+    ["token-twice", rewritten("token-twice", (m) => {
+      const e = m.find((x) => x.key === "tokenizer.ggml.tokens")!;
+      const tokens = [...(e.value as unknown as { items: string[] }).items];
+      tokens[300] = tokens[301];
+      setMeta(m, { ...e, value: { ...(e.value as object), items: tokens } as never });
+    }), /token 301 ".*" appears twice in tokenizer\.ggml\.tokens$/],
+    ["token-nul", rewritten("token-nul", (m) => {
+      const e = m.find((x) => x.key === "tokenizer.ggml.tokens")!;
+      const tokens = [...(e.value as unknown as { items: string[] }).items];
+      tokens[300] = tokens[301] + "\0x";
+      setMeta(m, { ...e, value: { ...(e.value as object), items: tokens } as never });
+    }), /appears twice in tokenizer\.ggml\.tokens \(as llama\.cpp reads it: up to a NUL byte\)/],
+    // ggml-backend.cpp GGML_ASSERT(ptr % TENSOR_ALIGNMENT == 0): a valid GGUF alignment below 32
+    ["alignment-4", rewritten("alignment-4", (m) => {
+      m.push(kv.string("specdec.test.pad", "x")); // a header length that is not a multiple of 32
+      return { alignment: 4 };
+    }), /not a multiple of 32 \(general\.alignment 4\): llama\.cpp maps tensors on 32-byte boundaries/],
+  ];
+  for (const [name, path, pattern] of cases) {
+    if (name === "alignment-4") {
+      // Only where some tensor really lands off a 32-byte boundary (else libllama takes it).
+      const f = openGguf(path);
+      const off = f.tensors.some((t) => t.offset % 32 !== 0);
+      f.close();
+      assert.ok(off, "the rewritten file has a tensor off a 32-byte boundary");
+    }
+    assertOneLineError(generate(path), pattern, name);
+  }
+});
+
+test("llama.cpp backend: NaN weights give a one-line error, not tokens chosen from non-finite logits (fuzz finding)", { timeout: 60_000 }, () => {
+  const path = rewritten("nan-weight", (_, tensors) => {
+    const t = tensors.find((x) => x.name === "output_norm.weight")!;
+    new DataView(t.data.buffer, t.data.byteOffset).setFloat32(0, NaN, true);
+  });
+  assertOneLineError(generate(path), /the model computed non-finite logits \(NaN or infinite weights, or an overflow\)/, "nan-weight");
+});
+
+test("llama.cpp backend: an architecture name with an escape byte is quoted escaped in the error (fuzz finding)", { timeout: 60_000 }, () => {
+  const path = mutant(STORIES, "arch-escape", (b) => {
+    const key = "general.architecture";
+    const at = nameAt(b, key) + Buffer.byteLength(key) + 4 + 8; // type, string length
+    b[at] = 0x1b;
+  });
+  const r = generate(path);
+  assertOneLineError(r, /\\u001blama\.block_count is missing/, "arch-escape");
+  assert.doesNotMatch(r.stderr, /\x1b/);
 });

@@ -8,6 +8,15 @@ export function argmaxOf(logits: Float32Array, off: number, n: number): number {
   return best;
 }
 
+/** Whether logits[off, off + n) hold a NaN or +Inf (no distribution can be made of them). */
+export function hasNonFinite(logits: Float32Array, off: number, n: number): boolean {
+  for (let i = 0; i < n; i++) {
+    const x = logits[off + i];
+    if (x !== x || x === Infinity) return true;
+  }
+  return false;
+}
+
 /** softmax(logits[off, off + n)) as a new distribution. */
 export function softmax(logits: Float32Array, off: number, n: number): Distribution {
   let max = -Infinity;

@@ -11,7 +11,7 @@ import { GgmlMatrix } from "../../engine/matrix.js";
 import { openGguf } from "../../gguf/reader.js";
 import type { Token } from "../../types.js";
 import { isPrefix, type PassRequest, type PassResult, type Target, type TargetCapabilities, type TokenMatrices, type Vocabulary } from "../target.js";
-import { argmaxOf, softmax } from "../logits.js";
+import { argmaxOf, hasNonFinite, softmax } from "../logits.js";
 import type { Ptr } from "./api.js";
 import { NativeBatch } from "./batch.js";
 import { GGML_TYPE, LLAMA_FLASH_ATTN_TYPE, LLAMA_POOLING_TYPE_NONE, LLAMA_SPLIT_MODE_NONE } from "./layouts.js";
@@ -393,6 +393,9 @@ export class LlamaCppTarget implements Target {
     const probs: Float32Array[] = [];
     for (let o = 0; o < nOut; o++) {
       const off = rows[o] * V;
+      // NaN or infinite weights (which libllama loads as they are) give non-finite logits: a
+      // clear error, never a token chosen from garbage.
+      if (hasNonFinite(logits, off, V)) throw new SpecdecError(`${this.path}: the model computed non-finite logits (NaN or infinite weights, or an overflow)`);
       argmax[o] = argmaxOf(logits, off, V);
       if (wantProbs) probs.push(softmax(logits, off, V));
     }

@@ -37,6 +37,11 @@ const LLAMA_MAX_LAYERS = 512;
 // Q8_1 / Q8_K formats that only hold rounded activations).
 const NOT_WEIGHT_TYPES = new Set<number>([GgmlType.I8, GgmlType.I16, GgmlType.I32, GgmlType.I64, GgmlType.F64, GgmlType.Q8_1, GgmlType.Q8_K]);
 
+/** A key or name from a file as a message shows it unquoted: escaped, at most `max` characters. */
+function printable(s: string, max = 60): string {
+  return quoted(s, max).slice(1, -1);
+}
+
 /** A short, printable excerpt of a name or key from a file (never its raw bytes). */
 export function quoted(s: string, max = 40): string {
   const cut = s.length > max ? s.slice(0, max) + "…" : s;
@@ -81,8 +86,15 @@ function checkNames(f: GgufFile): void {
   }
 }
 
+// TENSOR_ALIGNMENT in ggml-backend-impl.h: a mapped tensor's data pointer must be a multiple of it.
+const TENSOR_ALIGNMENT = 32;
+// llama-model.cpp LLAMA_ROPE_SCALING_TYPES: any other name is a failed GGML_ASSERT.
+const ROPE_SCALING_TYPES = new Set(["none", "linear", "yarn", "longrope"]);
+
 function checkWeightTypes(f: GgufFile): void {
   for (const t of f.tensors) {
+    if (t.offset % TENSOR_ALIGNMENT !== 0)
+      throw new SpecdecError(`${f.path}: tensor ${quoted(t.name)} data starts at byte ${t.offset}, not a multiple of ${TENSOR_ALIGNMENT} (general.alignment ${f.alignment}): llama.cpp maps tensors on ${TENSOR_ALIGNMENT}-byte boundaries`);
     if ((t.name.endsWith(".weight") || t.name.endsWith(".bias")) && NOT_WEIGHT_TYPES.has(t.type))
       throw new SpecdecError(`${f.path}: tensor ${quoted(t.name)} has type ${typeName(t.type)}, which no model weight can have`);
   }
@@ -97,14 +109,23 @@ function positiveInts(f: GgufFile, key: string, allowZero = false): number[] | u
   for (const x of items) {
     const n = typeof x === "bigint" ? Number(x) : x;
     if (typeof n !== "number" || !Number.isInteger(n) || n < (allowZero ? 0 : 1) || n > 0x7fffffff)
-      throw new SpecdecError(`${f.path}: ${key} must be ${allowZero ? "a non-negative" : "a positive"} integer, got ${quoted(String(x))}`);
+      throw new SpecdecError(`${f.path}: ${printable(key)} must be ${allowZero ? "a non-negative" : "a positive"} integer, got ${quoted(String(x))}`);
     out.push(n);
   }
   return out;
 }
 
+/** A float hyper-parameter that must be finite and non-negative, when present. */
+function nonNegativeFloat(f: GgufFile, key: string): void {
+  const v = metaValue(f, key);
+  if (v === undefined) return;
+  const n = typeof v === "bigint" ? Number(v) : v;
+  if (typeof n !== "number" || !Number.isFinite(n) || n < 0) throw new SpecdecError(`${f.path}: ${printable(key)} must be a finite non-negative number, got ${quoted(String(typeof v === "object" ? "an array" : v))}`);
+}
+
 function checkHyperParameters(f: GgufFile, info: ModelFileInfo): Omit<CheckedModelFile, Exclude<keyof ModelFileInfo, "contextLength">> {
-  const arch = info.architecture;
+  const arch = printable(info.architecture); // as it appears in keys
+  const key = (k: string) => `${info.architecture}.${k}`;
   const tensor = (name: string) => f.tensors.find((t) => t.name === name);
   const embd = tensor("token_embd.weight");
   const nVocab = info.vocab.tokens.length;
@@ -113,9 +134,24 @@ function checkHyperParameters(f: GgufFile, info: ModelFileInfo): Omit<CheckedMod
     const a = metaArray(f, key);
     if (a && a.length !== nVocab) throw new SpecdecError(`${f.path}: ${key} has ${a.length} entries for ${nVocab} tokens`);
   }
+  // llama-vocab.cpp maps token texts to ids and asserts both ways are the same size; it reads
+  // each text as a C string, so a NUL ends it there.
+  const texts = new Map<string, boolean>(); // as llama.cpp reads it → whether a NUL cut it
+  for (const [id, token] of info.vocab.tokens.entries()) {
+    const t = token.split("\0")[0];
+    const cut = t !== token;
+    if (texts.has(t)) throw new SpecdecError(`${f.path}: token ${id} ${quoted(t)} appears twice in tokenizer.ggml.tokens${cut || texts.get(t) ? " (as llama.cpp reads it: up to a NUL byte)" : ""}`);
+    texts.set(t, cut);
+  }
+  // ggml's norms assert a non-negative epsilon; an unknown RoPE scaling name is an assert too.
+  nonNegativeFloat(f, key("attention.layer_norm_rms_epsilon"));
+  nonNegativeFloat(f, key("attention.layer_norm_epsilon"));
+  const scaling = metaValue(f, key("rope.scaling.type"));
+  if (scaling !== undefined && (typeof scaling !== "string" || !ROPE_SCALING_TYPES.has(scaling)))
+    throw new SpecdecError(`${f.path}: ${arch}.rope.scaling.type is ${quoted(String(typeof scaling === "object" ? "an array" : scaling))}; llama.cpp knows ${[...ROPE_SCALING_TYPES].join(", ")}`);
 
-  const ctx = positiveInts(f, `${arch}.context_length`);
-  const blocks = positiveInts(f, `${arch}.block_count`);
+  const ctx = positiveInts(f, key("context_length"));
+  const blocks = positiveInts(f, key("block_count"));
   if (!blocks || blocks.length !== 1) throw new SpecdecError(`${f.path}: ${arch}.block_count is missing`);
   const blockCount = blocks[0];
   if (blockCount > LLAMA_MAX_LAYERS) throw new SpecdecError(`${f.path}: ${arch}.block_count ${blockCount} exceeds llama.cpp's limit of ${LLAMA_MAX_LAYERS} layers`);
@@ -126,19 +162,19 @@ function checkHyperParameters(f: GgufFile, info: ModelFileInfo): Omit<CheckedMod
   }
   if (maxBlock + 1 !== blockCount) throw new SpecdecError(`${f.path}: ${arch}.block_count is ${blockCount} but the file has tensors for ${maxBlock + 1} layers`);
 
-  const embdLen = positiveInts(f, `${arch}.embedding_length`);
+  const embdLen = positiveInts(f, key("embedding_length"));
   if (!embdLen || embdLen.length !== 1) throw new SpecdecError(`${f.path}: ${arch}.embedding_length is missing`);
   const nEmbd = embdLen[0];
   if (embd && (embd.dims[0] !== nEmbd || embd.dims[1] !== nVocab))
     throw new SpecdecError(`${f.path}: token_embd.weight is [${embd.dims.join(", ")}], expected [${nEmbd}, ${nVocab}] (${arch}.embedding_length, vocabulary size)`);
 
-  const heads = positiveInts(f, `${arch}.attention.head_count`, true);
-  const kvHeads = positiveInts(f, `${arch}.attention.head_count_kv`, true);
+  const heads = positiveInts(f, key("attention.head_count"), true);
+  const kvHeads = positiveInts(f, key("attention.head_count_kv"), true);
   for (const [key, arr] of [["head_count", heads], ["head_count_kv", kvHeads]] as const) {
     if (arr && arr.length !== 1 && arr.length !== blockCount) throw new SpecdecError(`${f.path}: ${arch}.attention.${key} has ${arr.length} entries for ${blockCount} layers`);
   }
-  const keyLen = positiveInts(f, `${arch}.attention.key_length`)?.[0];
-  const valueLen = positiveInts(f, `${arch}.attention.value_length`)?.[0];
+  const keyLen = positiveInts(f, key("attention.key_length"))?.[0];
+  const valueLen = positiveInts(f, key("attention.value_length"))?.[0];
   let kvPerToken = 0;
   for (let l = 0; l < blockCount; l++) {
     const h = heads?.[heads.length === 1 ? 0 : l] ?? 0;
