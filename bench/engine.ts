@@ -11,6 +11,7 @@
 
 import { readFileSync } from "node:fs";
 import { getLlama, LlamaLogLevel, type Token as LlamaToken } from "node-llama-cpp";
+import { nodeLlamaCppGreedyRuns } from "./nodeLlamaCppTarget.js";
 import { BuiltinTarget, type BuiltinOptions } from "../src/targets/builtin.js";
 import { defaultModels } from "../src/defaultModels.js";
 import { GgmlType } from "../src/gguf/ggmlTypes.js";
@@ -98,19 +99,7 @@ async function runLlamaCpp(path: string, threads: number, prompt: number[], nGen
   const ctx = await model.createContext({ contextSize: CONTEXT, sequences: 1, threads });
   const seq = ctx.getSequence();
   try {
-    const times: number[] = [];
-    let tokens: number[] = [];
-    for (let r = 0; r < reps; r++) {
-      await seq.clearHistory();
-      await seq.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1) as LlamaToken[]);
-      tokens = [];
-      const t0 = performance.now();
-      for await (const t of seq.evaluate(prompt.slice(-1) as LlamaToken[], { temperature: 0 })) {
-        tokens.push(t);
-        if (tokens.length >= nGen) break;
-      }
-      times.push(performance.now() - t0);
-    }
+    const { ms: times, tokens } = await nodeLlamaCppGreedyRuns(seq, prompt, nGen, reps);
     const pass = new Map<number, number>(), cpu = new Map<number, number>();
     const all = [...prompt, ...ourTokens];
     for (const k of KS) {

@@ -9,7 +9,8 @@
 //   npm run bench:llamacpp [-- --quick] [--one-thread] [--small-only]
 
 import { spawnSync } from "node:child_process";
-import { getLlama, LlamaLogLevel, type Token as LlamaToken } from "node-llama-cpp";
+import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { nodeLlamaCppGreedyRuns } from "./nodeLlamaCppTarget.js";
 import { defaultModels } from "../src/defaultModels.js";
 import { GgmlType } from "../src/gguf/ggmlTypes.js";
 import { LlamaCppTarget } from "../src/targets/llamaCpp/llamaCppTarget.js";
@@ -96,20 +97,8 @@ async function nodeLlamaCppGreedy(path: string, prompt: number[], threads: numbe
   const ctx = await model.createContext({ contextSize: CONTEXT, sequences: 1, threads });
   const seq = ctx.getSequence();
   try {
-    const times: number[] = [];
-    let tokens: number[] = [];
-    for (let r = 0; r < reps; r++) {
-      await seq.clearHistory();
-      await seq.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1) as LlamaToken[]);
-      tokens = [];
-      const t0 = performance.now();
-      for await (const t of seq.evaluate(prompt.slice(-1) as LlamaToken[], { temperature: 0 })) {
-        tokens.push(t);
-        if (tokens.length >= GEN) break;
-      }
-      times.push((performance.now() - t0) / tokens.length); // it stops early at an end-of-generation token
-    }
-    return { tps: 1000 / median(times), tokens };
+    const { ms, tokens } = await nodeLlamaCppGreedyRuns(seq, prompt, GEN, reps);
+    return { tps: (1000 * tokens.length) / median(ms), tokens }; // it may stop early at an end-of-generation token
   } finally {
     await ctx.dispose();
     await model.dispose();

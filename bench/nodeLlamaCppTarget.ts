@@ -147,3 +147,25 @@ export class NodeLlamaCppTarget implements Target {
 function firstLine(e: unknown): string {
   return String((e as Error)?.message ?? e).split("\n")[0];
 }
+
+/**
+ * node-llama-cpp's own greedy loop on `seq`, `reps` times: the prompt but its last token
+ * evaluated untimed, then up to `maxTokens` tokens generated (fewer where it stops at an
+ * end-of-generation token). Milliseconds per run, and the last run's tokens.
+ */
+export async function nodeLlamaCppGreedyRuns(seq: LlamaContextSequence, prompt: readonly number[], maxTokens: number, reps: number): Promise<{ ms: number[]; tokens: number[] }> {
+  const ms: number[] = [];
+  let tokens: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    await seq.clearHistory();
+    await seq.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1) as LlamaToken[]);
+    tokens = [];
+    const t0 = performance.now();
+    for await (const t of seq.evaluate(prompt.slice(-1) as LlamaToken[], { temperature: 0 })) {
+      tokens.push(t);
+      if (tokens.length >= maxTokens) break;
+    }
+    ms.push(performance.now() - t0);
+  }
+  return { ms, tokens };
+}

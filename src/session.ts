@@ -129,12 +129,13 @@ export interface PlannerSpec {
  */
 export async function openPlanner(opened: OpenedTarget, method: string, spec: PlannerSpec = {}): Promise<Planner> {
   const m = methodNamed(method);
+  const costSpec = { ...spec, hidden: spec.hidden ?? readsHidden(method) };
   if (spec.fixed || spec.draftMax !== undefined || spec.treeNodes !== undefined || m.defaultDraftMax === 0) {
     // Where passes choose their threads (--threads auto), a fixed budget still takes the fastest count per pass.
-    const cost = opened.target.threadCounts ? await openPassCost(opened, { ...spec, hidden: spec.hidden ?? readsHidden(method) }) : undefined;
+    const cost = opened.target.threadCounts ? await openPassCost(opened, costSpec) : undefined;
     return new FixedPlanner(spec.draftMax ?? m.defaultDraftMax, spec.treeNodes ?? DEFAULT_TREE_NODES, cost);
   }
-  return new CostModelPlanner(await openPassCost(opened, { ...spec, hidden: spec.hidden ?? readsHidden(method) }));
+  return new CostModelPlanner(await openPassCost(opened, costSpec));
 }
 
 /** Whether a method's passes return hidden states (with its default options). */

@@ -81,6 +81,8 @@ export async function runBench(opened: OpenedTarget, s: BenchSettings): Promise<
   let done = 0;
   for (const m of methods) {
     const drafter = await openDrafter(opened, m.method, m.options ?? {});
+    // A method that reads hidden states pays for them in every pass (its own table; plain decoding is c1).
+    const table = readsHidden(m.method) ? await openPassCost(opened, { read: greedy ? "argmax" : "probabilities", hidden: true }) : s.passCost;
     try {
       for (const category of categories) {
         // One planner per method and category: it learns that category's acceptance from its prior.
@@ -95,8 +97,6 @@ export async function runBench(opened: OpenedTarget, s: BenchSettings): Promise<
         }
         const calls = r.results.reduce((a, x) => a + x.stats.targetCalls, 0);
         const budget = r.results.reduce((a, x) => a + x.stats.meanBudget * x.stats.targetCalls, 0);
-        // A method that reads hidden states pays for them in every pass (its own table; plain decoding is c1).
-        const table = readsHidden(m.method) ? await openPassCost(opened, { read: greedy ? "argmax" : "probabilities", hidden: true }) : s.passCost;
         const relCost = bestCost(table, 1 + r.nodesPerPass).ms / c1;
         results.push({
           method: m.label,

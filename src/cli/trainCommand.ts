@@ -112,10 +112,7 @@ export function addTrainCommand(cli: Command): void {
     .option("--examples <n>", "most training positions taken from the corpus", integer(1, 100_000_000), d.maxExamples)
     .option("--val-examples <n>", "most held-out positions evaluated", integer(1, 100_000_000), d.valExamples)
     .option("--continuation <n>", "greedy tokens generated after each prompt (--targets greedy)", integer(1, 1_000_000), d.continuation);
-  checkpointOptions(medusa, 500)
-    .option("--force", "overwrite --out if it exists")
-    .option("--quiet", "no progress")
-    .action(action(runTrainMedusa));
+  finish(checkpointOptions(medusa, 500), runTrainMedusa);
 
   const e = EAGLE_TRAIN_DEFAULTS;
   const eagle = selfDistillationCommand(train, "eagle", "an EAGLE head (one decoder block over the target's features)", "head file to write (GGUF), for generate --method eagle --eagle FILE", { ...e, batchHelp: "sequences per step", batchMax: 4096 })
@@ -127,10 +124,7 @@ export function addTrainCommand(cli: Command): void {
     .option("--sequences <n>", "most training sequences (a paragraph prefix and the target's greedy continuation) prepared", integer(1, 100_000_000), e.sequences)
     .option("--val-sequences <n>", "most held-out sequences evaluated", integer(1, 100_000_000), e.valSequences)
     .option("--continuation <n>", "greedy tokens generated after each prompt", integer(1, 1_000_000), e.continuation);
-  checkpointOptions(eagle, 100)
-    .option("--force", "overwrite --out if it exists")
-    .option("--quiet", "no progress")
-    .action(action(runTrainEagle));
+  finish(checkpointOptions(eagle, 100), runTrainEagle);
 
   // Defaults: the configuration measured with bench/trainDraft.ts (docs/measurements.md, "A distilled draft model").
   const draft = train
@@ -144,10 +138,8 @@ export function addTrainCommand(cli: Command): void {
     .option("--alpha <a>", "weight of KL to the target's distribution (the rest: cross-entropy on the text)", real(0, 1), 1)
     .addOption(new Option("--targets <kind>", "train on the target's greedy continuations of corpus prompts, or on the corpus itself").choices(["greedy", "corpus"]).default("greedy"))
     .option("--windows <n>", "most training windows prepared", integer(1, 10_000_000), 512)
-    .option("--seed <s>", "seed for initialisation, data and shuffling", integer(0, 2 ** 32 - 1), 0)
-    .option("--force", "overwrite --out if it exists")
-    .option("--quiet", "no progress")
-    .action(action(runTrainDraft));
+    .option("--seed <s>", "seed for initialisation, data and shuffling", integer(0, 2 ** 32 - 1), 0);
+  finish(draft, runTrainDraft);
 
   const model = train
     .command("model")
@@ -158,10 +150,8 @@ export function addTrainCommand(cli: Command): void {
     .option("--vocab <n>", "vocabulary size (256 bytes + merges + <|endoftext|>)", integer(257, MAX_BPE_VOCAB), 1024);
   llamaTrainingOptions(model, { dim: 64, hidden: 176, context: 128, steps: 500, batch: 8 })
     .option("--threads <n>", "threads sharing each step's batch (data-parallel; --batch must be divisible by it; results depend on it)", integer(1, 64), 1)
-    .option("--seed <s>", "seed for initialisation and data sampling", integer(0, 2 ** 32 - 1), 0)
-    .option("--force", "overwrite --out if it exists")
-    .option("--quiet", "no progress")
-    .action(action(runTrainModel));
+    .option("--seed <s>", "seed for initialisation and data sampling", integer(0, 2 ** 32 - 1), 0);
+  finish(model, runTrainModel);
 }
 
 /**
@@ -191,6 +181,11 @@ function selfDistillationCommand(
 }
 
 /** --checkpoint, --checkpoint-every (default `every`), --resume and the hidden --stop-after, for every train command. */
+/** The options every train command ends with (--force, --quiet), and its action. */
+function finish<A extends unknown[]>(cmd: Command, run: (...args: A) => Promise<void>): void {
+  cmd.option("--force", "overwrite --out if it exists").option("--quiet", "no progress").action(action(run));
+}
+
 function checkpointOptions(cmd: Command, every: number): Command {
   return cmd
     .option("--checkpoint <file>", "save training state here (periodically, on Ctrl-C, at the end)")

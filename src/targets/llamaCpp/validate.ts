@@ -170,8 +170,8 @@ function checkHyperParameters(f: GgufFile, info: ModelFileInfo): Omit<CheckedMod
 
   const heads = positiveInts(f, key("attention.head_count"), true);
   const kvHeads = positiveInts(f, key("attention.head_count_kv"), true);
-  for (const [key, arr] of [["head_count", heads], ["head_count_kv", kvHeads]] as const) {
-    if (arr && arr.length !== 1 && arr.length !== blockCount) throw new SpecdecError(`${f.path}: ${arch}.attention.${key} has ${arr.length} entries for ${blockCount} layers`);
+  for (const [name, arr] of [["head_count", heads], ["head_count_kv", kvHeads]] as const) {
+    if (arr && arr.length !== 1 && arr.length !== blockCount) throw new SpecdecError(`${f.path}: ${arch}.attention.${name} has ${arr.length} entries for ${blockCount} layers`);
   }
   const keyLen = positiveInts(f, key("attention.key_length"))?.[0];
   const valueLen = positiveInts(f, key("attention.value_length"))?.[0];
