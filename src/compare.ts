@@ -81,29 +81,35 @@ export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => 
 /** Decode every prompt `repeats` times with one drafter and sum the statistics. */
 export async function measureMethod(target: Target, drafter: Drafter, prompts: readonly GenerateOptions["prompt"][], options: MeasureOptions = {}): Promise<Measurement> {
   const repeats = options.repeats ?? 1;
-  if (options.reference && options.reference.length !== prompts.length) throw new Error(`reference has ${options.reference.length} outputs for ${prompts.length} prompts`);
+  const runs: GenerationResult[][] = prompts.map(() => []);
+  for (const [i, prompt] of prompts.entries())
+    for (let r = 0; r < repeats; r++) runs[i].push(await generate(target, drafter, { ...options.run, prompt, maxTokens: options.maxTokens ?? DEFAULT_MAX_TOKENS }));
+  return summarizeRuns(target, prompts, runs, options.reference);
+}
+
+/**
+ * The statistics of runs[prompt][repeat]: each prompt's median decoding time, the rest from its
+ * last run; outputs compared with `reference` (where one differs, whether at a near-tie).
+ */
+export async function summarizeRuns(target: Target, prompts: readonly GenerateOptions["prompt"][], runs: readonly (readonly GenerationResult[])[], reference?: readonly (readonly Token[])[]): Promise<Measurement> {
+  if (reference && reference.length !== prompts.length) throw new Error(`reference has ${reference.length} outputs for ${prompts.length} prompts`);
   let tokens = 0, decided = 0, calls = 0, drafted = 0, draftMs = 0, decodeMs = 0;
-  let same = options.reference ? true : undefined;
+  let same = reference ? true : undefined;
   let nearTies = 0, differing = 0;
   const pos: { d: number; a: number }[] = [];
   const results: GenerationResult[] = [];
   for (const [i, prompt] of prompts.entries()) {
-    const times: number[] = [];
-    let last!: GenerationResult;
-    for (let r = 0; r < repeats; r++) {
-      last = await generate(target, drafter, { ...options.run, prompt, maxTokens: options.maxTokens ?? DEFAULT_MAX_TOKENS });
-      times.push(last.stats.decodeMs);
-    }
+    const last = runs[i][runs[i].length - 1];
     const s = last.stats;
-    const ms = median(times);
+    const ms = median(runs[i].map((x) => x.stats.decodeMs));
     tokens += s.generatedTokens; decided += s.decidedTokens; calls += s.targetCalls; drafted += s.draftedTokens; decodeMs += ms;
     // The drafting share of the kept run, scaled to its median time.
     if (s.decodeMs > 0) draftMs += s.draftMs * (ms / s.decodeMs);
     s.acceptanceByPosition.forEach((x, j) => { pos[j] ??= { d: 0, a: 0 }; pos[j].d += x.drafted; pos[j].a += x.accepted; });
-    if (options.reference && options.reference[i].join() !== last.tokens.join()) {
+    if (reference && reference[i].join() !== last.tokens.join()) {
       same = false;
       differing++;
-      const want = options.reference[i];
+      const want = reference[i];
       let at = 0;
       while (at < want.length && want[at] === last.tokens[at]) at++;
       if ((await top2GapAt(target, prompt, want, at)) < nearTieBound(target)) nearTies++;
@@ -118,7 +124,7 @@ export async function measureMethod(target: Target, drafter: Drafter, prompts: r
     acceptanceByPosition: pos.map((x) => x.a / x.d),
     results,
     sameAsReference: same,
-    ...(options.reference ? { nearTies, differing } : {}),
+    ...(reference ? { nearTies, differing } : {}),
   };
 }
 

@@ -87,6 +87,41 @@ test("the thread count of each pass is the cheapest for its size", () => {
   assert.equal(speculate.threads, 2);
 });
 
+test("where a change of pass shape costs (llama.cpp's graphs), starting to speculate is charged for it and short proposals are padded", () => {
+  // Passes of any size up to 8 cost about one pass; a change of size costs half a pass.
+  const c = (n: number) => 1 + 0.02 * (n - 1);
+  const shaped = (switchMs: number): PassCostTable => ({ ...table(c), switchMs: { "0": switchMs } });
+  // Acceptance 0.3 then fading: worth speculating with free shape changes, not when entering costs 2 × 0.5.
+  const acceptance = fixedAcceptance(0.3, 0.3);
+  assert.ok(new CostModelPlanner(table(c), acceptance).plan(LIMITS).maxNodes > 0);
+  const planner = new CostModelPlanner(shaped(0.5), acceptance);
+  assert.equal(planner.plan(LIMITS).maxNodes, 0);
+  // Already speculating at 1 + 2 tokens, staying there costs no change of shape: it keeps speculating.
+  planner.observe({ plan: { maxDepth: 2, maxNodes: 2 }, nodes: 2, path: [], draftMs: 0, passMs: c(3), passTokens: 3 });
+  assert.ok(planner.plan(LIMITS).maxNodes > 0);
+  // A shorter proposal is padded to the planned pass (0.02 ms of filler against two changes of shape) ...
+  assert.equal(planner.padTo({ maxDepth: 2, maxNodes: 2 }, 0), 3);
+  assert.equal(planner.padTo({ maxDepth: 2, maxNodes: 2 }, 2), undefined);
+  // ... but not where filler costs more than the changes it saves, nor where shapes cost nothing.
+  assert.equal(new CostModelPlanner({ ...table((n) => n), switchMs: { "0": 0.1 } }, acceptance).padTo({ maxDepth: 4, maxNodes: 4 }, 1), undefined);
+  assert.equal(new CostModelPlanner(table(c), acceptance).padTo({ maxDepth: 2, maxNodes: 2 }, 0), undefined);
+});
+
+test("a change of shape observed costs more than the table's figure: the planner learns it", () => {
+  const c = (n: number) => 1 + 0.02 * (n - 1);
+  const planner = new CostModelPlanner({ ...table(c), switchMs: { "0": 0 } }, fixedAcceptance(0.3, 0.3));
+  assert.ok(planner.plan(LIMITS).maxNodes > 0);
+  // Alternating plain and 2-guess passes, each change of size costing 0.6 ms more than a repeated pass.
+  for (let i = 0; i < 60; i++) {
+    const nodes = i % 2 === 0 ? 0 : 2;
+    planner.observe({ plan: { maxDepth: nodes, maxNodes: nodes }, nodes, path: [], draftMs: 0, passMs: c(1 + nodes) + 0.6, passTokens: 1 + nodes });
+  }
+  assert.ok(Math.abs(planner.state().switchMs - 0.6) < 0.05, String(planner.state().switchMs));
+  planner.observe({ plan: { maxDepth: 0, maxNodes: 0 }, nodes: 0, path: [], draftMs: 0, passMs: c(1), passTokens: 1 });
+  planner.observe({ plan: { maxDepth: 0, maxNodes: 0 }, nodes: 0, path: [], draftMs: 0, passMs: c(1), passTokens: 1 });
+  assert.equal(planner.plan(LIMITS).maxNodes, 0);
+});
+
 test("a fixed planner gives the budget asked for, capped by the step's limits", () => {
   const p = new FixedPlanner(4, 24);
   assert.deepEqual(p.plan(LIMITS), { maxDepth: 4, maxNodes: 16 });

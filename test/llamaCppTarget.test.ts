@@ -287,3 +287,25 @@ test("tokenize and detokenize agree with specdec's own tokenizer (built-in backe
     }
   }
 });
+
+test("a chain padded with filler (padTo) gives the distributions of the unpadded chain and leaves no filler in the cache", async () => {
+  const prompt = stories.tokenize("Tom and his dog");
+  const chain = [prompt[prompt.length - 1], 330 as Token, 280 as Token];
+  const ref = await oneAtATime(fresh, [...prompt.slice(0, -1), ...chain]);
+  await stories.reset();
+  await stories.evaluate(prompt.slice(0, -1), { outputs: "none" });
+  const padded = await stories.evaluate(chain, { padTo: 8 });
+  assert.equal(padded.probs!.length, chain.length, "filler gives no outputs");
+  assert.equal(stories.length, prompt.length - 1 + chain.length, "filler is not counted in the cache");
+  for (let i = 0; i < chain.length; i++) assert.ok(maxAbsDiff(padded.probs![i], ref[prompt.length - 1 + i]) < TOL, `position ${i}`);
+  // Keep a prefix, then continue: the filler's cells are gone (else the next pass would see them).
+  await stories.keep(prompt.length - 1, [0, 1]);
+  const next = await stories.evaluate([280 as Token, 42 as Token], { padTo: 4 });
+  const ref2 = await oneAtATime(fresh, [...prompt, 330, 280, 42]);
+  assert.ok(maxAbsDiff(next.probs![0], ref2[ref2.length - 2]) < TOL);
+  assert.ok(maxAbsDiff(next.probs![1], ref2[ref2.length - 1]) < TOL);
+  // A pass already as long, or longer than the batch allows, is passed as it is.
+  await stories.truncate(prompt.length + 1);
+  const same = await stories.evaluate([280 as Token], { padTo: 1 });
+  assert.equal(same.probs!.length, 1);
+});

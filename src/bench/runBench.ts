@@ -4,9 +4,10 @@
 // identical-to-plain, drafting share, mean budget, and the bound tau / c(pass) — the speedup a
 // method would reach if drafting were free, given what its passes cost on this target.
 
-import { measureMethod } from "../compare.js";
-import { generate } from "../decode/speculativeDecode.js";
-import { FixedPlanner } from "../planner/planner.js";
+import { summarizeRuns } from "../compare.js";
+import { DEFAULT_MAX_TOKENS, generate, type GenerationResult } from "../decode/speculativeDecode.js";
+import type { Drafter } from "../drafters/drafter.js";
+import { FixedPlanner, type Planner } from "../planner/planner.js";
 import type { MethodOptionValues } from "../drafters/method.js";
 import { SpecdecError } from "../errors.js";
 import { bestCost, type PassCostTable } from "../planner/passCost.js";
@@ -73,52 +74,71 @@ export async function runBench(opened: OpenedTarget, s: BenchSettings): Promise<
   const byCategory = new Map(categories.map((c) => [c, s.prompts.filter((p) => p.category === c).map((p) => p.text)]));
   const methods = [{ label: "none", method: "none" } as BenchMethod, ...s.methods.filter((m) => m.method !== "none")];
   const greedy = (s.sampling?.temperature ?? 0) === 0;
-  const total = methods.length * categories.length;
   const results: BenchResult[] = [];
   const reference = new Map<string, Token[][]>();
   const baseline = new Map<string, number>();
   const c1 = bestCost(s.passCost, 1).ms;
+  // Rounds of repeats, and in each round every method on a prompt before the next prompt: a
+  // machine that slows down or speeds up during the run (a shared VM does, by tens of percent
+  // within seconds) then weighs on all methods alike.
+  const repeats = s.repeats ?? 1;
+  const total = methods.length * categories.length * repeats;
   let done = 0;
-  for (const m of methods) {
-    const drafter = await openDrafter(opened, m.method, m.options ?? {});
-    // A method that reads hidden states pays for them in every pass (its own table; plain decoding is c1).
-    const table = readsHidden(m.method) ? await openPassCost(opened, { read: greedy ? "argmax" : "probabilities", hidden: true }) : s.passCost;
-    try {
+  const cells: { m: BenchMethod; category: string; drafter: Drafter; planner: Planner; table: PassCostTable; runs: GenerationResult[][] }[] = [];
+  const drafters: Drafter[] = [];
+  try {
+    for (const m of methods) {
+      const drafter = await openDrafter(opened, m.method, m.options ?? {});
+      drafters.push(drafter);
+      // A method that reads hidden states pays for them in every pass (its own table; plain decoding is c1).
+      const table = readsHidden(m.method) ? await openPassCost(opened, { read: greedy ? "argmax" : "probabilities", hidden: true }) : s.passCost;
       for (const category of categories) {
         // One planner per method and category: it learns that category's acceptance from its prior.
         const planner = await openPlanner(opened, m.method, { ...m.planner, read: greedy ? "argmax" : "probabilities" });
-        const prompts = byCategory.get(category)!;
-        // Untimed warm-up (JIT, caches) with this method, so the one measured first pays no more than the others.
-        await generate(opened.target, drafter, { prompt: prompts[0], maxTokens: Math.min(16, s.maxTokens ?? 16), planner: new FixedPlanner(m.method === "none" ? 0 : 2, 8), sampling: s.sampling, verifier: m.verifier });
-        const r = await measureMethod(opened.target, drafter, prompts, { maxTokens: s.maxTokens, repeats: s.repeats, run: { planner, sampling: s.sampling, verifier: m.verifier }, reference: greedy ? reference.get(category) : undefined });
-        if (m.method === "none") {
-          reference.set(category, r.results.map((x) => x.tokens));
-          baseline.set(category, r.tokensPerSecond);
-        }
-        const calls = r.results.reduce((a, x) => a + x.stats.targetCalls, 0);
-        const budget = r.results.reduce((a, x) => a + x.stats.meanBudget * x.stats.targetCalls, 0);
-        const relCost = bestCost(table, 1 + r.nodesPerPass).ms / c1;
-        results.push({
-          method: m.label,
-          category,
-          tau: r.tau,
-          tokensPerSecond: r.tokensPerSecond,
-          speedup: r.tokensPerSecond / baseline.get(category)!,
-          identical: greedy ? (m.method === "none" ? true : r.sameAsReference === true) : undefined,
-          ...(r.differing ? { differing: { outputs: r.differing, nearTies: r.nearTies ?? 0 } } : {}),
-          acceptanceByPosition: r.acceptanceByPosition,
-          meanDraft: calls > 0 ? budget / calls : 0,
-          nodesPerPass: r.nodesPerPass,
-          draftShare: r.draftShare,
-          bound: r.tau / relCost,
-          planner: planner.name,
-          drafterState: drafter.describe?.(),
-        });
-        s.onProgress?.(++done, total, `${m.label} / ${category}`);
+        cells.push({ m, category, drafter, planner, table, runs: byCategory.get(category)!.map(() => []) });
       }
-    } finally {
-      await drafter.dispose?.();
     }
+    for (const c of cells) {
+      // Untimed warm-up (JIT, caches) with each method, so the one measured first pays no more than the others.
+      const first = byCategory.get(c.category)![0];
+      await generate(opened.target, c.drafter, { prompt: first, maxTokens: Math.min(16, s.maxTokens ?? 16), planner: new FixedPlanner(c.m.method === "none" ? 0 : 2, 8), sampling: s.sampling, verifier: c.m.verifier });
+    }
+    for (let r = 0; r < repeats; r++) {
+      for (const category of categories) {
+        const here = cells.filter((c) => c.category === category);
+        for (const [i, prompt] of byCategory.get(category)!.entries())
+          for (const c of here) c.runs[i].push(await generate(opened.target, c.drafter, { prompt, maxTokens: s.maxTokens ?? DEFAULT_MAX_TOKENS, planner: c.planner, sampling: s.sampling, verifier: c.m.verifier }));
+        for (const c of here) s.onProgress?.(++done, total, `${c.m.label} / ${c.category}`);
+      }
+    }
+    for (const { m, category, drafter, planner, table, runs } of cells) {
+      const r = await summarizeRuns(opened.target, byCategory.get(category)!, runs, greedy && m.method !== "none" ? reference.get(category) : undefined);
+      if (m.method === "none") {
+        reference.set(category, r.results.map((x) => x.tokens));
+        baseline.set(category, r.tokensPerSecond);
+      }
+      const calls = r.results.reduce((a, x) => a + x.stats.targetCalls, 0);
+      const budget = r.results.reduce((a, x) => a + x.stats.meanBudget * x.stats.targetCalls, 0);
+      const relCost = bestCost(table, 1 + r.nodesPerPass).ms / c1;
+      results.push({
+        method: m.label,
+        category,
+        tau: r.tau,
+        tokensPerSecond: r.tokensPerSecond,
+        speedup: r.tokensPerSecond / baseline.get(category)!,
+        identical: greedy ? (m.method === "none" ? true : r.sameAsReference === true) : undefined,
+        ...(r.differing ? { differing: { outputs: r.differing, nearTies: r.nearTies ?? 0 } } : {}),
+        acceptanceByPosition: r.acceptanceByPosition,
+        meanDraft: calls > 0 ? budget / calls : 0,
+        nodesPerPass: r.nodesPerPass,
+        draftShare: r.draftShare,
+        bound: r.tau / relCost,
+        planner: planner.name,
+        drafterState: drafter.describe?.(),
+      });
+    }
+  } finally {
+    for (const d of drafters) await d.dispose?.();
   }
   return results;
 }

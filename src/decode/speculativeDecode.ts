@@ -1,7 +1,7 @@
 // The speculative decoding loop: draft a tree → one target pass over [last, ...tree] → verify
 // → commit the accepted branch / roll back the rest → stream. A chain is a tree.
 
-import { nodeDepths, NO_DRAFT, pathTokens, validateTree, type DraftTree } from "../drafters/draftTree.js";
+import { isChain, nodeDepths, NO_DRAFT, pathTokens, validateTree, type DraftTree } from "../drafters/draftTree.js";
 import type { Drafter } from "../drafters/drafter.js";
 import { SpecdecError } from "../errors.js";
 import { SeededRng } from "../sampling/rng.js";
@@ -131,7 +131,8 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
       // 2. One pass over [last, ...tree]: slot 0 is the last committed token, slot i + 1 node i.
       const last = context[context.length - 1];
       const parents = tree.parents.map((p) => p + 1);
-      const out = await target.evaluate([last, ...tree.tokens], { parents: [-1, ...parents], read: verifier.reads, hidden, threads: plan.threads, signal });
+      const padTo = target.reusesGraphs ? planner.padTo?.(plan, tree.tokens.length) : undefined;
+      const out = await target.evaluate([last, ...tree.tokens], { parents: [-1, ...parents], read: verifier.reads, hidden, threads: plan.threads, padTo, signal });
       const p = out.probs ? out.probs.map((d) => shapeDistribution(d, sampling, d)) : [];
 
       // 3. Verify: the accepted branch plus one token of the target's own.
@@ -144,7 +145,8 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
       const passMs = performance.now() - tVerify;
       stats.verifyMs += passMs;
       stats.recordStep(tree.tokens.length, depth, verdict.path.length, plan.maxNodes);
-      planner.observe({ plan, nodes: tree.tokens.length, path: verdict.path, draftMs, passMs });
+      const passTokens = padTo !== undefined && isChain(tree) ? Math.max(padTo, 1 + tree.tokens.length) : 1 + tree.tokens.length;
+      planner.observe({ plan, nodes: tree.tokens.length, path: verdict.path, draftMs, passMs, passTokens });
 
       // 5. Commit up to an end-of-generation token, then stream.
       const eog = committed.findIndex((t) => target.eogTokens.has(t));

@@ -6,9 +6,15 @@
 // ranks r < N of p_r, the running probability that the r-th node a drafter proposes (in its own
 // order: drafters put their likeliest guesses first) ends up on the accepted path. N = 0 is "do
 // not speculate": one plain pass, rate 1 / c(1).
+//
+// Where the target reuses a compute graph for a pass shaped like the last one (llama.cpp), c(n)
+// is the cost of repeating a size and a change of size costs s more (passCost's switchMs, then
+// learned online). Starting to speculate is charged two changes (there and, later, back), another
+// speculative size one, stopping none (paid on the way in); and a proposal shorter than planned
+// is padded to the planned size when that costs less than the two changes it avoids.
 
 import type { Planner, StepLimits, StepPlan, StepRecord } from "./planner.js";
-import { bestCost, type PassCostTable } from "./passCost.js";
+import { bestCost, switchCost, type PassCostTable } from "./passCost.js";
 
 export interface CostModelOptions {
   /** Most guesses per step considered. Default 32. */
@@ -29,6 +35,8 @@ export interface CostModelState {
   readonly draftMs: { perStep: number; perNode: number };
   /** Observed pass time over the table's, running ratios: plain passes, and passes with guesses. */
   readonly passScale: { plain: number; speculative: number };
+  /** What a change of pass size costs, ms (0 where the target does not reuse graphs). */
+  readonly switchMs: number;
 }
 
 export class CostModelPlanner implements Planner {
@@ -48,6 +56,9 @@ export class CostModelPlanner implements Planner {
   // decide whether speculation pays.
   private scalePlain = 1;
   private scaleSpec = 1;
+  private switchMs: number; // a change of pass size (llama.cpp: a new graph), ms
+  private readonly shapes: boolean; // whether the table prices changes of shape at all
+  private lastPass = 0; // tokens in the last pass (0: none yet in this generation)
   private fresh = true; // no proposal yet in this generation
   private idle = 0; // steps since the last speculation
   private probeEvery = 16; // steps without speculation before a probe (doubles while probes do not pay)
@@ -60,6 +71,14 @@ export class CostModelPlanner implements Planner {
     this.forget = options.forget ?? 0.98;
     this.prior = options.prior ?? { first: 0.6, decay: 0.85 };
     this.priorWeight = options.priorWeight ?? 2;
+    this.shapes = cost.switchMs !== undefined;
+    this.switchMs = switchCost(cost, bestCost(cost, 1).threads);
+  }
+
+  /** Changes of pass shape a step of n guesses is charged, after a pass of `last` tokens. */
+  private switches(n: number): number {
+    if (!this.shapes || n === 0 || this.lastPass === 1 + n) return 0;
+    return this.lastPass > 1 ? 1 : 2;
   }
 
   /** p_r for ranks 0..n-1: observations smoothed towards a prior that decays from the rank before. */
@@ -89,7 +108,7 @@ export class CostModelPlanner implements Planner {
     let best = 0, sum = 0;
     for (let n = 0; n <= max; n++) {
       if (n > 0) sum += p[n - 1];
-      rates[n] = (1 + sum) / (this.draftCost(n) + (n === 0 ? this.scalePlain : this.scaleSpec) * bestCost(this.cost, 1 + n).ms);
+      rates[n] = (1 + sum) / (this.draftCost(n) + (n === 0 ? this.scalePlain : this.scaleSpec) * bestCost(this.cost, 1 + n).ms + this.switches(n) * this.switchMs);
       if (rates[n] > rates[best]) best = n;
     }
     return { rates, best };
@@ -113,8 +132,16 @@ export class CostModelPlanner implements Planner {
     return { maxDepth: Math.min(limits.maxDepth, maxNodes), maxNodes, threads: threads > 0 ? threads : undefined };
   }
 
+  padTo(plan: StepPlan, nodes: number): number | undefined {
+    const want = 1 + plan.maxNodes, got = 1 + nodes;
+    if (!this.shapes || plan.maxNodes === 0 || got >= want) return undefined;
+    const extra = this.scaleSpec * (bestCost(this.cost, want).ms - bestCost(this.cost, got).ms);
+    return extra < 2 * this.switchMs ? want : undefined; // a shorter pass: a change now, one back later
+  }
+
   begin(): void {
     this.fresh = true;
+    this.lastPass = 0;
   }
 
   observe(step: StepRecord): void {
@@ -129,16 +156,25 @@ export class CostModelPlanner implements Planner {
       if (this.drafts.length > 32) this.drafts.shift();
     }
     if (step.plan.maxNodes > 0) this.fresh = false;
-    const tabled = bestCost(this.cost, 1 + step.nodes).ms;
+    const size = step.passTokens ?? 1 + step.nodes;
+    const tabled = bestCost(this.cost, size).ms;
     if (tabled > 0 && step.passMs > 0) {
-      const ratio = Math.min(10, Math.max(0.1, step.passMs / tabled));
-      if (step.nodes === 0) this.scalePlain = 0.9 * this.scalePlain + 0.1 * ratio;
-      else this.scaleSpec = 0.9 * this.scaleSpec + 0.1 * ratio;
+      const plain = size === 1;
+      if (!this.shapes || size === this.lastPass) {
+        const ratio = Math.min(10, Math.max(0.1, step.passMs / tabled));
+        if (plain) this.scalePlain = 0.9 * this.scalePlain + 0.1 * ratio;
+        else this.scaleSpec = 0.9 * this.scaleSpec + 0.1 * ratio;
+      } else if (this.lastPass > 0) {
+        // A change of shape: what the pass cost beyond a repeated pass of its size.
+        const excess = step.passMs - (plain ? this.scalePlain : this.scaleSpec) * tabled;
+        this.switchMs = 0.9 * this.switchMs + 0.1 * Math.min(10 * tabled, Math.max(0, excess));
+      }
     }
+    this.lastPass = size;
   }
 
   state(): CostModelState {
-    return { acceptanceByRank: this.acceptance(8), draftMs: this.draftLine(), passScale: { plain: this.scalePlain, speculative: this.scaleSpec } };
+    return { acceptanceByRank: this.acceptance(8), draftMs: this.draftLine(), passScale: { plain: this.scalePlain, speculative: this.scaleSpec }, switchMs: this.switchMs };
   }
 
   private draftLine(): { perStep: number; perNode: number } {

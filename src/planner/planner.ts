@@ -30,6 +30,8 @@ export interface StepRecord {
   /** Time spent drafting and in the target's pass (with verification), ms. */
   readonly draftMs: number;
   readonly passMs: number;
+  /** Tokens in the target's pass, filler included (default 1 + nodes). */
+  readonly passTokens?: number;
 }
 
 export interface Planner {
@@ -38,6 +40,12 @@ export interface Planner {
   /** A generation starts (what it learned so far carries over). */
   begin?(): void;
   plan(limits: StepLimits): StepPlan;
+  /**
+   * After drafting `nodes` guesses for `plan`: the pass length to pad a chain pass to (filler,
+   * `PassRequest.padTo`) where the target reuses graphs and changing shape would cost more;
+   * undefined = no filler.
+   */
+  padTo?(plan: StepPlan, nodes: number): number | undefined;
   observe(step: StepRecord): void;
 }
 

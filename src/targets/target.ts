@@ -42,6 +42,13 @@ export interface PassRequest {
   readonly hidden?: boolean;
   /** CPU threads for this pass, one of `Target.threadCounts` (default: the target's own setting). */
   readonly threads?: number;
+  /**
+   * Make a chain pass this many tokens long with filler that no real token attends to (after the
+   * chain's last position), where `Target.reusesGraphs`: a pass of the same shape as the last one
+   * reuses its compute graph. Filler gives no outputs here and leaves the cache with the next
+   * keep / truncate. Ignored for trees, for passes already this long, and by other targets.
+   */
+  readonly padTo?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -83,6 +90,12 @@ export interface Target {
    * move an activation by a whole rounding step, so a near-tie is wider (`nearTieBound`).
    */
   readonly roundsActivations?: boolean;
+  /**
+   * Whether a pass of the same shape as the last (tokens, outputs, sequences) costs less than
+   * another (llama.cpp builds a new compute graph otherwise): `PassRequest.padTo` keeps a
+   * speculating loop on one shape, and the cost model prices each change of shape.
+   */
+  readonly reusesGraphs?: boolean;
   /** Number of tokens now in the cache. */
   readonly length: number;
 

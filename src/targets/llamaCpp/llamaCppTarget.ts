@@ -96,6 +96,7 @@ export class LlamaCppTarget implements Target {
   readonly vocab: Vocabulary;
   readonly threadCounts?: readonly number[];
   readonly roundsActivations: boolean;
+  readonly reusesGraphs = true;
 
   private cached = 0; // tokens in the cache (a tree pass counts all its tokens until keep)
   private embeddingsOn = false;
@@ -311,9 +312,15 @@ export class LlamaCppTarget implements Target {
         request.signal?.throwIfAborted();
         const n = Math.min(this.maxBatch, tokens.length - from), last = from + n === tokens.length;
         for (let i = 0; i < n; i++) this.batch.setChain(i, tokens[from + i], this.cached + i, outputs === "all" || (outputs === "last" && last && i === n - 1));
-        this.decode(n);
+        // Filler after the chain's last position (no real token attends to it) with outputs like
+        // the chain's, so that the pass has the shape of the last one and llama.cpp reuses its graph.
+        const filler = tokens.length === n && request.padTo !== undefined ? Math.max(0, Math.min(request.padTo, this.maxBatch, this.contextSize - this.cached) - n) : 0;
+        for (let i = n; i < n + filler; i++) this.batch.setChain(i, tokens[n - 1], this.cached + i, outputs === "all");
+        this.decode(n + filler);
+        const outs = this.read(n, request);
+        if (filler > 0) this.library.llama.llama_memory_seq_rm(this.mem, 0, this.cached + n, -1);
         this.cached += n;
-        parts.push(this.read(n, request));
+        parts.push(outs);
       }
     } else {
       const n = tokens.length, from = this.cached;
