@@ -50,6 +50,7 @@ export class CostModelPlanner implements Planner {
   // Drafting cost: the last observations (guesses, ms); medians of them give the line
   // ms = perStep + perNode · guesses, robust to a step that also paid for JIT or a load burst.
   private readonly drafts: { nodes: number; ms: number }[] = [];
+  private line: { perStep: number; perNode: number } | undefined; // fitted to drafts, until the next one
   // Observed / tabled pass time, for plain passes and for passes with guesses apart: a step with
   // guesses also pays for what the table leaves out (rolling the rejected guesses back, the
   // drafter's observe, a thread count other than plain decoding's), which on a small model can
@@ -59,6 +60,7 @@ export class CostModelPlanner implements Planner {
   private switchMs: number; // a change of pass size (llama.cpp: a new graph), ms
   private readonly shapes: boolean; // whether the table prices changes of shape at all
   private lastPass = 0; // tokens in the last pass (0: none yet in this generation)
+  private readonly passes: { threads: string; ms: number }[] = []; // bestCost by pass size, filled on use
   private fresh = true; // no proposal yet in this generation
   private idle = 0; // steps since the last speculation
   private probeEvery = 16; // steps without speculation before a probe (doubles while probes do not pay)
@@ -94,21 +96,25 @@ export class CostModelPlanner implements Planner {
   }
 
   /** Expected drafting ms for a budget of n guesses. */
-  draftCost(n: number): number {
-    if (n === 0) return 0;
-    const { perStep, perNode } = this.draftLine();
-    return Math.max(0, perStep + perNode * n);
+  draftCost(n: number, line = this.draftLine()): number {
+    return n === 0 ? 0 : Math.max(0, line.perStep + line.perNode * n);
+  }
+
+  /** bestCost of a pass of n tokens, from a table of them made once (the table does not change). */
+  private pass(n: number): { threads: string; ms: number } {
+    return (this.passes[n] ??= bestCost(this.cost, n));
   }
 
   /** Expected tokens per ms for every budget 0..max, and the best. */
   rates(limits: StepLimits): { rates: number[]; best: number } {
     const max = Math.max(0, Math.min(this.maxNodes, limits.maxNodes, this.cost.sizes[this.cost.sizes.length - 1] - 1));
     const p = this.acceptance(max);
+    const line = this.draftLine();
     const rates: number[] = [];
     let best = 0, sum = 0;
     for (let n = 0; n <= max; n++) {
       if (n > 0) sum += p[n - 1];
-      rates[n] = (1 + sum) / (this.draftCost(n) + (n === 0 ? this.scalePlain : this.scaleSpec) * bestCost(this.cost, 1 + n).ms + this.switches(n) * this.switchMs);
+      rates[n] = (1 + sum) / (this.draftCost(n, line) + (n === 0 ? this.scalePlain : this.scaleSpec) * this.pass(1 + n).ms + this.switches(n) * this.switchMs);
       if (rates[n] > rates[best]) best = n;
     }
     return { rates, best };
@@ -127,7 +133,7 @@ export class CostModelPlanner implements Planner {
       this.idle = 0;
       this.probeEvery = 16;
     }
-    const threads = Number(bestCost(this.cost, 1 + best).threads);
+    const threads = Number(this.pass(1 + best).threads);
     const maxNodes = Math.min(best, limits.maxNodes);
     return { maxDepth: Math.min(limits.maxDepth, maxNodes), maxNodes, threads: threads > 0 ? threads : undefined };
   }
@@ -135,7 +141,7 @@ export class CostModelPlanner implements Planner {
   padTo(plan: StepPlan, nodes: number): number | undefined {
     const want = 1 + plan.maxNodes, got = 1 + nodes;
     if (!this.shapes || plan.maxNodes === 0 || got >= want) return undefined;
-    const extra = this.scaleSpec * (bestCost(this.cost, want).ms - bestCost(this.cost, got).ms);
+    const extra = this.scaleSpec * (this.pass(want).ms - this.pass(got).ms);
     return extra < 2 * this.switchMs ? want : undefined; // a shorter pass: a change now, one back later
   }
 
@@ -154,10 +160,11 @@ export class CostModelPlanner implements Planner {
     if (step.plan.maxNodes > 0 && !this.fresh) {
       this.drafts.push({ nodes: step.nodes, ms: step.draftMs });
       if (this.drafts.length > 32) this.drafts.shift();
+      this.line = undefined;
     }
     if (step.plan.maxNodes > 0) this.fresh = false;
     const size = step.passTokens ?? 1 + step.nodes;
-    const tabled = bestCost(this.cost, size).ms;
+    const tabled = this.pass(size).ms;
     if (tabled > 0 && step.passMs > 0) {
       const plain = size === 1;
       if (!this.shapes || size === this.lastPass) {
@@ -178,6 +185,10 @@ export class CostModelPlanner implements Planner {
   }
 
   private draftLine(): { perStep: number; perNode: number } {
+    return (this.line ??= this.fitDraftLine());
+  }
+
+  private fitDraftLine(): { perStep: number; perNode: number } {
     const empty = this.drafts.filter((d) => d.nodes === 0).map((d) => d.ms);
     const perStep = empty.length > 0 ? median(empty) : 0; // asked, found nothing: the fixed part
     const some = this.drafts.filter((d) => d.nodes > 0).map((d) => Math.max(0, d.ms - perStep) / d.nodes);
