@@ -308,4 +308,8 @@ test("a chain padded with filler (padTo) gives the distributions of the unpadded
   await stories.truncate(prompt.length + 1);
   const same = await stories.evaluate([280 as Token], { padTo: 1 });
   assert.equal(same.probs!.length, 1);
+  await stories.truncate(prompt.length + 1);
+  const capped = await stories.evaluate([280 as Token], { padTo: stories.maxBatch + 100 });
+  assert.equal(capped.probs!.length, 1);
+  assert.equal(stories.length, prompt.length + 2);
 });

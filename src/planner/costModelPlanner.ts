@@ -14,7 +14,7 @@
 // is padded to the planned size when that costs less than the two changes it avoids.
 
 import type { Planner, StepLimits, StepPlan, StepRecord } from "./planner.js";
-import { bestCost, switchCost, type PassCostTable } from "./passCost.js";
+import { bestCost, type PassCostTable } from "./passCost.js";
 
 export interface CostModelOptions {
   /** Most guesses per step considered. Default 32. */
@@ -74,7 +74,7 @@ export class CostModelPlanner implements Planner {
     this.prior = options.prior ?? { first: 0.6, decay: 0.85 };
     this.priorWeight = options.priorWeight ?? 2;
     this.shapes = cost.switchMs !== undefined;
-    this.switchMs = switchCost(cost, bestCost(cost, 1).threads);
+    this.switchMs = cost.switchMs?.[bestCost(cost, 1).threads] ?? 0;
   }
 
   /** Changes of pass shape a step of n guesses is charged, after a pass of `last` tokens. */

@@ -15,6 +15,7 @@ export interface PassCostTable {
   readonly sizes: readonly number[];
   /** threads → ms per size (same order as sizes). */
   readonly ms: Readonly<Record<string, readonly number[]>>;
+  /** Tokens in the cache while measuring. */
   readonly contextLength: number;
   readonly read: "argmax" | "probabilities";
   /** Measured with the hidden states read out too (what a feature drafter's passes cost). */
@@ -62,9 +63,9 @@ export async function measurePassCost(target: Target, options: PassCostMeasureOp
   const prefix = Array.from({ length: ctx }, (_, i) => tok(i));
   const ms: Record<string, number[]> = {};
   const switchMs: Record<string, number> = {};
-  // Where a pass of the last pass's shape is cheaper, each size is passed twice in a row: the
-  // first pays for the change of shape, the second is what a loop repeating that size pays.
-  const twice = target.reusesGraphs === true;
+  // Where a pass of the last pass's shape is cheaper, each size is passed three times in a row:
+  // the first pays for the change of shape, the third is what a loop repeating that size pays.
+  const settle = target.reusesGraphs === true;
   await target.reset();
   await target.evaluate(prefix, { outputs: "none" });
   // Rounds over every size, so that a burst of load on a shared machine hits all sizes alike;
@@ -89,8 +90,8 @@ export async function measurePassCost(target: Target, options: PassCostMeasureOp
         // 0.63 ms for the default target's 1-token pass after a 33-token one): a loop repeating a
         // size pays the settled figure, the last of three passes.
         const first = await pass(i);
-        if (twice) await pass(i);
-        const steady = twice ? await pass(i) : first;
+        if (settle) await pass(i);
+        const steady = settle ? await pass(i) : first;
         if (r >= 0) {
           best[i] = Math.min(best[i], steady);
           switched[i] = Math.min(switched[i], first);
@@ -103,15 +104,15 @@ export async function measurePassCost(target: Target, options: PassCostMeasureOp
     // noise of a shared machine, and would make a short draft look cheaper than no draft.
     for (let i = 1; i < best.length; i++) best[i] = Math.max(best[i], best[i - 1]);
     ms[String(t)] = best;
-    if (twice) switchMs[String(t)] = median(switched.map((x, i) => Math.max(0, x - best[i])));
+    if (settle) switchMs[String(t)] = median(switched.map((x, i) => Math.max(0, x - best[i])));
   }
   await target.reset();
-  return { sizes, ms, contextLength: ctx, read, ...(options.hidden ? { hidden: true } : {}), ...(twice ? { switchMs } : {}) };
+  return { sizes, ms, contextLength: ctx, read, ...(options.hidden ? { hidden: true } : {}), ...(settle ? { switchMs } : {}) };
 }
 
+// compare.ts has the same median, but importing it here would close a cycle (compare → decode → planner).
 function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? 0 : s[Math.floor(s.length / 2)];
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 }
 
 /** ms of a pass of n tokens at a thread count (linear between measured sizes, proportional past the last). */
@@ -123,11 +124,6 @@ export function costAt(table: PassCostTable, n: number, threads: string): number
     if (n <= s[i]) return ms[i - 1] + ((ms[i] - ms[i - 1]) * (n - s[i - 1])) / (s[i] - s[i - 1]);
   }
   return (ms[s.length - 1] * n) / s[s.length - 1];
-}
-
-/** What a change of pass shape costs at a thread count (0 where the table has no such figure). */
-export function switchCost(table: PassCostTable, threads: string): number {
-  return table.switchMs?.[threads] ?? 0;
 }
 
 /** The cheapest thread count for a pass of n tokens, and its cost. */

@@ -45,8 +45,9 @@ export interface PassRequest {
   /**
    * Make a chain pass this many tokens long with filler that no real token attends to (after the
    * chain's last position), where `Target.reusesGraphs`: a pass of the same shape as the last one
-   * reuses its compute graph. Filler gives no outputs here and leaves the cache with the next
-   * keep / truncate. Ignored for trees, for passes already this long, and by other targets.
+   * reuses its compute graph. Filler gives no outputs and leaves the cache right after the pass.
+   * Capped at the batch and the context's room; ignored for trees, for passes already this long,
+   * and by other targets.
    */
   readonly padTo?: number;
   readonly signal?: AbortSignal;
