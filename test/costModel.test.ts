@@ -2,7 +2,7 @@
 // injected pass-cost table and acceptance estimates its choice must be the known optimum.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CostModelPlanner } from "../src/planner/costModelPlanner.js";
+import { CostModelPlanner, PROBE_SHARE } from "../src/planner/costModelPlanner.js";
 import { FixedPlanner } from "../src/planner/planner.js";
 import { costAt, type PassCostTable } from "../src/planner/passCost.js";
 
@@ -75,6 +75,42 @@ test("not speculating, it still probes now and then (with backoff), so it can le
   const planner = new CostModelPlanner(table(c), fixedAcceptance(0.5, 0.5));
   const budgets = Array.from({ length: 16 + 32 + 1 }, () => planner.plan(LIMITS).maxNodes);
   assert.deepEqual(budgets.map((b, i) => (b > 0 ? i : -1)).filter((i) => i >= 0), [15, 47]);
+});
+
+test("a costly probe spaces the next one: probes take at most PROBE_SHARE of plain decoding's time", () => {
+  const c = (n: number) => n;
+  const planner = new CostModelPlanner(table(c), fixedAcceptance(0.5, 0.5));
+  const plain = { plan: { maxDepth: 0, maxNodes: 0 }, nodes: 0, path: [], draftMs: 0, passMs: c(1) };
+  let step = 0, first = -1;
+  for (; first < 0; step++) {
+    const plan = planner.plan(LIMITS);
+    if (plan.maxNodes > 0) first = step;
+    // The probe: 9 ms drafting (a head catching up with the prompt) and a 2-token pass, nothing accepted.
+    planner.observe(plan.maxNodes > 0 ? { plan, nodes: 1, path: [], draftMs: 9, passMs: c(2) } : plain);
+  }
+  assert.equal(first, 15);
+  assert.equal(planner.state().probeMs, 10); // 9 + 2 - 1
+  let next = -1;
+  for (; next < 0 && step < 2000; step++) {
+    const plan = planner.plan(LIMITS);
+    if (plan.maxNodes > 0) next = step;
+    planner.observe(plain);
+  }
+  // 10 ms per probe at 2% of 1 ms per plain step: one probe per 500 steps (not after 32).
+  assert.equal(next - first, 500);
+  assert.ok(10 / (PROBE_SHARE * (next - first) * c(1)) <= 1 + 1e-9);
+});
+
+test("a budget the drafter leaves empty but the pass is padded for counts as a rejected guess", () => {
+  const c = (n: number) => 1 + 0.1 * (n - 1);
+  const planner = new CostModelPlanner({ ...table(c), switchMs: { "0": 0.5 } }, { forget: 1 });
+  // One guess planned each step; the drafter finds one (accepted) every fourth step, else nothing, and the pass is padded to 2 tokens.
+  for (let i = 0; i < 400; i++) {
+    const found = i % 4 === 0;
+    planner.observe({ plan: { maxDepth: 1, maxNodes: 1 }, nodes: found ? 1 : 0, path: found ? [0] : [], draftMs: 0, passMs: c(2), passTokens: 2 });
+  }
+  const p0 = planner.acceptance(1)[0];
+  assert.ok(Math.abs(p0 - 0.25) < 0.01, String(p0));
 });
 
 test("the thread count of each pass is the cheapest for its size", () => {

@@ -4,17 +4,27 @@
 // count for that size), d(N) the drafting cost of N guesses (learned online), and A(N) the
 // expected number of accepted guesses when the drafter may propose N nodes: the sum over node
 // ranks r < N of p_r, the running probability that the r-th node a drafter proposes (in its own
-// order: drafters put their likeliest guesses first) ends up on the accepted path. N = 0 is "do
-// not speculate": one plain pass, rate 1 / c(1).
+// order: drafters put their likeliest guesses first) ends up on the accepted path — a rank the
+// pass was padded to for want of a guess counts as proposed and rejected. N = 0 is "do not
+// speculate": one plain pass, rate 1 / c(1).
 //
 // Where the target reuses a compute graph for a pass shaped like the last one (llama.cpp), c(n)
 // is the cost of repeating a size and a change of size costs s more (passCost's switchMs, then
 // learned online). Starting to speculate is charged two changes (there and, later, back), another
 // speculative size one, stopping none (paid on the way in); and a proposal shorter than planned
 // is padded to the planned size when that costs less than the two changes it avoids.
+//
+// Declining teaches nothing, so now and then it probes with one guess. A probe's price is what
+// it cost beyond a plain pass (drafting — a feature drafter then catches up with every token
+// since its last proposal —, the longer pass, the changes of shape there and back); probes are
+// spaced so that they take at most PROBE_SHARE of plain decoding's time, and never closer than
+// 16 steps, doubling while they do not pay.
 
 import type { Planner, StepLimits, StepPlan, StepRecord } from "./planner.js";
 import { bestCost, type PassCostTable } from "./passCost.js";
+
+/** The most of plain decoding's time that probes may take while the planner declines. */
+export const PROBE_SHARE = 0.02;
 
 export interface CostModelOptions {
   /** Most guesses per step considered. Default 32. */
@@ -37,6 +47,8 @@ export interface CostModelState {
   readonly passScale: { plain: number; speculative: number };
   /** What a change of pass size costs, ms (0 where the target does not reuse graphs). */
   readonly switchMs: number;
+  /** What the last probe (one guess while declining) cost beyond a plain pass, ms. */
+  readonly probeMs: number;
 }
 
 export class CostModelPlanner implements Planner {
@@ -64,6 +76,8 @@ export class CostModelPlanner implements Planner {
   private fresh = true; // no proposal yet in this generation
   private idle = 0; // steps since the last speculation
   private probeEvery = 16; // steps without speculation before a probe (doubles while probes do not pay)
+  private probeMs = 0; // what the last probe cost beyond a plain pass, ms
+  private probing = false; // the step just planned is a probe
 
   constructor(
     readonly cost: PassCostTable,
@@ -122,10 +136,13 @@ export class CostModelPlanner implements Planner {
 
   plan(limits: StepLimits): StepPlan {
     let { best } = this.rates(limits);
+    this.probing = false;
     if (best === 0 && limits.maxDepth > 0 && limits.maxNodes > 0) {
-      // Not speculating teaches nothing: now and then, probe with one guess.
-      if (++this.idle >= this.probeEvery) {
+      // Not speculating teaches nothing: now and then, probe with one guess (spaced by its price).
+      const gap = this.probeMs / (PROBE_SHARE * this.scalePlain * this.pass(1).ms);
+      if (++this.idle >= Math.max(this.probeEvery, gap)) {
         best = 1;
+        this.probing = true;
         this.idle = 0;
         this.probeEvery = Math.min(2 * this.probeEvery, 1024);
       }
@@ -152,7 +169,9 @@ export class CostModelPlanner implements Planner {
 
   observe(step: StepRecord): void {
     const onPath = new Set(step.path);
-    for (let r = 0; r < step.nodes; r++) {
+    // Filler the pass was padded with stands for guesses the drafter did not make: paid for, never accepted.
+    const size = step.passTokens ?? 1 + step.nodes;
+    for (let r = 0; r < Math.max(step.nodes, size - 1); r++) {
       this.proposed[r] = (this.proposed[r] ?? 0) * this.forget + 1;
       this.accepted[r] = (this.accepted[r] ?? 0) * this.forget + (onPath.has(r) ? 1 : 0);
     }
@@ -163,7 +182,12 @@ export class CostModelPlanner implements Planner {
       this.line = undefined;
     }
     if (step.plan.maxNodes > 0) this.fresh = false;
-    const size = step.passTokens ?? 1 + step.nodes;
+    if (this.probing && step.plan.maxNodes > 0) {
+      // Its price: drafting and the pass beyond a plain pass, and the change of shape back.
+      const back = this.shapes && size !== 1 ? this.switchMs : 0;
+      this.probeMs = Math.max(0, step.draftMs + step.passMs + back - this.scalePlain * this.pass(1).ms);
+      this.probing = false;
+    }
     const tabled = this.pass(size).ms;
     if (tabled > 0 && step.passMs > 0) {
       const plain = size === 1;
@@ -181,7 +205,7 @@ export class CostModelPlanner implements Planner {
   }
 
   state(): CostModelState {
-    return { acceptanceByRank: this.acceptance(8), draftMs: this.draftLine(), passScale: { plain: this.scalePlain, speculative: this.scaleSpec }, switchMs: this.switchMs };
+    return { acceptanceByRank: this.acceptance(8), draftMs: this.draftLine(), passScale: { plain: this.scalePlain, speculative: this.scaleSpec }, switchMs: this.switchMs, probeMs: this.probeMs };
   }
 
   private draftLine(): { perStep: number; perNode: number } {
