@@ -47,6 +47,15 @@ function argmax(v: Float32Array, off: number, n: number): number {
 
 // ---- our engine ----
 
+// The k tokens of a k-token pass after the 16-token prefix: the run's tokens from position 16 on,
+// repeated when the run is shorter than 16 + k (the 100M models generate only 16), so that a
+// k-token pass always holds k tokens.
+function passTokens(all: number[], k: number): number[] {
+  const rest = all.slice(16);
+  if (rest.length === 0) throw new Error("bench:engine: the prompt and its greedy tokens are shorter than the 16-token prefix");
+  return Array.from({ length: k }, (_, i) => rest[i % rest.length]);
+}
+
 async function runOurs(path: string, options: BuiltinOptions, js: boolean, prompt: number[], nGen: number, reps: number, passReps: number): Promise<Result> {
   useWasmKernels(!js);
   const target = await BuiltinTarget.load(path, { contextSize: CONTEXT, ...options });
@@ -71,7 +80,7 @@ async function runOurs(path: string, options: BuiltinOptions, js: boolean, promp
     const all = [...prompt, ...tokens];
     const prefix = all.slice(0, 16);
     for (const k of KS) {
-      const batch = all.slice(16, 16 + k);
+      const batch = passTokens(all, k);
       e.truncate(0);
       e.forward(prefix, { logits: "none" });
       const ms: number[] = [], cpuMs: number[] = [];
@@ -105,7 +114,7 @@ async function runLlamaCpp(path: string, threads: number, prompt: number[], nGen
     for (const k of KS) {
       await seq.clearHistory();
       await seq.evaluateWithoutGeneratingNewTokens(all.slice(0, 16) as LlamaToken[]);
-      const batch = all.slice(16, 16 + k).map((t) => [t, { generateNext: { token: true, options: { temperature: 0 } } }]);
+      const batch = passTokens(all, k).map((t) => [t, { generateNext: { token: true, options: { temperature: 0 } } }]);
       const ms: number[] = [], cpuMs: number[] = [];
       for (let r = -1; r < passReps; r++) { // r = -1: warm-up, not timed
         const c0 = process.cpuUsage().user, t0 = performance.now();
