@@ -2,7 +2,7 @@
 // drafter for it. When the target is the family's own, the family's helpers fill in the files a
 // method needs (its draft model, its heads); a user's own target gets no default helpers.
 
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { defaultModels, requireDefaultModel, type DefaultModels } from "./defaultModels.js";
 import type { Drafter } from "./drafters/drafter.js";
 import type { MethodOptionValues } from "./drafters/method.js";
@@ -10,6 +10,9 @@ import { MethodOptionError, methodNamed, resolveMethodOptions } from "./methods.
 import { BACKEND_CAPABILITIES, BACKENDS, loadTarget, requireCapabilities, type Backend, type TargetOptions } from "./targets/loadTarget.js";
 import type { Capability, Target } from "./targets/target.js";
 import { DEFAULT_TREE_NODES } from "./decode/speculativeDecode.js";
+import { ARCHITECTURES } from "./engine/hparams.js";
+import { SpecdecError } from "./errors.js";
+import { inspectModelFile } from "./gguf/modelInfo.js";
 import { CostModelPlanner } from "./planner/costModelPlanner.js";
 import { cachedPassCost, measurePassCost, passCostKey, type PassCostTable } from "./planner/passCost.js";
 import { FixedPlanner, type Planner } from "./planner/planner.js";
@@ -25,7 +28,22 @@ export interface TargetSpec extends TargetOptions {
    * `model` is not given.
    */
   family?: DefaultModels;
+  /** Where helper models (a draft model) run; see HelperBackend. Default "auto". */
+  helperBackend?: HelperBackend;
 }
+
+/**
+ * Where a helper model runs: "auto" puts a small one (at most HELPER_BUILTIN_MAX_BYTES of file)
+ * on the built-in engine and a larger one on the target's backend; or a backend by name.
+ */
+export type HelperBackend = Backend | "auto";
+
+/**
+ * Helper files up to this size run on the built-in engine under "auto": a tiny model's one-token
+ * pass there costs a fraction of a llama.cpp call (the family's 0.66 MB draft: 0.05 against
+ * 0.18-0.22 ms, docs/measurements.md), and the drafting is what speculation pays for on top.
+ */
+export const HELPER_BUILTIN_MAX_BYTES = 64 * 2 ** 20;
 
 export interface OpenedTarget {
   readonly target: Target;
@@ -37,6 +55,8 @@ export interface OpenedTarget {
   readonly family?: DefaultModels;
   /** State shared by the drafters made for this target (MethodContext.store). */
   readonly store: Map<string, unknown>;
+  /** Where helper models run. Default "auto". */
+  readonly helperBackend?: HelperBackend;
 }
 
 /** The first backend that has every capability in `needs`. */
@@ -61,10 +81,11 @@ export async function openTarget(spec: TargetSpec, method?: { name: string; need
   const backend = spec.backend ?? defaultBackend(needs);
   if (method) requireCapabilities({ backend, capabilities: BACKEND_CAPABILITIES[backend] }, method.name, needs);
   const options: TargetOptions = { contextSize: spec.contextSize, threads: spec.threads, batchThreads: spec.batchThreads, maxThreads: spec.maxThreads, gpu: spec.gpu, gpuLayers: spec.gpuLayers, activations: spec.activations };
-  if (spec.model !== undefined) return { target: await loadTarget(backend, spec.model, options), path: spec.model, backend, options, family: spec.family, store: new Map() };
+  const helperBackend = spec.helperBackend;
+  if (spec.model !== undefined) return { target: await loadTarget(backend, spec.model, options), path: spec.model, backend, options, family: spec.family, store: new Map(), helperBackend };
   const family = defaultModels();
   const path = requireDefaultModel(family.target);
-  return { target: await loadTarget(backend, path, options), path, backend, options, family, store: new Map() };
+  return { target: await loadTarget(backend, path, options), path, backend, options, family, store: new Map(), helperBackend };
 }
 
 /**
@@ -89,7 +110,41 @@ export function drafterOptions(opened: OpenedTarget, method: string, options: Me
 /** Make a method's drafter for an opened target (helper models load on the same backend with the same settings). */
 export async function openDrafter(opened: OpenedTarget, method: string, options: MethodOptionValues = {}): Promise<Drafter> {
   const resolved = drafterOptions(opened, method, options);
-  return methodNamed(method).create({ target: opened.target, loadModel: (path) => loadTarget(opened.backend, path, opened.options), store: opened.store }, resolved);
+  return methodNamed(method).create({ target: opened.target, loadModel: (path) => loadHelper(opened, path), store: opened.store }, resolved);
+}
+
+/**
+ * The backend a helper model file runs on for this target (see HelperBackend): under "auto" the
+ * built-in engine for a small file of an architecture it runs, else the target's backend.
+ */
+export function helperBackendFor(opened: Pick<OpenedTarget, "backend" | "helperBackend">, path: string): Backend {
+  const choice = opened.helperBackend ?? "auto";
+  if (choice !== "auto") return choice;
+  if (opened.backend === "builtin") return "builtin";
+  try {
+    if (statSync(path).size > HELPER_BUILTIN_MAX_BYTES) return opened.backend;
+    return inspectModelFile(path).architecture in ARCHITECTURES ? "builtin" : opened.backend;
+  } catch {
+    return opened.backend; // a missing or damaged file: the target's backend reports it as it would
+  }
+}
+
+/**
+ * Load a helper model: on the target's backend with the target's settings, or on the built-in
+ * engine with the target's context size and one thread (a helper small enough to go there is
+ * too small to gain from a second one). Under "auto", a helper the built-in engine cannot load
+ * (a tokenizer or tensor type it lacks) goes to the target's backend.
+ */
+export async function loadHelper(opened: OpenedTarget, path: string): Promise<Target> {
+  const backend = helperBackendFor(opened, path);
+  if (backend === opened.backend) return loadTarget(backend, path, opened.options);
+  const options: TargetOptions = backend === "builtin" ? { contextSize: opened.options.contextSize, threads: 1 } : { contextSize: opened.options.contextSize, gpu: opened.options.gpu, gpuLayers: opened.options.gpuLayers };
+  try {
+    return await loadTarget(backend, path, options);
+  } catch (e) {
+    if ((opened.helperBackend ?? "auto") !== "auto" || !(e instanceof SpecdecError)) throw e;
+    return loadTarget(opened.backend, path, opened.options);
+  }
 }
 
 /** `options` with the family's file for every file option left unset, when the target is the family's. */

@@ -1,7 +1,7 @@
 // The options that choose and load the target, shared by generate, bench, serve and demo.
 import { cpus } from "node:os";
 import { InvalidArgumentError, Option, type Command } from "commander";
-import type { TargetSpec } from "../session.js";
+import type { HelperBackend, TargetSpec } from "../session.js";
 import { GPU_CHOICES, type GpuChoice } from "../targets/llamaCpp/packages.js";
 import { BACKENDS, type Backend } from "../targets/loadTarget.js";
 import { integer } from "./options.js";
@@ -15,6 +15,7 @@ export interface TargetCliOptions {
   gpu: GpuChoice;
   gpuLayers?: number;
   activations?: "f32" | "q8";
+  helperBackend: HelperBackend;
 }
 
 /** "auto" or a thread count. */
@@ -27,7 +28,7 @@ function threadsValue(value: string): number | "auto" {
 
 /**
  * Add --model (unless the command has its own), --backend, --context-size, --threads,
- * --batch-threads, --gpu, --gpu-layers, --activations.
+ * --batch-threads, --gpu, --gpu-layers, --activations, --helper-backend.
  */
 export function addTargetOptions(cmd: Command, what: { model?: string; backend?: string } = {}): Command {
   if (what.model !== "none") cmd.option("--model <file>", what.model ?? "target model (GGUF); default: the stories model shipped in models/ (or in $SPECDEC_MODELS)");
@@ -38,6 +39,7 @@ export function addTargetOptions(cmd: Command, what: { model?: string; backend?:
     .option("--batch-threads <n>", "llama.cpp: CPU threads for passes of several tokens (default: --threads, or all cores with auto)", integer(1, 512))
     .addOption(new Option("--gpu <kind>", "llama.cpp compute backend: auto (a GPU whose driver and package are installed, else CPU), cpu, cuda, vulkan").choices(GPU_CHOICES).default("auto"))
     .option("--gpu-layers <n>", "layers llama.cpp offloads to the GPU (-1 = all; default all with a GPU)", integer(-1, 100_000))
+    .addOption(new Option("--helper-backend <name>", "where a helper model (--draft-model) runs: auto (the built-in engine for a file of at most 64 MiB of an architecture it runs: a tiny model's pass costs a fraction of a llama.cpp call there; else the target's backend), llama.cpp or builtin").choices(["auto", ...BACKENDS]).default("auto"))
     .addOption(new Option("--activations <kind>", "built-in engine: q8 rounds the inputs of products with quantized weights to 8 bits, as llama.cpp does (faster, closer to llama.cpp; speculation stays exact); f32 keeps them (default)").choices(["f32", "q8"]));
 }
 
@@ -55,5 +57,6 @@ export function targetSpecFrom(o: TargetCliOptions): TargetSpec {
     gpu: o.gpu,
     gpuLayers: o.gpuLayers,
     activations: o.activations,
+    helperBackend: o.helperBackend,
   };
 }
