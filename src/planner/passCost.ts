@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { Target } from "../targets/target.js";
 import type { Token } from "../types.js";
 
-/** Measured pass times: for each thread count, milliseconds per pass of n tokens (the fastest of several). */
+/** Measured pass times: for each thread count, milliseconds per pass of n tokens (the median of several rounds). */
 export interface PassCostTable {
   /** Pass sizes measured, ascending (1 first). */
   readonly sizes: readonly number[];
@@ -38,7 +38,7 @@ export interface PassCostMeasureOptions {
   sizes?: readonly number[];
   /** Thread counts to measure (default target.threadCounts, else the target's own setting only). */
   threads?: readonly number[];
-  /** Timed rounds over all sizes (the fastest pass of each size kept); slow models stop after 3 rounds once 3 s are spent. Default 9. */
+  /** Timed rounds over all sizes (each size's median kept); slow models stop after 3 rounds once 3 s are spent. Default 9. */
   repeats?: number;
   /** Tokens in the cache while measuring. Default min(64, contextSize / 4). */
   contextLength?: number;
@@ -47,7 +47,12 @@ export interface PassCostMeasureOptions {
   hidden?: boolean;
   /** Called after each round with (done, total), for a progress line. */
   onProgress?: (done: number, total: number) => void;
+  /** The clock passes are timed with, ms. Default performance.now (tests give a simulated one). */
+  now?: () => number;
 }
+
+/** Time after a change of pass shape before a pass of the new shape counts as settled. */
+const SETTLE_MS = 3;
 
 /** Measure c(n) on the target (its cache is reset before and after). */
 export async function measurePassCost(target: Target, options: PassCostMeasureOptions = {}): Promise<PassCostTable> {
@@ -56,6 +61,7 @@ export async function measurePassCost(target: Target, options: PassCostMeasureOp
   const threads = options.threads ?? target.threadCounts ?? [0];
   const repeats = options.repeats ?? 9;
   const read = options.read ?? "argmax";
+  const now = options.now ?? (() => performance.now());
   const ctx = Math.max(1, Math.min(options.contextLength ?? 64, Math.floor(target.contextSize / 4), target.contextSize - sizes[sizes.length - 1] - 1));
   // Real tokens of the model's own text: some kernels' speed does not depend on ids, some caches do.
   const text = target.tokenize("Once upon a time, there was a little girl who lived in a village near the forest. ");
@@ -63,48 +69,58 @@ export async function measurePassCost(target: Target, options: PassCostMeasureOp
   const prefix = Array.from({ length: ctx }, (_, i) => tok(i));
   const ms: Record<string, number[]> = {};
   const switchMs: Record<string, number> = {};
-  // Where a pass of the last pass's shape is cheaper, each size is passed three times in a row:
-  // the first pays for the change of shape, the third is what a loop repeating that size pays.
+  // Where a pass of the last pass's shape is cheaper, each size is passed several times in a row:
+  // the first pays for the change of shape, the last settled one is what a loop repeating that size pays.
   const settle = target.reusesGraphs === true;
   await target.reset();
   await target.evaluate(prefix, { outputs: "none" });
-  // Rounds over every size, so that a burst of load on a shared machine hits all sizes alike;
-  // the fastest of each size's passes is kept (load only ever adds time).
+  // Rounds over every size, so that a burst of load on a shared machine hits all sizes alike.
   const total = repeats * threads.length;
   let done = 0;
   for (const t of threads) {
-    const best = sizes.map(() => Infinity), switched = sizes.map(() => Infinity);
+    const steady: number[][] = sizes.map(() => []), first: number[][] = sizes.map(() => []);
     const batches = sizes.map((n) => Array.from({ length: n }, (_, i) => tok(ctx + i)));
     let spent = 0;
     const pass = async (i: number): Promise<number> => {
-      const t0 = performance.now();
+      const t0 = now();
       await target.evaluate(batches[i], { read, hidden: options.hidden, threads: t > 0 ? t : undefined });
-      const dt = performance.now() - t0;
+      const dt = now() - t0;
       await target.truncate(ctx);
       spent += dt;
       return dt;
     };
     for (let r = -1; r < repeats; r++) { // round -1: untimed warm-up
-      for (let i = 0; i < sizes.length; i++) {
-        // After a long pass a short one runs slower for a pass or two (caches, buffers: 1.05 against
-        // 0.63 ms for the default target's 1-token pass after a 33-token one): a loop repeating a
-        // size pays the settled figure, the last of three passes.
-        const first = await pass(i);
-        if (settle) await pass(i);
-        const steady = settle ? await pass(i) : first;
+      // Sizes up in one round, down in the next: after a long pass a short one runs slower for
+      // several passes (the default target's 1-token pass after a 33-token one, 1 thread: 1.10
+      // 0.76 0.75 0.79 0.57 0.42, then 0.35-0.43 ms), so a round going up times its 1-token pass
+      // right after the 33-token one of the round before; going down, after a 2-token one.
+      for (let j = 0; j < sizes.length; j++) {
+        const i = r % 2 === 0 ? j : sizes.length - 1 - j;
+        // A loop repeating a size pays the settled figure: the last of three passes.
+        const changed = await pass(i);
+        let repeated = changed;
+        if (settle) {
+          // Settled: at least the third pass and SETTLE_MS after the change (a tiny model's pass
+          // stays slow for several of its 0.3 ms passes), at most 16 passes.
+          let since = changed;
+          for (let k = 1; k < 16 && (k < 3 || since < SETTLE_MS); k++) since += repeated = await pass(i);
+        }
         if (r >= 0) {
-          best[i] = Math.min(best[i], steady);
-          switched[i] = Math.min(switched[i], first);
+          steady[i].push(repeated);
+          first[i].push(changed);
         }
       }
       if (r >= 0) options.onProgress?.(++done, total);
       if (r >= 2 && spent > 3000) break; // slow models: three rounds are enough
     }
-    // A pass over more tokens does not cost less than one over fewer: a smaller figure is the
-    // noise of a shared machine, and would make a short draft look cheaper than no draft.
-    for (let i = 1; i < best.length; i++) best[i] = Math.max(best[i], best[i - 1]);
+    // Each size's median over the rounds: what a loop of such passes pays. (Not the fastest: a
+    // one-token pass on 2 threads is fast at its best and slow on average. Not made non-decreasing
+    // in n either: with llama.cpp on 2 threads a 2-token pass of the 100M twin costs less than a
+    // 1-token pass — native llama-bench: pp1 93, pp2 222 tokens/s, 10.7 against 9.0 ms — and the
+    // planner should then pad plain steps to 2 tokens.)
+    const best = steady.map(median);
     ms[String(t)] = best;
-    if (settle) switchMs[String(t)] = median(switched.map((x, i) => Math.max(0, x - best[i])));
+    if (settle) switchMs[String(t)] = median(first.map((xs, i) => Math.max(0, median(xs) - best[i])));
   }
   await target.reset();
   return { sizes, ms, contextLength: ctx, read, ...(options.hidden ? { hidden: true } : {}), ...(settle ? { switchMs } : {}) };
@@ -145,8 +161,10 @@ export function cacheDir(): string {
 export function passCostKey(path: string, target: Target, extra: Record<string, unknown> = {}): string {
   const st = statSync(path);
   const cpu = cpus();
-  // format 2: tables made non-decreasing in n when measured; 3: repeated-size passes and switchMs.
-  const what = { format: 3, path, size: st.size, mtime: st.mtimeMs, backend: target.backend, context: target.contextSize, threads: target.threadCounts ?? null, cpu: cpu[0]?.model ?? "", cores: cpu.length, ...extra };
+  // format 2: tables made non-decreasing in n when measured; 3: repeated-size passes and switchMs;
+  // 4: rounds alternately up and down the sizes (format 3 overstated small passes after long
+  // ones); 5: settled by time, medians over the rounds instead of minima, not made non-decreasing.
+  const what = { format: 5, path, size: st.size, mtime: st.mtimeMs, backend: target.backend, context: target.contextSize, threads: target.threadCounts ?? null, cpu: cpu[0]?.model ?? "", cores: cpu.length, ...extra };
   return createHash("sha256").update(JSON.stringify(what)).digest("hex").slice(0, 24);
 }
 
