@@ -158,6 +158,25 @@ test("a change of shape observed costs more than the table's figure: the planner
   assert.equal(planner.plan(LIMITS).maxNodes, 0);
 });
 
+test("after a burst of slow speculative passes it declines, and returns to speculating as plain passes run at the table's speed", () => {
+  // A 2-token pass cheaper than a 1-token one (llama.cpp on 2 threads, the 100M twin): padding an
+  // empty proposal to 2 tokens pays even with nothing accepted.
+  const c = (n: number) => (n === 1 ? 1 : 0.8 + 0.1 * (n - 2));
+  const planner = new CostModelPlanner({ ...table(c), switchMs: { "0": 0 } }, fixedAcceptance(0, 0.5));
+  assert.equal(planner.plan(LIMITS).maxNodes, 1);
+  for (let i = 0; i < 20; i++) planner.observe({ plan: { maxDepth: 1, maxNodes: 1 }, nodes: 0, path: [], draftMs: 0, passMs: 3 * c(2), passTokens: 2 }); // the burst
+  assert.equal(planner.plan(LIMITS).maxNodes, 0);
+  // Declining: plain passes and now and then a probe, all at the table's speed again.
+  let steps = 0, probes = 0;
+  for (; steps < 500 && planner.rates(LIMITS).best === 0; steps++) {
+    const plan = planner.plan(LIMITS);
+    if (plan.maxNodes > 0) probes++;
+    const n = plan.maxNodes > 0 ? 1 : 0;
+    planner.observe({ plan, nodes: 0, path: [], draftMs: 0, passMs: c(1 + n), passTokens: 1 + n });
+  }
+  assert.ok(steps < 300 && probes >= 1, `speculating again after ${steps} steps, ${probes} probes`);
+});
+
 test("a fixed planner gives the budget asked for, capped by the step's limits", () => {
   const p = new FixedPlanner(4, 24);
   assert.deepEqual(p.plan(LIMITS), { maxDepth: 4, maxNodes: 16 });

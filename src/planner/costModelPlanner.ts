@@ -23,6 +23,9 @@
 import type { Planner, StepLimits, StepPlan, StepRecord } from "./planner.js";
 import { bestCost, type PassCostTable } from "./passCost.js";
 
+/** The weight of a probe's pass in the speculative passes' running time ratio (a repeated pass weighs 0.1). */
+export const PROBE_WEIGHT = 0.5;
+
 /** The most of plain decoding's time that probes may take while the planner declines. */
 export const PROBE_SHARE = 0.02;
 
@@ -182,7 +185,8 @@ export class CostModelPlanner implements Planner {
       this.line = undefined;
     }
     if (step.plan.maxNodes > 0) this.fresh = false;
-    if (this.probing && step.plan.maxNodes > 0) {
+    const probe = this.probing && step.plan.maxNodes > 0;
+    if (probe) {
       // Its price: drafting and the pass beyond a plain pass, and the change of shape back.
       const back = this.shapes && size !== 1 ? this.switchMs : 0;
       this.probeMs = Math.max(0, step.draftMs + step.passMs + back - this.scalePlain * this.pass(1).ms);
@@ -199,6 +203,13 @@ export class CostModelPlanner implements Planner {
         // A change of shape: what the pass cost beyond a repeated pass of its size.
         const excess = step.passMs - (plain ? this.scalePlain : this.scaleSpec) * tabled;
         this.switchMs = 0.9 * this.switchMs + 0.1 * Math.min(10 * tabled, Math.max(0, excess));
+        // While declining, a probe's pass is the only speculative pass seen: less the change of
+        // shape, it corrects the speculative ratio (weighted as a deliberate measurement), so a
+        // burst of slow passes does not keep the planner from speculating for good.
+        if (probe && !plain) {
+          const ratio = Math.min(10, Math.max(0.1, (step.passMs - this.switchMs) / tabled));
+          this.scaleSpec = (1 - PROBE_WEIGHT) * this.scaleSpec + PROBE_WEIGHT * ratio;
+        }
       }
     }
     this.lastPass = size;
