@@ -158,7 +158,7 @@ test("a change of shape observed costs more than the table's figure: the planner
   assert.equal(planner.plan(LIMITS).maxNodes, 0);
 });
 
-test("after a burst of slow speculative passes it declines, and returns to speculating as plain passes run at the table's speed", () => {
+test("after a burst of slow speculative passes it declines, and its probes at the table's speed bring it back to speculating", () => {
   // A 2-token pass cheaper than a 1-token one (llama.cpp on 2 threads, the 100M twin): padding an
   // empty proposal to 2 tokens pays even with nothing accepted.
   const c = (n: number) => (n === 1 ? 1 : 0.8 + 0.1 * (n - 2));

@@ -130,7 +130,7 @@ async function runBenchCommand(o: BenchCliOptions): Promise<void> {
 
 function printTables(model: string, backend: string, o: BenchCliOptions, results: readonly BenchResult[], passCost: Record<string, number>, nPrompts: number, peers: readonly PeerResult[]): void {
   const f = (x: number, d = 2) => x.toFixed(d);
-  console.log(`specdec bench: ${model}, ${backend} backend, threads ${o.threads}; ${nPrompts} prompts × ${o.maxTokens} tokens, median of ${o.repeats}; ${o.temperature === 0 ? "greedy" : `temperature ${o.temperature}`}; budgets: ${o.draftMax !== undefined ? `fixed ${flagOf("draftMax")} ${o.draftMax}` : o.planner === "fixed" ? "fixed (method defaults)" : "cost model"}${results.some((r) => r.method === "draft" || r.method.startsWith("draft ")) ? `; helper models: ${o.helperBackend}` : ""}`);
+  console.log(`specdec bench: ${model}, ${backend} backend, threads ${o.threads}; ${nPrompts} prompts × ${o.maxTokens} tokens, median of ${o.repeats}; ${o.temperature === 0 ? "greedy" : `temperature ${o.temperature}`}; budgets: ${o.draftMax !== undefined ? `fixed ${flagOf("draftMax")} ${o.draftMax}` : o.planner === "fixed" ? "fixed (method defaults)" : "cost model"}${results.some((r) => r.method === "draft") ? `; helper models: ${o.helperBackend}` : ""}`);
   console.log(`pass cost c(n) in ms: ${Object.entries(passCost).map(([n, ms]) => `${n}: ${f(ms)}`).join(", ")} — c(n) / (n c(1)): ${Object.entries(passCost).map(([n, ms]) => `${n}: ${f(ms / (Number(n) * passCost["1"]))}`).join(", ")}`);
   for (const category of new Set(results.map((r) => r.category))) {
     console.log(`\n### ${category}`);

@@ -96,7 +96,7 @@ export async function measurePassCost(target: Target, options: PassCostMeasureOp
       // right after the 33-token one of the round before; going down, after a 2-token one.
       for (let j = 0; j < sizes.length; j++) {
         const i = r % 2 === 0 ? j : sizes.length - 1 - j;
-        // A loop repeating a size pays the settled figure: the last of three passes.
+        // A loop repeating a size pays the settled figure, not the first pass after the change.
         const changed = await pass(i);
         let repeated = changed;
         if (settle) {
@@ -118,9 +118,9 @@ export async function measurePassCost(target: Target, options: PassCostMeasureOp
     // in n either: with llama.cpp on 2 threads a 2-token pass of the 100M twin costs less than a
     // 1-token pass — native llama-bench: pp1 93, pp2 222 tokens/s, 10.7 against 9.0 ms — and the
     // planner should then pad plain steps to 2 tokens.)
-    const best = steady.map(median);
-    ms[String(t)] = best;
-    if (settle) switchMs[String(t)] = median(first.map((xs, i) => Math.max(0, median(xs) - best[i])));
+    const typical = steady.map(median);
+    ms[String(t)] = typical;
+    if (settle) switchMs[String(t)] = median(first.map((xs, i) => Math.max(0, median(xs) - typical[i])));
   }
   await target.reset();
   return { sizes, ms, contextLength: ctx, read, ...(options.hidden ? { hidden: true } : {}), ...(settle ? { switchMs } : {}) };
