@@ -2,7 +2,8 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { GgmlType } from "../src/gguf/ggmlTypes.js";
 import { dequantizeRow, f32ToF16, matMul, quantizeRow, rowByteLength, SUPPORTED_TYPES } from "../src/engine/quant/index.js";
-import { useWasmKernels, WasmMatrix, wasmSupports } from "../src/engine/wasm/wasmMatrix.js";
+import { kernelsFuseMultiplyAdd, useWasmKernels, WasmMatrix, wasmSupports } from "../src/engine/wasm/wasmMatrix.js";
+import { spawnSync } from "node:child_process";
 import { layoutOf, panelBytes, superBlocks } from "../src/engine/wasm/repack.js";
 import { BuiltinTarget } from "../src/targets/builtin.js";
 import { sharedFile } from "./support/sharedData.js";
@@ -79,6 +80,29 @@ test("WASM matMul is bit-identical per (row, item) for batch 1, 2, 3, 4, 5, 8, 1
       }
     }
   }
+});
+
+// Lane 0 of a row adds 1 * -1, then (1 + 2^-12)^2 = 1 + 2^-11 + 2^-24: fused, -1 + that is exact
+// (2^-11 + 2^-24); rounded first, the product is a tie that goes to 1 + 2^-11 (even), giving 2^-11.
+function roundingProbe(m: WasmMatrix, batch: number): Float32Array {
+  const a = 1 + 2 ** -12;
+  const X = new Float32Array(8 * batch);
+  for (let b = 0; b < batch; b++) X.set([-1, 0, 0, 0, a, 0, 0, 0], 8 * b);
+  const out = new Float32Array(batch);
+  m.matMul(X, batch, out);
+  return out;
+}
+
+test("f32 products round once per multiply-add where the kernels fuse them, twice where not, alone and in a batch", () => {
+  const a = 1 + 2 ** -12;
+  const w = new Uint8Array(Float32Array.of(1, 0, 0, 0, a, 0, 0, 0).buffer);
+  const m = WasmMatrix.from(GgmlType.F32, w, 1, 8, 32)!;
+  const want = kernelsFuseMultiplyAdd() ? 2 ** -11 + 2 ** -24 : 2 ** -11;
+  for (const batch of [1, 2, 3]) for (const got of roundingProbe(m, batch)) assert.equal(got, want, `batch ${batch}, fused ${kernelsFuseMultiplyAdd()}`);
+  // SPECDEC_NO_FMA turns fusion off (a child process: the module is compiled once per process).
+  const script = `import { kernelsFuseMultiplyAdd } from ${JSON.stringify(new URL("../src/engine/wasm/wasmMatrix.js", import.meta.url).href)}; console.log(kernelsFuseMultiplyAdd());`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, SPECDEC_NO_FMA: "1" } });
+  assert.equal(r.stdout.trim(), "false", r.stderr);
 });
 
 test("WASM weights decode to exactly dequantizeRow's values (one-hot inputs)", () => {

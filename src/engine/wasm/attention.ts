@@ -4,6 +4,7 @@
 
 import { F32, F64, Func, I32, V128 } from "./asm.js";
 import { emitExpF32x4 } from "./elementwise.js";
+import { madd } from "./matmul.js";
 
 // attendHead(q, k, v, vis, n, headDim, slotBytes, scale, att, out): one head of one token over
 // the n visible cache slots vis[0..n) (ascending):
@@ -14,8 +15,9 @@ import { emitExpF32x4 } from "./elementwise.js";
 //            in registers at a time.
 // k and v point at the head's kv head in slot 0; headDim is a multiple of 4. Every step depends
 // only on this token's slots, never on the batch or the other tokens, so tree and chain passes
-// stay bit-identical. A NaN score (from non-finite weights) stays NaN, never a trap.
-export function attendHeadFunc(): Func {
+// stay bit-identical. The dot products and the weighted sum fuse their multiply-adds when fma
+// (as the products do, matmul.ts). A NaN score (from non-finite weights) stays NaN, never a trap.
+export function attendHeadFunc(fma: boolean): Func {
   const f = new Func("attend_head", [I32, I32, I32, I32, I32, I32, I32, F32, I32, I32]);
   const [q, kc, vc, vis, n, headDim, slotBytes, scale, att, out] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const j = f.local(I32), i = f.local(I32), hb = f.local(I32), p = f.local(I32), qv = f.local(V128);
@@ -39,7 +41,7 @@ export function attendHeadFunc(): Func {
     }
     f.i32(0).set(i).loop();
     f.get(q).get(i).op("i32.add").simdMem("v128.load").set(qv);
-    for (let k = 0; k < width; k++) f.get(A[k]).get(qv).get(P[k]).get(i).op("i32.add").simdMem("v128.load").simd("f32x4.mul").simd("f32x4.add").set(A[k]);
+    for (let k = 0; k < width; k++) madd(f, A[k], () => f.get(qv), () => f.get(P[k]).get(i).op("i32.add").simdMem("v128.load"), fma);
     f.get(i).i32(16).op("i32.add").tee(i).get(hb).op("i32.lt_u").brIf(0);
     f.end();
     for (let k = 0; k < width; k++) {
@@ -94,7 +96,7 @@ export function attendHeadFunc(): Func {
     f.get(vc).get(i).op("i32.add");
     slot(0);
     f.op("i32.add").set(p);
-    for (let k = 0; k < width; k++) f.get(A[k]).get(w).get(p).simdMem("v128.load", 16 * k).simd("f32x4.mul").simd("f32x4.add").set(A[k]);
+    for (let k = 0; k < width; k++) madd(f, A[k], () => f.get(w), () => f.get(p).simdMem("v128.load", 16 * k), fma);
     f.get(j).i32(1).op("i32.add").tee(j).get(n).op("i32.lt_u").brIf(0);
     f.end().end();
     for (let k = 0; k < width; k++) f.get(out).get(i).op("i32.add").get(A[k]).simdMem("v128.store", 16 * k);

@@ -10,13 +10,16 @@ import { swigluFunc } from "./elementwise.js";
 import { mmFunc, tileF32, unpackFunc } from "./matmul.js";
 import { f16RoundFunc, mmQ8Func, quantizeFunc, tileQ8Func } from "./matmulQ8.js";
 
-/** The module's functions, in index order (every one is exported under its name). */
-export function kernelFuncs(): Func[] {
+/**
+ * The module's functions, in index order (every one is exported under its name). fma: the f32
+ * products and attention use fused multiply-adds (relaxed SIMD).
+ */
+export function kernelFuncs(fma: boolean): Func[] {
   const funcs: Func[] = [];
   const add = (fn: Func): number => funcs.push(fn) - 1;
-  add(attendFunc(add(attendHeadFunc())));
+  add(attendFunc(add(attendHeadFunc(fma))));
   add(swigluFunc());
-  const tile1 = add(tileF32(1)), tile2 = add(tileF32(2));
+  const tile1 = add(tileF32(1, fma)), tile2 = add(tileF32(2, fma));
   add(mmFunc("f32", { tile1, tile2 }));
   for (const name of Object.keys(DECODERS) as DecoderName[]) {
     const unpack = add(unpackFunc(name));
@@ -28,7 +31,7 @@ export function kernelFuncs(): Func[] {
   return funcs;
 }
 
-/** The module's bytes, importing a memory of up to maxPages pages (shared when asked). */
-export function buildModule(maxPages: number, shared = false): Uint8Array<ArrayBuffer> {
-  return moduleBytes(kernelFuncs(), maxPages, shared);
+/** The module's bytes, importing a memory of up to maxPages pages (shared when asked), with fused multiply-adds when asked. */
+export function buildModule(maxPages: number, shared = false, fma = false): Uint8Array<ArrayBuffer> {
+  return moduleBytes(kernelFuncs(fma), maxPages, shared);
 }
