@@ -19,6 +19,7 @@ import { PROJECT_ROOT, sharedFile } from "./support/sharedData.js";
 import { defaultModels } from "../src/defaultModels.js";
 import { gaussian, NAMES, rng } from "./support/quantFixtures.js";
 import { randomModel } from "./support/randomModel.js";
+import { SWIGLU_SPLIT_VECTORS } from "../src/engine/transformer.js";
 
 const BIN = join(PROJECT_ROOT, "bin", "specdec.js");
 
@@ -32,13 +33,14 @@ after(() => {
 
 const same = (x: Float32Array, y: Float32Array) => x.length === y.length && x.every((v, i) => Object.is(v, y[i]));
 
-test("the products of these tests are big enough to be split between threads", () => {
-  // dim 256, FFN 512: every product of one token is at least 2^16 multiply-adds.
+test("the products of these tests are big enough to be split between threads, and the 8-token SwiGLU gate too", () => {
+  // dim 256, FFN 1024: every product of one token is at least 2^16 multiply-adds.
   assert.ok(256 * 256 >= MIN_SPLIT_WORK);
+  assert.ok((8 * 1024) / 4 >= SWIGLU_SPLIT_VECTORS);
 });
 
 test("every tensor type, f32 and q8 activations: batched = single, tree = branches, 1 = 2 = 3 threads", async () => {
-  const model = randomModel({ arch: "llama", layers: 1, seed: 21 });
+  const model = randomModel({ arch: "llama", layers: 1, seed: 21, ffn: 1024 });
   const seq = [1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52];
   const prefix = seq.slice(0, 6), k = 8;
   // A tree after the prefix: branches [a, b] and [c, d, e]; batch order a c b d e.

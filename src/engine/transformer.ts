@@ -51,6 +51,9 @@ export interface ForwardResult {
   hidden: Float32Array;
 }
 
+/** A SwiGLU gate over fewer vectors (4 elements) than this runs on one thread (~50k operations: 30 round trips of the pool). */
+export const SWIGLU_SPLIT_VECTORS = 2048;
+
 export class Transformer {
   /** Tokens in the KV cache. */
   length = 0;
@@ -220,7 +223,7 @@ export class Transformer {
       rmsNormRows(this.xb, this.x, L.ffnNorm, T, dim, this.hp.normEps);
       L.wGate.matMul(this.xb, T, this.hb, this.products);
       L.wUp.matMul(this.xb, T, this.hb2, this.products);
-      if (this.wasm) this.wasm.swiglu(this.at.hb, this.at.hb2, (T * hiddenDim + 3) & ~3);
+      if (this.wasm) this.swiglu((T * hiddenDim + 3) >> 2);
       else {
         const hb = this.hb, hb2 = this.hb2;
         for (let i = 0; i < T * hiddenDim; i++) {
@@ -317,6 +320,14 @@ export class Transformer {
         vec[b] = v0 * s + v1 * c;
       }
     }
+  }
+
+  // The SwiGLU gate over the first n vectors (4 elements) of hb and hb2, split between the threads when it is long.
+  private swiglu(n: number): void {
+    const wasm = this.wasm!, { pool, threads } = this.products;
+    if (pool && n >= SWIGLU_SPLIT_VECTORS) {
+      pool.run({ memory: wasm.memory, exports: wasm.exports, fn: "swiglu", args: [0, n, this.at.hb, this.at.hb2], range: 0, work: n }, threads!);
+    } else wasm.swiglu(0, n, this.at.hb, this.at.hb2);
   }
 
   // Multi-head attention of the T batch tokens over their visible cache slots → xb (T, dim).

@@ -30,21 +30,24 @@ export function emitExpF32x4(f: Func, x: number, n: number, r: number, p: number
   f.simd("i32x4.add").i32(23).simd("i32x4.shl").simd("f32x4.mul");
 }
 
-// swiglu(g, u, n): g[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u for i < n (n a multiple of 4).
+// swiglu(v0, v1, g, u): g[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u for the elements of the
+// 4-element vectors v0 <= v < v1 (a range, so that threads can share the work).
 export function swigluFunc(): Func {
-  const f = new Func("swiglu", [I32, I32, I32]);
-  const [g, u, n] = [0, 1, 2];
-  const end = f.local(I32), x = f.local(V128), e = f.local(V128), k = f.local(V128), r = f.local(V128), p = f.local(V128);
-  f.get(g).get(n).i32(4).op("i32.mul").op("i32.add").set(end);
-  f.block().get(n).op("i32.eqz").brIf(0);
+  const f = new Func("swiglu", [I32, I32, I32, I32]);
+  const [v0, v1, g, u] = [0, 1, 2, 3];
+  const p = f.local(I32), q = f.local(I32), end = f.local(I32), x = f.local(V128), e = f.local(V128), k = f.local(V128), r = f.local(V128), pe = f.local(V128);
+  f.block().get(v0).get(v1).op("i32.lt_u").op("i32.eqz").brIf(0);
+  f.get(g).get(v0).i32(16).op("i32.mul").op("i32.add").set(p);
+  f.get(u).get(v0).i32(16).op("i32.mul").op("i32.add").set(q);
+  f.get(g).get(v1).i32(16).op("i32.mul").op("i32.add").set(end);
   f.loop();
-  f.get(g).simdMem("v128.load").set(e);
+  f.get(p).simdMem("v128.load").set(e);
   f.v128I32(0, 0, 0, 0).get(e).simd("f32x4.sub").set(x);
-  emitExpF32x4(f, x, k, r, p);
+  emitExpF32x4(f, x, k, r, pe);
   splat(f, 1).simd("f32x4.add").set(x);
-  f.get(g).get(e).get(x).simd("f32x4.div").get(u).simdMem("v128.load").simd("f32x4.mul").simdMem("v128.store");
-  f.get(u).i32(16).op("i32.add").set(u);
-  f.get(g).i32(16).op("i32.add").tee(g).get(end).op("i32.lt_u").brIf(0);
+  f.get(p).get(e).get(x).simd("f32x4.div").get(q).simdMem("v128.load").simd("f32x4.mul").simdMem("v128.store");
+  f.get(q).i32(16).op("i32.add").set(q);
+  f.get(p).i32(16).op("i32.add").tee(p).get(end).op("i32.lt_u").brIf(0);
   f.end().end();
   return f;
 }

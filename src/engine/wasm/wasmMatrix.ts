@@ -258,8 +258,8 @@ export class WasmMatrix {
 
 /** attend(i0, i1, nHeads, group, headDim, q, kc, vc, vis, visStride, counts, kvHeadBytes, scale, att, out, dimBytes): see attention.ts. */
 export type AttendFn = (i0: number, i1: number, nHeads: number, group: number, headDim: number, q: number, kc: number, vc: number, vis: number, visStride: number, counts: number, kvHeadBytes: number, scale: number, att: number, out: number, dimBytes: number) => void;
-/** swiglu(g, u, n): see elementwise.ts. */
-export type SwigluFn = (g: number, u: number, n: number) => void;
+/** swiglu(v0, v1, g, u): see elementwise.ts. */
+export type SwigluFn = (v0: number, v1: number, g: number, u: number) => void;
 
 /** An engine's own WASM memory (KV cache and activations) with the kernels bound to it. */
 export interface EngineMemory {
