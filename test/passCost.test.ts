@@ -4,8 +4,9 @@
 // rare stall do not end up in the figures.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { measurePassCost } from "../src/planner/passCost.js";
-import type { PassRequest, PassResult } from "../src/targets/target.js";
+import { measurePassCost, passCostKey } from "../src/planner/passCost.js";
+import { sharedFile } from "./support/sharedData.js";
+import type { PassRequest, PassResult, Target } from "../src/targets/target.js";
 import type { Token } from "../src/types.js";
 import { MarkovTarget, randomTransitions } from "./support/markovModel.js";
 import { SeededRng } from "../src/sampling/rng.js";
@@ -46,4 +47,12 @@ test("pass costs are what a loop of settled passes pays: a cheaper 2-token pass 
   assert.ok(at(2) < at(1));
   // The change of shape: 0.3 ms (the median over sizes; the 1-token pass after a long one pays more).
   assert.ok(Math.abs(table.switchMs!["0"] - 0.3) < 1e-9, `switch ${table.switchMs!["0"]}`);
+});
+
+test("the pass-cost cache key changes with the target's kernels (a new kernel variant measures anew), not otherwise", () => {
+  const model = sharedFile("models", "stories260K.gguf");
+  const target = (kernels?: string) => ({ backend: "builtin", contextSize: 256, threadCounts: [1, 2], kernels }) as unknown as Target;
+  assert.equal(passCostKey(model, target("wasm-fma")), passCostKey(model, target("wasm-fma")));
+  assert.notEqual(passCostKey(model, target("wasm-fma")), passCostKey(model, target("wasm")));
+  assert.notEqual(passCostKey(model, target("wasm")), passCostKey(model, target()));
 });

@@ -173,6 +173,8 @@ test("stories260K: the WASM engine and the JS engine give the same greedy tokens
   useWasmKernels(false);
   const js = await BuiltinTarget.load(path, { contextSize: 128 });
   useWasmKernels(true);
+  assert.equal(wasm.kernels, kernelsFuseMultiplyAdd() ? "wasm-fma" : "wasm");
+  assert.equal(js.kernels, "js");
   const prompt = wasm.tokenize("Once upon a time", true);
   let maxDiff = 0;
   const run = (t: BuiltinTarget): number[] => {

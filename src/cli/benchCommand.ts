@@ -120,7 +120,7 @@ async function runBenchCommand(o: BenchCliOptions): Promise<void> {
       };
       process.stdout.write(JSON.stringify(json) + "\n");
     } else {
-      printTables(opened.path, target.backend, o, results, passCostMs, prompts.length, peers);
+      printTables(opened.path, target.kernels ? `${target.backend} (${target.kernels})` : target.backend, o, results, passCostMs, prompts.length, peers);
     }
     if (greedy) requireIdentical(results);
   } finally {

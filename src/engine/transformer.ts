@@ -15,7 +15,7 @@
 import { SpecdecError } from "../errors.js";
 import type { HParams } from "./hparams.js";
 import type { LlamaWeights } from "./llamaWeights.js";
-import { engineMemory, kernelModule, MIN_SPLIT_WORK, type EngineMemory, type ProductOptions } from "./wasm/wasmMatrix.js";
+import { engineMemory, kernelModule, kernelsFuseMultiplyAdd, MIN_SPLIT_WORK, type EngineMemory, type ProductOptions } from "./wasm/wasmMatrix.js";
 import { ThreadPool } from "./wasm/threadPool.js";
 
 export interface EngineOptions {
@@ -58,6 +58,8 @@ export class Transformer {
   /** Tokens in the KV cache. */
   length = 0;
   readonly maxBatch: number;
+  /** The kernels of the passes: "wasm-fma" (WASM SIMD, fused multiply-adds), "wasm" or "js". */
+  readonly kernels: "wasm-fma" | "wasm" | "js";
 
   // KV cache
   // Each kv head's slots are contiguous, so attention over a long cache streams through memory.
@@ -119,6 +121,7 @@ export class Transformer {
     const wasm = hp.headDim % 4 === 0 ? engineMemory(bytes) : undefined;
     this.wasm = wasm;
     const module = kernelModule();
+    this.kernels = !wasm ? "js" : kernelsFuseMultiplyAdd() ? "wasm-fma" : "wasm";
     if (options.activations !== undefined && options.activations !== "f32" && options.activations !== "q8") throw new SpecdecError(`activations must be "f32" or "q8", got ${JSON.stringify(options.activations)}`);
     const pool = threads > 1 && wasm && module ? ThreadPool.acquire(module, threads) : undefined;
     this.maxThreads = threads;

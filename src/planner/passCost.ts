@@ -164,7 +164,7 @@ export function passCostKey(path: string, target: Target, extra: Record<string, 
   // format 2: tables made non-decreasing in n when measured; 3: repeated-size passes and switchMs;
   // 4: rounds alternately up and down the sizes (format 3 overstated small passes after long
   // ones); 5: settled by time, medians over the rounds instead of minima, not made non-decreasing.
-  const what = { format: 5, path, size: st.size, mtime: st.mtimeMs, backend: target.backend, context: target.contextSize, threads: target.threadCounts ?? null, cpu: cpu[0]?.model ?? "", cores: cpu.length, ...extra };
+  const what = { format: 5, path, size: st.size, mtime: st.mtimeMs, backend: target.backend, kernels: target.kernels ?? null, context: target.contextSize, threads: target.threadCounts ?? null, cpu: cpu[0]?.model ?? "", cores: cpu.length, ...extra };
   return createHash("sha256").update(JSON.stringify(what)).digest("hex").slice(0, 24);
 }
 

@@ -39,6 +39,7 @@ export class BuiltinTarget implements Target {
   readonly maxBatch: number;
   readonly hiddenSize: number;
   readonly threadCounts?: readonly number[];
+  readonly kernels: string;
 
   private constructor(
     readonly file: ModelFileInfo,
@@ -54,6 +55,7 @@ export class BuiltinTarget implements Target {
     this.eogTokens = tokenizer.eogTokens as ReadonlySet<Token>;
     this.maxBatch = engine.maxBatch;
     this.hiddenSize = hparams.dim;
+    this.kernels = engine.kernels;
     if ((options.maxThreads ?? 1) > 1) this.threadCounts = Array.from({ length: options.maxThreads! }, (_, i) => i + 1);
   }
 

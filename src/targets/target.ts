@@ -85,6 +85,8 @@ export interface Target {
   readonly eogTokens: ReadonlySet<Token>;
   /** Thread counts a pass may ask for (`PassRequest.threads`); absent = the target's own setting only. */
   readonly threadCounts?: readonly number[];
+  /** Which code runs the passes, when the backend has variants (a cached pass-cost table is measured anew when it changes). */
+  readonly kernels?: string;
   /**
    * Whether the target rounds the inputs of its matrix products to 8 bits (llama.cpp with
    * quantized weights): a last-bit difference between two ways of computing a pass can then
