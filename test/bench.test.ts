@@ -7,7 +7,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parsePrompts } from "../src/bench/promptsFile.js";
-import { requireIdentical, runBench } from "../src/bench/runBench.js";
+import { passCostOverPlain, requireIdentical, runBench } from "../src/bench/runBench.js";
+import type { PassCostTable } from "../src/planner/passCost.js";
 import { openPassCost, openTarget } from "../src/session.js";
 import type { Verifier } from "../src/verifiers/verifier.js";
 import type { Token } from "../src/types.js";
@@ -76,4 +77,15 @@ test("a method whose output diverges from plain decoding is caught loudly", asyn
   } finally {
     await opened.target.dispose();
   }
+});
+
+test("the bound's pass cost: plain table c(n) / c(1); a hidden-state table its own ratio times an overhead never below 1", () => {
+  const table = (ms: number[], hidden = false): PassCostTable => ({ sizes: [1, 2, 4], ms: { "1": ms }, contextLength: 16, read: "argmax", ...(hidden ? { hidden } : {}) });
+  const plain = table([12, 10, 15]);
+  assert.equal(passCostOverPlain(plain, plain, 2), 10 / 12);
+  // Measured in a faster moment (c(1) 6 against plain's 12): the ratio is its own, not 5 / 12.
+  assert.equal(passCostOverPlain(table([6, 5, 9], true), plain, 2), 5 / 6);
+  // Reading hidden states costs 20% more at one token (14.4 against 12): that overhead counts, so
+  // its 2-token pass (12) costs as much as plain decoding's one-token pass.
+  assert.ok(Math.abs(passCostOverPlain(table([14.4, 12, 18], true), plain, 2) - 1) < 1e-12);
 });

@@ -17,6 +17,19 @@ import type { Token } from "../types.js";
 import type { Verifier } from "../verifiers/verifier.js";
 import type { BenchPrompt } from "./promptsFile.js";
 
+/**
+ * The cost of an n-token pass of a method's table over plain decoding's one-token pass. A
+ * hidden-state table is measured apart from the plain one (minutes later, on a machine whose speed
+ * drifts by tens of percent): its own c(n) / c(1), times its one-token overhead over the plain
+ * table, which reading hidden states cannot make less than 1.
+ */
+export function passCostOverPlain(table: PassCostTable, plain: PassCostTable, n: number): number {
+  const cn = bestCost(table, n).ms, plain1 = bestCost(plain, 1).ms;
+  if (table === plain) return cn / plain1;
+  const own1 = bestCost(table, 1).ms;
+  return (cn / own1) * Math.max(1, own1 / plain1);
+}
+
 export interface BenchMethod {
   /** The name as given (--methods), e.g. "draft" or "prompt-lookup". */
   readonly label: string;
@@ -77,7 +90,6 @@ export async function runBench(opened: OpenedTarget, s: BenchSettings): Promise<
   const results: BenchResult[] = [];
   const reference = new Map<string, Token[][]>();
   const baseline = new Map<string, number>();
-  const c1 = bestCost(s.passCost, 1).ms;
   // Rounds of repeats, and in each round every method on a prompt before the next prompt: a
   // machine that slows down or speeds up during the run (a shared VM does, by tens of percent
   // within seconds) then weighs on all methods alike.
@@ -90,7 +102,7 @@ export async function runBench(opened: OpenedTarget, s: BenchSettings): Promise<
     for (const m of methods) {
       const drafter = await openDrafter(opened, m.method, m.options ?? {});
       drafters.push(drafter);
-      // A method that reads hidden states pays for them in every pass (its own table; plain decoding is c1).
+      // A method that reads hidden states pays for them in every pass (its own table; plain decoding is c(1) of the plain table).
       const table = readsHidden(m.method) ? await openPassCost(opened, { read: greedy ? "argmax" : "probabilities", hidden: true }) : s.passCost;
       for (const category of categories) {
         // One planner per method and category: it learns that category's acceptance from its prior.
@@ -119,7 +131,7 @@ export async function runBench(opened: OpenedTarget, s: BenchSettings): Promise<
       }
       const calls = r.results.reduce((a, x) => a + x.stats.targetCalls, 0);
       const budget = r.results.reduce((a, x) => a + x.stats.meanBudget * x.stats.targetCalls, 0);
-      const relCost = bestCost(table, 1 + r.nodesPerPass).ms / c1;
+      const relCost = passCostOverPlain(table, s.passCost, 1 + r.nodesPerPass);
       results.push({
         method: m.label,
         category,
