@@ -183,3 +183,38 @@ test("a fixed planner gives the budget asked for, capped by the step's limits", 
   assert.deepEqual(p.plan({ maxDepth: 2, maxNodes: 1 }), { maxDepth: 2, maxNodes: 2 });
   assert.deepEqual(new FixedPlanner(0, 24).plan(LIMITS), { maxDepth: 0, maxNodes: 0 });
 });
+
+test("a generation's first proposal pays for the drafter catching up with the prompt: after short generations it does not start, after long ones it does", () => {
+  const c = (n: number) => 1 + 0.08 * (n - 1);
+  const planner = new CostModelPlanner(table(c), fixedAcceptance(0.7, 0.8));
+  const limits = { maxDepth: 200, maxNodes: 16 };
+  const { rates, best } = planner.rates(limits);
+  assert.ok(best > 0);
+  const saving = 1 / rates[0] - 1 / rates[best]; // ms per token
+  const catchUp = 20 * saving; // the first proposal costs what 20 tokens of speculation save
+  const generation = (tokens: number): number => {
+    planner.begin();
+    let first = true, speculated = 0;
+    for (let made = 0; made < tokens; made++) {
+      const plan = planner.plan(limits);
+      if (plan.maxNodes > 0) speculated++;
+      planner.observe({ plan, nodes: plan.maxNodes, path: [], draftMs: plan.maxNodes > 0 && first ? catchUp : 0, passMs: c(1 + plan.maxNodes) });
+      if (plan.maxNodes > 0) first = false;
+    }
+    return speculated;
+  };
+  // The first generation cannot know the price: it speculates from its first step and learns it.
+  assert.equal(generation(10), 10);
+  assert.equal(planner.state().catchUpMs, catchUp);
+  // After 10-token generations, 10 tokens save half the price: it does not start (until a probe).
+  planner.begin();
+  assert.equal(planner.plan(limits).maxNodes, 0);
+  const speculated = generation(100);
+  // A generation that runs on is taken to run as long again: it starts once 20 tokens are made.
+  assert.ok(speculated >= 75 && speculated <= 85, `speculated ${speculated} of 100`);
+  // The running mean length (0.7 * 10 + 0.3 * 100 = 37 tokens) now earns the price back: it starts at once.
+  planner.begin();
+  assert.equal(planner.plan(limits).maxNodes, best);
+  // ... but not where the tokens still wanted are too few.
+  assert.equal(planner.plan({ maxDepth: 9, maxNodes: 16 }).maxNodes, 0);
+});

@@ -19,6 +19,13 @@
 // since its last proposal —, the longer pass, the changes of shape there and back); probes are
 // spaced so that they take at most PROBE_SHARE of plain decoding's time, and never closer than
 // 16 steps, doubling while they do not pay.
+//
+// A generation's first proposal pays for the drafter catching up with the prompt (a draft model's
+// or a head's prefill): learned as what that proposal cost beyond the drafting line. Until a
+// generation has proposed, the planner speculates only where the time it expects to save over the
+// rest of the generation (the tokens still wanted, at most the generations' running mean length
+// less those made, or as many as made if more) exceeds that price: on a small target short
+// answers never earn it back.
 
 import type { Planner, StepLimits, StepPlan, StepRecord } from "./planner.js";
 import { bestCost, type PassCostTable } from "./passCost.js";
@@ -52,6 +59,8 @@ export interface CostModelState {
   readonly switchMs: number;
   /** What the last probe (one guess while declining) cost beyond a plain pass, ms. */
   readonly probeMs: number;
+  /** What a generation's first proposal costs beyond the drafting line (the drafter catching up with the prompt), ms. */
+  readonly catchUpMs: number;
 }
 
 export class CostModelPlanner implements Planner {
@@ -81,6 +90,10 @@ export class CostModelPlanner implements Planner {
   private probeEvery = 16; // steps without speculation before a probe (doubles while probes do not pay)
   private probeMs = 0; // what the last probe cost beyond a plain pass, ms
   private probing = false; // the step just planned is a probe
+  private catchUpMs = 0; // a first proposal's drafting beyond the line (running; 0 until seen)
+  private catchUpSeen = false;
+  private meanTokens: number | undefined; // tokens per generation (running; undefined before the first ends)
+  private tokensNow = 0; // tokens committed in this generation
 
   constructor(
     readonly cost: PassCostTable,
@@ -138,7 +151,8 @@ export class CostModelPlanner implements Planner {
   }
 
   plan(limits: StepLimits): StepPlan {
-    let { best } = this.rates(limits);
+    const { rates, best: optimum } = this.rates(limits);
+    let best = optimum;
     this.probing = false;
     if (best === 0 && limits.maxDepth > 0 && limits.maxNodes > 0) {
       // Not speculating teaches nothing: now and then, probe with one guess (spaced by its price).
@@ -149,6 +163,8 @@ export class CostModelPlanner implements Planner {
         this.idle = 0;
         this.probeEvery = Math.min(2 * this.probeEvery, 1024);
       }
+    } else if (best > 0 && this.fresh && !this.catchUpPays(limits, rates, best)) {
+      best = 0;
     } else if (best > 0) {
       this.idle = 0;
       this.probeEvery = 16;
@@ -156,6 +172,15 @@ export class CostModelPlanner implements Planner {
     const threads = Number(this.pass(1 + best).threads);
     const maxNodes = Math.min(best, limits.maxNodes);
     return { maxDepth: Math.min(limits.maxDepth, maxNodes), maxNodes, threads: threads > 0 ? threads : undefined };
+  }
+
+  /** Whether speculating at `best` from now on saves more than the first proposal's catching up costs. */
+  private catchUpPays(limits: StepLimits, rates: number[], best: number): boolean {
+    const wanted = limits.maxDepth + 1;
+    // Tokens left: the mean length less those made, but at least as many as made (a generation
+    // that has run long is likely to run on).
+    const left = this.meanTokens === undefined ? wanted : Math.min(wanted, Math.max(1, this.meanTokens - this.tokensNow, this.tokensNow));
+    return left * (1 / rates[0] - 1 / rates[best]) >= this.catchUpMs;
   }
 
   padTo(plan: StepPlan, nodes: number): number | undefined {
@@ -166,6 +191,8 @@ export class CostModelPlanner implements Planner {
   }
 
   begin(): void {
+    if (this.tokensNow > 0) this.meanTokens = this.meanTokens === undefined ? this.tokensNow : 0.7 * this.meanTokens + 0.3 * this.tokensNow;
+    this.tokensNow = 0;
     this.fresh = true;
     this.lastPass = 0;
   }
@@ -178,7 +205,14 @@ export class CostModelPlanner implements Planner {
       this.proposed[r] = (this.proposed[r] ?? 0) * this.forget + 1;
       this.accepted[r] = (this.accepted[r] ?? 0) * this.forget + (onPath.has(r) ? 1 : 0);
     }
-    // The first proposal of a generation may pay for catching up with the prompt: not a sample.
+    this.tokensNow += step.path.length + 1;
+    // The first proposal of a generation may pay for catching up with the prompt: not a sample
+    // of the line, but of the catching up.
+    if (step.plan.maxNodes > 0 && this.fresh) {
+      const excess = Math.max(0, step.draftMs - this.draftCost(step.nodes));
+      this.catchUpMs = this.catchUpSeen ? 0.7 * this.catchUpMs + 0.3 * excess : excess;
+      this.catchUpSeen = true;
+    }
     if (step.plan.maxNodes > 0 && !this.fresh) {
       this.drafts.push({ nodes: step.nodes, ms: step.draftMs });
       if (this.drafts.length > 32) this.drafts.shift();
@@ -216,7 +250,7 @@ export class CostModelPlanner implements Planner {
   }
 
   state(): CostModelState {
-    return { acceptanceByRank: this.acceptance(8), draftMs: this.draftLine(), passScale: { plain: this.scalePlain, speculative: this.scaleSpec }, switchMs: this.switchMs, probeMs: this.probeMs };
+    return { acceptanceByRank: this.acceptance(8), draftMs: this.draftLine(), passScale: { plain: this.scalePlain, speculative: this.scaleSpec }, switchMs: this.switchMs, probeMs: this.probeMs, catchUpMs: this.catchUpMs };
   }
 
   private draftLine(): { perStep: number; perNode: number } {
