@@ -2,7 +2,9 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { GgmlType } from "../src/gguf/ggmlTypes.js";
 import { dequantizeRow, f32ToF16, matMul, quantizeRow, rowByteLength, SUPPORTED_TYPES } from "../src/engine/quant/index.js";
-import { kernelsFuseMultiplyAdd, useWasmKernels, WasmMatrix, wasmSupports } from "../src/engine/wasm/wasmMatrix.js";
+import { kernelModule, kernelsFuseMultiplyAdd, useWasmKernels, WasmMatrix, wasmSupports } from "../src/engine/wasm/wasmMatrix.js";
+import { SEGMENT_ELEMENTS } from "../src/engine/wasm/matmul.js";
+import { ThreadPool } from "../src/engine/wasm/threadPool.js";
 import { spawnSync } from "node:child_process";
 import { layoutOf, panelBytes, superBlocks } from "../src/engine/wasm/repack.js";
 import { BuiltinTarget } from "../src/targets/builtin.js";
@@ -103,6 +105,32 @@ test("f32 products round once per multiply-add where the kernels fuse them, twic
   const script = `import { kernelsFuseMultiplyAdd } from ${JSON.stringify(new URL("../src/engine/wasm/wasmMatrix.js", import.meta.url).href)}; console.log(kernelsFuseMultiplyAdd());`;
   const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, SPECDEC_NO_FMA: "1" } });
   assert.equal(r.stdout.trim(), "false", r.stderr);
+});
+
+test("long rows, decoded a segment at a time: the same bits as the f32 matrix of the dequantized weights (whole rows), for every type, batch and thread count", () => {
+  const pool = ThreadPool.acquire(kernelModule()!, 3);
+  try {
+    for (const type of SUPPORTED_TYPES) {
+      const rows = 9, cols = BLOCK[type] === 1 ? 4900 : 5120; // several segments of SEGMENT_ELEMENTS
+      assert.ok(cols > 2 * SEGMENT_ELEMENTS);
+      const { w, deq } = matrix(type, rows, cols, 300 + type);
+      const m = WasmMatrix.from(type, w, rows, cols, rowByteLength(type, cols))!;
+      const whole = WasmMatrix.from(GgmlType.F32, new Uint8Array(deq.buffer), rows, cols, 4 * cols)!;
+      const r = rng(9);
+      const X = Float32Array.from({ length: 5 * cols }, () => gaussian(r));
+      for (const batch of [1, 2, 5]) {
+        const want = new Float32Array(batch * rows);
+        whole.matMul(X, batch, want);
+        for (const threads of [1, 2, 3]) {
+          const got = new Float32Array(batch * rows);
+          m.matMul(X, batch, got, { pool, threads });
+          for (let k = 0; k < batch * rows; k++) assert.ok(Object.is(got[k], want[k]), `${NAMES[type]} batch ${batch} threads ${threads} item ${Math.floor(k / rows)} row ${k % rows}: ${got[k]} vs ${want[k]}`);
+        }
+      }
+    }
+  } finally {
+    pool.release();
+  }
 });
 
 test("WASM weights decode to exactly dequantizeRow's values (one-hot inputs)", () => {

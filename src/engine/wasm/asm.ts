@@ -90,6 +90,7 @@ export class Func {
   block(): this { this.code.push(0x02, 0x40); return this; }
   loop(): this { this.code.push(0x03, 0x40); return this; }
   if_(): this { this.code.push(0x04, 0x40); return this; }
+  else_(): this { this.code.push(0x05); return this; }
   end(): this { this.code.push(0x0b); return this; }
   br(depth: number): this { this.code.push(0x0c); uleb(this.code, depth); return this; }
   brIf(depth: number): this { this.code.push(0x0d); uleb(this.code, depth); return this; }

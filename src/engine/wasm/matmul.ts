@@ -43,18 +43,24 @@ export function madd(f: Func, acc: number, a: () => void, b: () => void, fma: bo
   }
 }
 
-// tile<n>_f32(W, nv, X0, O0 [, X1, O1]): the 4 rows of the f32 panel at W (nv vectors per row)
-// times n = 1 or 2 items (activations at X0, X1): O_b[r] = row r · item b, r = 0..3.
+// tile<n>_f32(W, nv, X0, O0, [X1, O1,] A, mode): the 4 rows of the f32 panel at W (nv vectors per
+// row) times n = 1 or 2 items (activations at X0, X1): O_b[r] = row r · item b, r = 0..3. A row
+// may come in segments (mm_<name> below): mode bit 1 starts from the accumulators saved at A
+// (4n vectors) instead of zero, bit 2 finishes (the sums to O), else the accumulators are saved
+// at A. Saving and reloading is exact, so a segmented row adds the same terms in the same order.
 // fma: acc = madd(w_i, x_i, acc), relaxed SIMD's fused multiply-add where the CPU has one (one rounding).
 export function tileF32(items: 1 | 2, fma: boolean): Func {
-  const params: ValType[] = items === 1 ? [I32, I32, I32, I32] : [I32, I32, I32, I32, I32, I32];
+  const params: ValType[] = items === 1 ? [I32, I32, I32, I32, I32, I32] : [I32, I32, I32, I32, I32, I32, I32, I32];
   const f = new Func(`tile${items}_f32`, params);
   const [W, nv] = [0, 1];
   const X = items === 1 ? [2] : [2, 4], O = items === 1 ? [3] : [3, 5];
-  const acc = Array.from({ length: 4 * items }, () => f.local(V128)); // acc[r * items + b]
+  const [A, mode] = items === 1 ? [4, 5] : [6, 7];
+  const acc = Array.from({ length: 4 * items }, () => f.local(V128)); // acc[r * items + b], saved at A + 16 (r * items + b)
   const x = Array.from({ length: items }, () => f.local(V128));
   const w = f.local(V128), end = f.local(I32);
-  for (const a of acc) f.v128I32(0, 0, 0, 0).set(a);
+  f.get(mode).i32(1).op("i32.and").if_();
+  acc.forEach((a, i) => f.get(A).simdMem("v128.load", 16 * i).set(a));
+  f.end();
   f.get(W).get(nv).i32(64).op("i32.mul").op("i32.add").set(end);
   f.loop();
   for (let b = 0; b < items; b++) f.get(X[b]).simdMem("v128.load").set(x[b]);
@@ -65,6 +71,7 @@ export function tileF32(items: 1 | 2, fma: boolean): Func {
   for (let b = 0; b < items; b++) f.get(X[b]).i32(16).op("i32.add").set(X[b]);
   f.get(W).i32(64).op("i32.add").tee(W).get(end).op("i32.lt_u").brIf(0);
   f.end();
+  f.get(mode).i32(2).op("i32.and").if_();
   for (let b = 0; b < items; b++) {
     for (let r = 0; r < 4; r++) {
       f.get(O[b]);
@@ -72,7 +79,18 @@ export function tileF32(items: 1 | 2, fma: boolean): Func {
       f.f32Store(4 * r);
     }
   }
+  f.else_();
+  acc.forEach((a, i) => f.get(A).get(a).simdMem("v128.store", 16 * i));
+  f.end();
   return f;
+}
+
+/** Elements of a row decoded at a time (one segment): 4 rows of them in f32 are 32 KiB, an L1 cache. */
+export const SEGMENT_ELEMENTS = 2048;
+
+/** Super-blocks of a decoder's layout in one segment. */
+export function segmentSuperBlocks(chunks: number): number {
+  return Math.max(1, Math.floor(SEGMENT_ELEMENTS / (32 * chunks)));
 }
 
 /**
@@ -116,34 +134,48 @@ export function unpackFunc(name: DecoderName): Func {
 
 // mm_<name>(W, nsb, p0, p1, X, xStride, batch, OUT, outStride, S): for the panels p0 <= p < p1
 // of the matrix at W, OUT[b * outStride + 16p + 4r] = row 4p + r · item b (X + b * xStride), for
-// b < batch; S is this thread's scratch for one decoded panel. Strides in bytes.
+// b < batch; S is this thread's scratch: one decoded segment of a panel, then the saved
+// accumulators of every item (64 bytes each). Strides in bytes. A panel is decoded a segment
+// (segmentSuperBlocks) at a time, every item going through the segment before the next is decoded,
+// so the decoded weights stay in L1 however long the rows; f32 panels are read in place, whole.
 export function mmFunc(name: KernelName, fn: { tile1: number; tile2: number; unpack?: number }): Func {
   const f = new Func(`mm_${name}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32]);
   const [W, nsb, p0, p1, X, xStride, batch, OUT, outStride, S] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const d = name === "f32" ? { header: 0, chunks: 1, rec: 128 } : DECODERS[name];
-  const panelBytes = 4 * (d.header + d.chunks * d.rec);
+  const sbBytes = 4 * (d.header + d.chunks * d.rec); // one super-block of the 4 rows
+  const segSb = name === "f32" ? 0 : segmentSuperBlocks(d.chunks);
   const pw = f.local(I32), src = f.local(I32), nv = f.local(I32), b = f.local(I32), xp = f.local(I32), op = f.local(I32);
-  f.get(nsb).i32(8 * d.chunks).op("i32.mul").set(nv);
+  const sb0 = f.local(I32), n = f.local(I32), mode = f.local(I32), a = f.local(I32), acc = f.local(I32), xs = f.local(I32);
+  // The saved accumulators follow the decoded segment.
+  f.get(S).i32(name === "f32" ? 0 : 16 * 32 * d.chunks * segSb).op("i32.add").set(acc);
   f.block().get(p0).get(p1).op("i32.lt_u").op("i32.eqz").brIf(0);
   f.loop();
-  f.get(W).get(p0).get(nsb).op("i32.mul").i32(panelBytes).op("i32.mul").op("i32.add").set(pw);
-  f.get(OUT).get(p0).i32(16).op("i32.mul").op("i32.add").set(op);
-  f.block(); // panel done
-  if (name === "f32") f.get(pw).set(src);
-  else {
-    f.get(pw).get(nsb).get(S).call(fn.unpack!);
+  f.get(W).get(p0).get(nsb).op("i32.mul").i32(sbBytes).op("i32.mul").op("i32.add").set(pw);
+  f.i32(0).set(sb0);
+  f.loop(); // segments of the panel: super-blocks sb0 .. sb0 + n
+  if (name === "f32") {
+    f.get(nsb).set(n).get(pw).set(src);
+  } else {
+    f.get(nsb).get(sb0).op("i32.sub").tee(n).i32(segSb).op("i32.gt_u").if_().i32(segSb).set(n).end();
+    f.get(pw).get(sb0).i32(sbBytes).op("i32.mul").op("i32.add").get(n).get(S).call(fn.unpack!);
     f.get(S).set(src);
   }
-  f.get(X).set(xp).get(batch).set(b);
+  f.get(n).i32(8 * d.chunks).op("i32.mul").set(nv);
+  // mode: 1 = continue from the saved accumulators (not the first segment), 2 = last segment.
+  f.get(sb0).i32(0).op("i32.ne").get(sb0).get(n).op("i32.add").get(nsb).op("i32.ge_u").i32(1).op("i32.shl").op("i32.or").set(mode);
+  f.get(X).get(sb0).i32(128 * d.chunks).op("i32.mul").op("i32.add").set(xs);
+  f.get(xs).set(xp).get(OUT).get(p0).i32(16).op("i32.mul").op("i32.add").set(op).get(acc).set(a).get(batch).set(b);
   f.block().loop();
   f.get(b).i32(2).op("i32.lt_u").brIf(1);
-  f.get(src).get(nv).get(xp).get(op).get(xp).get(xStride).op("i32.add").get(op).get(outStride).op("i32.add").call(fn.tile2);
+  f.get(src).get(nv).get(xp).get(op).get(xp).get(xStride).op("i32.add").get(op).get(outStride).op("i32.add").get(a).get(mode).call(fn.tile2);
   f.get(xp).get(xStride).i32(2).op("i32.mul").op("i32.add").set(xp);
   f.get(op).get(outStride).i32(2).op("i32.mul").op("i32.add").set(op);
+  f.get(a).i32(128).op("i32.add").set(a);
   f.get(b).i32(2).op("i32.sub").set(b);
   f.br(0).end().end();
-  f.get(b).if_().get(src).get(nv).get(xp).get(op).call(fn.tile1).end();
-  f.end(); // panel done
+  f.get(b).if_().get(src).get(nv).get(xp).get(op).get(a).get(mode).call(fn.tile1).end();
+  f.get(sb0).get(n).op("i32.add").tee(sb0).get(nsb).op("i32.lt_u").brIf(0);
+  f.end(); // segments
   f.get(p0).i32(1).op("i32.add").tee(p0).get(p1).op("i32.lt_u").brIf(0);
   f.end().end();
   return f;

@@ -14,6 +14,7 @@ import type { KernelName } from "./decoders.js";
 import { layoutOf, panelBytes, repackMatrix, superBlocks, type Layout } from "./repack.js";
 import type { ThreadPool } from "./threadPool.js";
 import { Q8_CHUNK, Q8_VARIANT, type Q8Variant } from "./matmulQ8.js";
+import { segmentSuperBlocks } from "./matmul.js";
 
 /** How a product runs: on `threads` of `pool` (the main thread included), on 8-bit activations. */
 export interface ProductOptions {
@@ -179,7 +180,8 @@ export class WasmMatrix {
   private readonly nsb: number; // super-blocks per row
   private readonly panelBytes: number;
   private readonly stride: number; // elements per activation row in scratch: whole chunks
-  private readonly unpackBytes: number; // one decoded f32 panel
+  private readonly unpackBytes: number; // one decoded f32 panel (readRow)
+  private readonly segmentBytes: number; // one decoded segment of a panel (mm_<kernel>; 0 for f32, read in place)
   private readonly q8: Q8Variant | undefined; // the activation rounding of the 8-bit product, when this layout has one
   private readonly mm: MatMulFn; // mm_<kernel>
   private readonly mmq: MatMulFn | undefined; // mmq_<kernel> (its last argument unused)
@@ -193,6 +195,7 @@ export class WasmMatrix {
     this.panelBytes = panelBytes(layout, this.nsb);
     this.stride = this.nsb * layout.chunks * 32;
     this.unpackBytes = 16 * this.stride;
+    this.segmentBytes = layout.kernel === "f32" ? 0 : 16 * Math.min(this.stride, 32 * layout.chunks * segmentSuperBlocks(layout.chunks));
     this.q8 = layout.kernel === "f32" ? undefined : Q8_VARIANT[layout.kernel];
     this.mm = arena.exports[`mm_${layout.kernel}`] as MatMulFn;
     this.mmq = this.q8 && (arena.exports[`mmq_${layout.kernel}`] as MatMulFn);
@@ -217,9 +220,10 @@ export class WasmMatrix {
     const outStride = 4 * this.panels;
     const q8 = options.q8 && this.q8 !== undefined;
     const n = options.pool && rows * cols * batch >= MIN_SPLIT_WORK ? Math.min(options.threads ?? 1, options.pool.size) : 1;
-    // Scratch: X (batch, stride) f32, OUT (batch, 4 * panels), one decoded f32 panel per thread or the quantized X.
-    const xqStride = (stride / 32) * Q8_CHUNK;
-    const X = this.arena.scratchFor(4 * batch * (stride + outStride) + (q8 ? batch * xqStride : n * this.unpackBytes));
+    // Scratch: X (batch, stride) f32, OUT (batch, 4 * panels), then the quantized X, or per thread
+    // one decoded segment of a panel and the accumulators of every item (64 bytes each).
+    const xqStride = (stride / 32) * Q8_CHUNK, threadBytes = this.segmentBytes + 64 * batch;
+    const X = this.arena.scratchFor(4 * batch * (stride + outStride) + (q8 ? batch * xqStride : n * threadBytes));
     const OUT = X + 4 * batch * stride, S = OUT + 4 * batch * outStride;
     const mem = this.arena.view();
     const xi = X >> 2, oi = OUT >> 2;
@@ -235,7 +239,7 @@ export class WasmMatrix {
     if (n > 1) {
       const task = q8
         ? { fn: `mmq_${this.kernel}`, args: [this.at, this.nsb, 0, this.panels, S, xqStride, batch, OUT, 4 * outStride] }
-        : { fn: `mm_${this.kernel}`, args: [this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S], scratch: 9, scratchStride: this.unpackBytes };
+        : { fn: `mm_${this.kernel}`, args: [this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S], scratch: 9, scratchStride: threadBytes };
       options.pool!.run({ memory: this.arena.memory, exports: this.arena.exports, range: 2, work: this.panels, ...task }, n);
     } else if (q8) this.mmq!(this.at, this.nsb, 0, this.panels, S, xqStride, batch, OUT, 4 * outStride, 0);
     else this.mm(this.at, this.nsb, 0, this.panels, X, 4 * stride, batch, OUT, 4 * outStride, S);
