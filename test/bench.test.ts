@@ -3,7 +3,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parsePrompts } from "../src/bench/promptsFile.js";
@@ -88,4 +88,22 @@ test("the bound's pass cost: plain table c(n) / c(1); a hidden-state table its o
   // Reading hidden states costs 20% more at one token (14.4 against 12): that overhead counts, so
   // its 2-token pass (12) costs as much as plain decoding's one-token pass.
   assert.ok(Math.abs(passCostOverPlain(table([14.4, 12, 18], true), plain, 2) - 1) < 1e-12);
+});
+
+test("bench --refresh-cost measures the pass costs with hidden states again too (for methods that read them)", () => {
+  const prompts = join(tmp, "refresh.jsonl");
+  writeFileSync(prompts, JSON.stringify({ prompt: "Once upon a time" }) + "\n");
+  const cache = join(tmp, "refresh-cache");
+  const run = (...extra: string[]) => {
+    const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "bench", "--backend", "builtin", "--prompts", prompts, "--methods", "none,medusa", "--max-tokens", "8", "--json", "--peers", "none", ...extra], { encoding: "utf8", env: { ...env, SPECDEC_CACHE: cache }, timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const dir = join(cache, "pass-cost");
+    return new Map(readdirSync(dir).map((f) => [f, JSON.parse(readFileSync(join(dir, f), "utf8")) as { hidden?: boolean; ms: unknown }]));
+  };
+  const first = run();
+  assert.equal(first.size, 2, "a plain table and one with hidden states");
+  const again = run();
+  for (const [f, t] of first) assert.deepEqual(again.get(f), t, `${f}: read from the cache`);
+  const refreshed = run("--refresh-cost");
+  for (const [f, t] of first) assert.notDeepEqual(refreshed.get(f)!.ms, t.ms, `${f} (hidden ${t.hidden === true}): measured again`);
 });

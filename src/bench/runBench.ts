@@ -52,6 +52,8 @@ export interface BenchSettings {
   readonly sampling?: Partial<SamplingSettings>;
   /** The target's pass costs (for the bound and the cost model). */
   readonly passCost: PassCostTable;
+  /** Measure the hidden-state pass costs again (once, for the first method that reads them), as the caller did passCost. Default false. */
+  readonly refreshCost?: boolean;
   /** Called after each method × category: (done, total, what). */
   readonly onProgress?: (done: number, total: number, what: string) => void;
 }
@@ -98,12 +100,14 @@ export async function runBench(opened: OpenedTarget, s: BenchSettings): Promise<
   let done = 0;
   const cells: { m: BenchMethod; category: string; drafter: Drafter; planner: Planner; table: PassCostTable; runs: GenerationResult[][] }[] = [];
   const drafters: Drafter[] = [];
+  let refreshHidden = s.refreshCost === true;
   try {
     for (const m of methods) {
       const drafter = await openDrafter(opened, m.method, m.options ?? {});
       drafters.push(drafter);
       // A method that reads hidden states pays for them in every pass (its own table; plain decoding is c(1) of the plain table).
-      const table = readsHidden(m.method) ? await openPassCost(opened, { read: greedy ? "argmax" : "probabilities", hidden: true }) : s.passCost;
+      const table = readsHidden(m.method) ? await openPassCost(opened, { read: greedy ? "argmax" : "probabilities", hidden: true, refresh: refreshHidden }) : s.passCost;
+      if (table !== s.passCost) refreshHidden = false;
       for (const category of categories) {
         // One planner per method and category: it learns that category's acceptance from its prior.
         const planner = await openPlanner(opened, m.method, { ...m.planner, read: greedy ? "argmax" : "probabilities" });

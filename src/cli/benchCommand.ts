@@ -47,7 +47,7 @@ export function addBenchCommand(cli: Command): void {
     .option("--seed <s>", "sampling seed", integer(0, 2 ** 32 - 1), 0)
     .option("--draft-max <k>", "a fixed draft length for every method (default: the cost model chooses per step)", integer(0, 256))
     .addOption(new Option("--planner <how>", "auto: the cost model picks each step's budget; fixed: each method's default draft length").choices(["auto", "fixed"]).default("auto"))
-    .option("--refresh-cost", "measure the target's pass costs again")
+    .option("--refresh-cost", "measure the target's pass costs again (and those with hidden states, for methods that read them)")
     .option("--json", "print one JSON object instead of tables")
     .option("--svg <file>", "write a chart (speedup per method and category, the pass-cost curve)")
     .addOption(new Option("--peers <which>", "auto: also measure node-llama-cpp's loop with its predictors and llama.cpp's native programs (where `npm run bench:anchors` built them) on the same file and prompts; none: only specdec").choices(["auto", "none"]).default("auto"));
@@ -91,6 +91,7 @@ async function runBenchCommand(o: BenchCliOptions): Promise<void> {
         repeats: o.repeats,
         sampling: { temperature: o.temperature, seed: o.seed },
         passCost,
+        refreshCost: o.refreshCost,
         onProgress: (done, _total, what) => bar?.update(done, { what }),
       });
     } finally {
