@@ -24,10 +24,8 @@ import type { BenchPrompt } from "./promptsFile.js";
  * table, which reading hidden states cannot make less than 1.
  */
 export function passCostOverPlain(table: PassCostTable, plain: PassCostTable, n: number): number {
-  const cn = bestCost(table, n).ms, plain1 = bestCost(plain, 1).ms;
-  if (table === plain) return cn / plain1;
   const own1 = bestCost(table, 1).ms;
-  return (cn / own1) * Math.max(1, own1 / plain1);
+  return (bestCost(table, n).ms / own1) * Math.max(1, own1 / bestCost(plain, 1).ms);
 }
 
 export interface BenchMethod {

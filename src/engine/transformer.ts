@@ -51,7 +51,7 @@ export interface ForwardResult {
   hidden: Float32Array;
 }
 
-/** A SwiGLU gate over fewer vectors (4 elements) than this runs on one thread (~50k operations: 30 round trips of the pool). */
+/** A SwiGLU gate over fewer vectors (4 elements) than this runs on one thread (~50k operations: splitting costs more than it saves). */
 export const SWIGLU_SPLIT_VECTORS = 2048;
 
 export class Transformer {

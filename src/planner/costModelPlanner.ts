@@ -90,8 +90,7 @@ export class CostModelPlanner implements Planner {
   private probeEvery = 16; // steps without speculation before a probe (doubles while probes do not pay)
   private probeMs = 0; // what the last probe cost beyond a plain pass, ms
   private probing = false; // the step just planned is a probe
-  private catchUpMs = 0; // a first proposal's drafting beyond the line (running; 0 until seen)
-  private catchUpSeen = false;
+  private catchUpMs: number | undefined; // a first proposal's drafting beyond the line (running; undefined until seen)
   private meanTokens: number | undefined; // tokens per generation (running; undefined before the first ends)
   private tokensNow = 0; // tokens committed in this generation
 
@@ -180,7 +179,7 @@ export class CostModelPlanner implements Planner {
     // Tokens left: the mean length less those made, but at least as many as made (a generation
     // that has run long is likely to run on).
     const left = this.meanTokens === undefined ? wanted : Math.min(wanted, Math.max(1, this.meanTokens - this.tokensNow, this.tokensNow));
-    return left * (1 / rates[0] - 1 / rates[best]) >= this.catchUpMs;
+    return left * (1 / rates[0] - 1 / rates[best]) >= (this.catchUpMs ?? 0);
   }
 
   padTo(plan: StepPlan, nodes: number): number | undefined {
@@ -210,8 +209,7 @@ export class CostModelPlanner implements Planner {
     // of the line, but of the catching up.
     if (step.plan.maxNodes > 0 && this.fresh) {
       const excess = Math.max(0, step.draftMs - this.draftCost(step.nodes));
-      this.catchUpMs = this.catchUpSeen ? 0.7 * this.catchUpMs + 0.3 * excess : excess;
-      this.catchUpSeen = true;
+      this.catchUpMs = this.catchUpMs === undefined ? excess : 0.7 * this.catchUpMs + 0.3 * excess;
     }
     if (step.plan.maxNodes > 0 && !this.fresh) {
       this.drafts.push({ nodes: step.nodes, ms: step.draftMs });
@@ -250,7 +248,7 @@ export class CostModelPlanner implements Planner {
   }
 
   state(): CostModelState {
-    return { acceptanceByRank: this.acceptance(8), draftMs: this.draftLine(), passScale: { plain: this.scalePlain, speculative: this.scaleSpec }, switchMs: this.switchMs, probeMs: this.probeMs, catchUpMs: this.catchUpMs };
+    return { acceptanceByRank: this.acceptance(8), draftMs: this.draftLine(), passScale: { plain: this.scalePlain, speculative: this.scaleSpec }, switchMs: this.switchMs, probeMs: this.probeMs, catchUpMs: this.catchUpMs ?? 0 };
   }
 
   private draftLine(): { perStep: number; perNode: number } {

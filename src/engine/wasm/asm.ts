@@ -44,8 +44,8 @@ const SIMD = {
   "i32x4.shl": 0xab, "i32x4.add": 0xae, "i32x4.dot_i16x8_s": 0xba,
   "f32x4.abs": 0xe0, "f32x4.add": 0xe4, "f32x4.sub": 0xe5, "f32x4.mul": 0xe6, "f32x4.div": 0xe7, "f32x4.min": 0xe8, "f32x4.max": 0xe9,
   "f64x2.add": 0xf0, "f64x2.mul": 0xf2,
-  "i32x4.trunc_sat_f32x4_s": 0xf8,
-  "f32x4.relaxed_madd": 0x105, "f32x4.convert_i32x4_s": 0xfa, "f32x4.convert_i32x4_u": 0xfb,
+  "i32x4.trunc_sat_f32x4_s": 0xf8, "f32x4.convert_i32x4_s": 0xfa, "f32x4.convert_i32x4_u": 0xfb,
+  "f32x4.relaxed_madd": 0x105, // relaxed SIMD
 } as const;
 export type SimdOp = keyof typeof SIMD;
 

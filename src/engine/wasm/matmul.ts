@@ -88,9 +88,14 @@ export function tileF32(items: 1 | 2, fma: boolean): Func {
 /** Elements of a row decoded at a time (one segment): 4 rows of them in f32 are 32 KiB, an L1 cache. */
 export const SEGMENT_ELEMENTS = 2048;
 
-/** Super-blocks of a decoder's layout in one segment. */
-export function segmentSuperBlocks(chunks: number): number {
+/** Super-blocks of a decoder's layout (chunks per super-block) in one segment. */
+function segmentSuperBlocks(chunks: number): number {
   return Math.max(1, Math.floor(SEGMENT_ELEMENTS / (32 * chunks)));
+}
+
+/** Bytes of one decoded segment (4 rows of f32): where mm_<name>'s scratch keeps its saved accumulators. */
+export function segmentBytes(chunks: number): number {
+  return 16 * 32 * chunks * segmentSuperBlocks(chunks);
 }
 
 /**
@@ -147,7 +152,7 @@ export function mmFunc(name: KernelName, fn: { tile1: number; tile2: number; unp
   const pw = f.local(I32), src = f.local(I32), nv = f.local(I32), b = f.local(I32), xp = f.local(I32), op = f.local(I32);
   const sb0 = f.local(I32), n = f.local(I32), mode = f.local(I32), a = f.local(I32), acc = f.local(I32), xs = f.local(I32);
   // The saved accumulators follow the decoded segment.
-  f.get(S).i32(name === "f32" ? 0 : 16 * 32 * d.chunks * segSb).op("i32.add").set(acc);
+  f.get(S).i32(name === "f32" ? 0 : segmentBytes(d.chunks)).op("i32.add").set(acc);
   f.block().get(p0).get(p1).op("i32.lt_u").op("i32.eqz").brIf(0);
   f.loop();
   f.get(W).get(p0).get(nsb).op("i32.mul").i32(sbBytes).op("i32.mul").op("i32.add").set(pw);

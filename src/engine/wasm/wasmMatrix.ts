@@ -14,7 +14,7 @@ import type { KernelName } from "./decoders.js";
 import { layoutOf, panelBytes, repackMatrix, superBlocks, type Layout } from "./repack.js";
 import type { ThreadPool } from "./threadPool.js";
 import { Q8_CHUNK, Q8_VARIANT, type Q8Variant } from "./matmulQ8.js";
-import { segmentSuperBlocks } from "./matmul.js";
+import { segmentBytes } from "./matmul.js";
 
 /** How a product runs: on `threads` of `pool` (the main thread included), on 8-bit activations. */
 export interface ProductOptions {
@@ -60,7 +60,7 @@ function fusedMultiplyAdd(): boolean {
 /**
  * The compiled kernel module (on shared memories), or null without WebAssembly SIMD and threads.
  * Its f32 products and attention fuse multiply-adds where the CPU and Node can (one rounding per
- * term; ~25% faster products, docs/measurements.md), unless SPECDEC_NO_FMA is set: results then
+ * term; faster batched products, docs/measurements.md), unless SPECDEC_NO_FMA is set: results then
  * depend on the CPU, but never on the batch or the threads.
  */
 export function kernelModule(): WebAssembly.Module | null {
@@ -195,7 +195,7 @@ export class WasmMatrix {
     this.panelBytes = panelBytes(layout, this.nsb);
     this.stride = this.nsb * layout.chunks * 32;
     this.unpackBytes = 16 * this.stride;
-    this.segmentBytes = layout.kernel === "f32" ? 0 : 16 * Math.min(this.stride, 32 * layout.chunks * segmentSuperBlocks(layout.chunks));
+    this.segmentBytes = layout.kernel === "f32" ? 0 : segmentBytes(layout.chunks);
     this.q8 = layout.kernel === "f32" ? undefined : Q8_VARIANT[layout.kernel];
     this.mm = arena.exports[`mm_${layout.kernel}`] as MatMulFn;
     this.mmq = this.q8 && (arena.exports[`mmq_${layout.kernel}`] as MatMulFn);
