@@ -49,6 +49,38 @@ test("pass costs are what a loop of settled passes pays: a cheaper 2-token pass 
   assert.ok(Math.abs(table.switchMs!["0"] - 0.3) < 1e-9, `switch ${table.switchMs!["0"]}`);
 });
 
+/** A machine busy with something else for a while: passes cost 3x until `busyUntil` ms of quiet work are done, whatever the thread count. */
+class BusyTarget extends MarkovTarget {
+  clock = 0;
+  work = 0;
+  constructor(private readonly busyUntil: number) {
+    super(randomTransitions(8, new SeededRng(2)), 4096);
+  }
+  override tokenize(text: string): Token[] {
+    return [...text].map((c) => (c.charCodeAt(0) % this.vocabSize) as Token);
+  }
+  override async evaluate(tokens: readonly Token[], request: PassRequest = {}): Promise<PassResult> {
+    this.clock += settled(tokens.length) * (this.work < this.busyUntil ? 3 : 1);
+    this.work += settled(tokens.length);
+    return super.evaluate(tokens, request);
+  }
+}
+
+test("thread counts are measured in turn, so a busy spell on the machine weighs on all of them alike", async () => {
+  const options = { sizes: [1, 2, 4, 8], threads: [1, 2] };
+  const quiet = new BusyTarget(0);
+  await measurePassCost(quiet, { ...options, now: () => quiet.clock });
+  // Busy for the first 40% of the measurement: one count after the other, the first would be
+  // measured mostly busy (3x) and the second not at all.
+  const target = new BusyTarget(0.4 * quiet.work);
+  const table = await measurePassCost(target, { ...options, now: () => target.clock });
+  for (const [i, n] of table.sizes.entries()) {
+    const ratio = table.ms["2"][i] / table.ms["1"][i];
+    assert.ok(Math.abs(ratio - 1) < 1e-9, `c(${n}) on 2 threads / 1 thread = ${ratio.toFixed(3)}`);
+    assert.ok(Math.abs(table.ms["1"][i] - settled(n)) < 1e-9, `c(${n}) = ${table.ms["1"][i]}: the busy spell is not the median`);
+  }
+});
+
 test("the pass-cost cache key changes with the target's kernels (a new kernel variant measures anew), not otherwise", () => {
   const model = sharedFile("models", "stories260K.gguf");
   const target = (kernels?: string) => ({ backend: "builtin", contextSize: 256, threadCounts: [1, 2], kernels }) as unknown as Target;

@@ -74,53 +74,61 @@ export async function measurePassCost(target: Target, options: PassCostMeasureOp
   const settle = target.reusesGraphs === true;
   await target.reset();
   await target.evaluate(prefix, { outputs: "none" });
-  // Rounds over every size, so that a burst of load on a shared machine hits all sizes alike.
+  // Rounds over every thread count and size, so that a burst of load on a shared machine hits
+  // all of them alike (measured one thread count after another, a slow minute went wholly to one:
+  // the default target's 1-token pass read 1.29 ms on 1 thread against 0.49 on 2, and plain
+  // decoding ran on the slower count).
   const total = repeats * threads.length;
   let done = 0;
-  for (const t of threads) {
-    const steady: number[][] = sizes.map(() => []), first: number[][] = sizes.map(() => []);
-    const batches = sizes.map((n) => Array.from({ length: n }, (_, i) => tok(ctx + i)));
-    let spent = 0;
-    const pass = async (i: number): Promise<number> => {
-      const t0 = now();
-      await target.evaluate(batches[i], { read, hidden: options.hidden, threads: t > 0 ? t : undefined });
-      const dt = now() - t0;
-      await target.truncate(ctx);
-      spent += dt;
-      return dt;
-    };
-    for (let r = -1; r < repeats; r++) { // round -1: untimed warm-up
-      // Sizes up in one round, down in the next: after a long pass a short one runs slower for
+  const steady = threads.map(() => sizes.map((): number[] => [])), first = threads.map(() => sizes.map((): number[] => []));
+  const batches = sizes.map((n) => Array.from({ length: n }, (_, i) => tok(ctx + i)));
+  let spent = 0;
+  const pass = async (i: number, t: number): Promise<number> => {
+    const t0 = now();
+    await target.evaluate(batches[i], { read, hidden: options.hidden, threads: t > 0 ? t : undefined });
+    const dt = now() - t0;
+    await target.truncate(ctx);
+    spent += dt;
+    return dt;
+  };
+  for (let r = -1; r < repeats; r++) { // round -1: untimed warm-up
+    // The thread counts in turn, the order reversed every other round (the first after a change of count may differ).
+    for (let u = 0; u < threads.length; u++) {
+      const ti = r % 2 === 0 ? u : threads.length - 1 - u;
+      // Sizes up in one block, down in the next: after a long pass a short one runs slower for
       // several passes (the default target's 1-token pass after a 33-token one, 1 thread: 1.10
-      // 0.76 0.75 0.79 0.57 0.42, then 0.35-0.43 ms), so a round going up times its 1-token pass
-      // right after the 33-token one of the round before; going down, after a 2-token one.
+      // 0.76 0.75 0.79 0.57 0.42, then 0.35-0.43 ms), so a 1-token pass comes right after a
+      // 2-token one, or first after a block that went down. Each thread count goes up and down in turn.
+      const up = ((r + 1) * threads.length + u) % 2 === 0;
       for (let j = 0; j < sizes.length; j++) {
-        const i = r % 2 === 0 ? j : sizes.length - 1 - j;
+        const i = up ? j : sizes.length - 1 - j;
         // A loop repeating a size pays the settled figure, not the first pass after the change.
-        const changed = await pass(i);
+        const changed = await pass(i, threads[ti]);
         let repeated = changed;
         if (settle) {
           // Settled: at least the third pass and SETTLE_MS after the change (a tiny model's pass
           // stays slow for several of its 0.3 ms passes), at most 16 passes.
           let since = changed;
-          for (let k = 1; k < 16 && (k < 3 || since < SETTLE_MS); k++) since += repeated = await pass(i);
+          for (let k = 1; k < 16 && (k < 3 || since < SETTLE_MS); k++) since += repeated = await pass(i, threads[ti]);
         }
         if (r >= 0) {
-          steady[i].push(repeated);
-          first[i].push(changed);
+          steady[ti][i].push(repeated);
+          first[ti][i].push(changed);
         }
       }
       if (r >= 0) options.onProgress?.(++done, total);
-      if (r >= 2 && spent > 3000) break; // slow models: three rounds are enough
     }
-    // Each size's median over the rounds: what a loop of such passes pays. (Not the fastest: a
-    // one-token pass on 2 threads is fast at its best and slow on average. Not made non-decreasing
-    // in n either: with llama.cpp on 2 threads a 2-token pass of the 100M twin costs less than a
-    // 1-token pass — native llama-bench: pp1 93, pp2 222 tokens/s, 10.7 against 9.0 ms — and the
-    // planner should then pad plain steps to 2 tokens.)
-    const typical = steady.map(median);
+    if (r >= 2 && spent > 3000 * threads.length) break; // slow models: three rounds are enough
+  }
+  // Each size's median over the rounds: what a loop of such passes pays. (Not the fastest: a
+  // one-token pass on 2 threads is fast at its best and slow on average. Not made non-decreasing
+  // in n either: with llama.cpp on 2 threads a 2-token pass of the 100M twin costs less than a
+  // 1-token pass — native llama-bench: pp1 93, pp2 222 tokens/s, 10.7 against 9.0 ms — and the
+  // planner should then pad plain steps to 2 tokens.)
+  for (const [ti, t] of threads.entries()) {
+    const typical = steady[ti].map(median);
     ms[String(t)] = typical;
-    if (settle) switchMs[String(t)] = median(first.map((xs, i) => Math.max(0, median(xs) - typical[i])));
+    if (settle) switchMs[String(t)] = median(first[ti].map((xs, i) => Math.max(0, median(xs) - typical[i])));
   }
   await target.reset();
   return { sizes, ms, contextLength: ctx, read, ...(options.hidden ? { hidden: true } : {}), ...(settle ? { switchMs } : {}) };
