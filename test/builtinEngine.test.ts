@@ -7,6 +7,7 @@ import { methods } from "../src/methods.js";
 import { drafterFor } from "./support/methods.js";
 import { sharedFile } from "./support/sharedData.js";
 import type { Token } from "../src/types.js";
+import type { Planner } from "../src/planner/planner.js";
 
 const MODEL = sharedFile("models", "stories260K.gguf");
 const golden = JSON.parse(readFileSync(sharedFile("models", "golden_stories260K_greedy.json"), "utf8")) as {
@@ -95,8 +96,12 @@ test("builtin engine: a tree-masked pass gives each branch the logits of evaluat
   assert.ok(same(Float32Array.from(next), cdf.subarray(2 * V, 3 * V)), "continuing after keep()");
 });
 
-test("builtin engine: every method's greedy tokens equal plain decoding exactly", async () => {
+test("builtin engine: every method's greedy tokens equal plain decoding exactly, also where some steps are declined", async () => {
   const prompts = ["Once upon a time", "Tom and his dog went to the park.", "Lily liked to draw. One day she drew a big red sun.\n\nLily liked to draw."];
+  // A planner that declines every third step: the drafter then sees passes it proposed nothing
+  // for (look-ahead once read such a pass's predictions as its window's and drafted undefined tokens).
+  let step = 0;
+  const declining: Planner = { name: "every third declined", plan: (l) => (step++ % 3 === 2 ? { maxDepth: 0, maxNodes: 0 } : { maxDepth: Math.min(4, l.maxDepth), maxNodes: Math.min(24, l.maxNodes) }), observe() {} };
   const none = await drafterFor(target, "none");
   for (const prompt of prompts) {
     const want = await generate(target, none, { prompt, maxTokens: 128 });
@@ -104,6 +109,9 @@ test("builtin engine: every method's greedy tokens equal plain decoding exactly"
       const drafter = await drafterFor(target, method, method === "draft" ? { draftModel: MODEL } : {});
       const got = await generate(target, drafter, { prompt, maxTokens: 128, draftMax: 4 });
       assert.deepEqual(got.tokens, want.tokens, `${method} on ${JSON.stringify(prompt)}`);
+      step = 0;
+      const gaps = await generate(target, drafter, { prompt, maxTokens: 128, planner: declining });
+      assert.deepEqual(gaps.tokens, want.tokens, `${method}, every third step declined, on ${JSON.stringify(prompt)}`);
       await drafter.dispose?.();
     }
   }

@@ -59,8 +59,8 @@ export async function main(argv: string[]): Promise<void> {
       code = e.exitCode;
       // Help shown instead of running nothing: a missing (sub)command.
       if (e.code === "commander.help" && code !== 0) process.stderr.write(errorLine("missing command; add --help to see the commands"));
-    } else if (e instanceof SpecdecError) process.stderr.write(errorLine(cliMessage(e)));
-    else if (process.env.SPECDEC_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
+    } else if (process.env.SPECDEC_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
+    else if (e instanceof SpecdecError) process.stderr.write(errorLine(cliMessage(e)));
     else process.stderr.write(`specdec: internal error: ${escapeControls(String((e as Error)?.message ?? e).split("\n")[0]).slice(0, ERROR_LINE_LIMIT)} (set SPECDEC_DEBUG=1 for details)\n`);
   }
   // llama.cpp's worker threads would keep the process alive: exit explicitly once output is flushed.

@@ -122,7 +122,7 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
       const plan = planner.plan({ maxDepth: Math.min(maxTokens - generated.length - 1, room - 1), maxNodes: Math.min(target.maxBatch - 1, room - 1) });
       const tDraft = performance.now();
       const tree = plan.maxDepth > 0 && plan.maxNodes > 0 ? await drafter.propose(context, { maxDepth: plan.maxDepth, maxNodes: plan.maxNodes }, signal) : NO_DRAFT;
-      validateTree(tree, target.vocabSize);
+      validateTree(tree, target.vocabSize, `the ${drafter.name} drafter's tree`);
       const depth = checkBudget(drafter, tree, plan.maxDepth, plan.maxNodes);
       const tVerify = performance.now();
       const draftMs = tVerify - tDraft;

@@ -30,24 +30,25 @@ export interface DraftTree {
  * Throw a `SpecdecError` naming the first problem of a malformed tree: length mismatches,
  * a parent that is not `ROOT` or an earlier node, a token outside the vocabulary, a q of the
  * wrong size or one that gives its own token no probability (then it cannot have been drawn from it).
+ * `what` opens the message (the decode loop names the drafter).
  */
-export function validateTree(tree: DraftTree, vocabSize?: number): void {
+export function validateTree(tree: DraftTree, vocabSize?: number, what = "draft tree"): void {
   const n = tree.tokens.length;
-  if (tree.parents.length !== n) throw new SpecdecError(`draft tree: ${n} tokens but ${tree.parents.length} parents`);
-  if (tree.q && tree.q.length !== n) throw new SpecdecError(`draft tree: ${n} tokens but ${tree.q.length} q entries`);
+  if (tree.parents.length !== n) throw new SpecdecError(`${what}: ${n} tokens but ${tree.parents.length} parents`);
+  if (tree.q && tree.q.length !== n) throw new SpecdecError(`${what}: ${n} tokens but ${tree.q.length} q entries`);
   for (let i = 0; i < n; i++) {
     const parent = tree.parents[i];
     if (!Number.isInteger(parent) || parent < ROOT || parent >= i) {
-      throw new SpecdecError(`draft tree: parent of node ${i} must be ${ROOT} (root) or an earlier node index 0..${i - 1}, got ${parent}`);
+      throw new SpecdecError(`${what}: parent of node ${i} must be ${ROOT} (root) or an earlier node index 0..${i - 1}, got ${parent}`);
     }
     const t = tree.tokens[i];
     if (!Number.isInteger(t) || t < 0 || (vocabSize !== undefined && t >= vocabSize)) {
-      throw new SpecdecError(`draft tree: token of node ${i} is ${t}, outside the vocabulary${vocabSize !== undefined ? ` (size ${vocabSize})` : ""}`);
+      throw new SpecdecError(`${what}: token of node ${i} is ${t}, outside the vocabulary${vocabSize !== undefined ? ` (size ${vocabSize})` : ""}`);
     }
     const q = tree.q?.[i];
     if (q) {
-      if (vocabSize !== undefined && q.length !== vocabSize) throw new SpecdecError(`draft tree: q of node ${i} has ${q.length} entries, vocabulary has ${vocabSize}`);
-      if (!(q[t] > 0)) throw new SpecdecError(`draft tree: q of node ${i} gives its own token ${t} probability ${q[t]}; a sampled token must have q > 0`);
+      if (vocabSize !== undefined && q.length !== vocabSize) throw new SpecdecError(`${what}: q of node ${i} has ${q.length} entries, vocabulary has ${vocabSize}`);
+      if (!(q[t] > 0)) throw new SpecdecError(`${what}: q of node ${i} gives its own token ${t} probability ${q[t]}; a sampled token must have q > 0`);
     }
   }
 }

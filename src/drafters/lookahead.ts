@@ -108,6 +108,10 @@ export class LookaheadDrafter implements Drafter {
   }
 
   observe(pass: VerifiedPass): void {
+    const layout = this.layout;
+    this.layout = [];
+    // A step the planner declined (no proposal) has no window nodes in its pass: only slide.
+    if (pass.tree.tokens.length === 0 || pass.tree.tokens.length !== layout.length) return this.slide(pass.committed.length);
     // The target's prediction after each node (slot node + 1 of the pass).
     const predicted = pass.argmax.subarray(1) as unknown as ArrayLike<Token>;
     const top = this.levels.length - 1;
@@ -116,7 +120,7 @@ export class LookaheadDrafter implements Drafter {
     // the first committed token itself.
     const next: Token[] = new Array(this.window);
     next[0] = pass.committed[0];
-    this.layout.forEach(({ level, column }, node) => {
+    layout.forEach(({ level, column }, node) => {
       if (level !== top || column + 1 >= this.window) return;
       next[column + 1] = predicted[node];
       // The diagonal ending at (top, column), plus the prediction after it, is an n-gram.
@@ -131,8 +135,11 @@ export class LookaheadDrafter implements Drafter {
     });
     for (let i = 0; i < this.window; i++) next[i] ??= this.randomToken();
     this.levels = [...this.levels.slice(1), next];
-    // Slide: column i now refers to the position `committed` tokens further on.
-    const m = pass.committed.length;
+    this.slide(pass.committed.length);
+  }
+
+  /** Column i now refers to the position `m` tokens further on. */
+  private slide(m: number): void {
     this.levels = this.levels.map((lv) => [...lv.slice(m), ...Array.from({ length: Math.min(m, this.window) }, () => this.randomToken())].slice(0, this.window));
   }
 
