@@ -2,7 +2,7 @@
 // injected pass-cost table and acceptance estimates its choice must be the known optimum.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CostModelPlanner, PROBE_SHARE } from "../src/planner/costModelPlanner.js";
+import { CostModelPlanner, PROBE_SHARE, SPECULATION_MARGIN } from "../src/planner/costModelPlanner.js";
 import { FixedPlanner } from "../src/planner/planner.js";
 import { costAt, type PassCostTable } from "../src/planner/passCost.js";
 
@@ -46,6 +46,18 @@ test("memory-bound passes: it picks the brute-force optimum for several acceptan
   }
   // The step's limits cap the budget (the output left, the context's room).
   assert.equal(new CostModelPlanner(table(c), fixedAcceptance(0.95, 0.99)).plan({ maxDepth: 3, maxNodes: 3 }).maxNodes, 3);
+});
+
+test("near break-even it does not speculate: a budget must be expected to beat plain decoding by SPECULATION_MARGIN", () => {
+  const c = (n: number) => 1 + 0.5 * (n - 1); // a 2-token pass costs 1.5 one-token passes
+  // Only the first guess is ever accepted, so one guess is the best budget: rate (1 + first) / 1.5.
+  const expected = (first: number) => (1 + first) / 1.5;
+  const short = 1.5 * (1 + SPECULATION_MARGIN / 2) - 1; // expected SPECULATION_MARGIN / 2 faster
+  const enough = 1.5 * (1 + 2 * SPECULATION_MARGIN) - 1; // expected twice the margin faster
+  assert.equal(optimum(c, (r) => (r === 0 ? short : 0)), 1, "without the margin, one guess would be taken");
+  assert.ok(expected(short) > 1 && expected(short) < 1 + SPECULATION_MARGIN);
+  assert.equal(new CostModelPlanner(table(c), fixedAcceptance(short, 1e-9)).plan(LIMITS).maxNodes, 0);
+  assert.equal(new CostModelPlanner(table(c), fixedAcceptance(enough, 1e-9)).plan(LIMITS).maxNodes, 1);
 });
 
 test("drafting cost learned from observed steps moves the optimum", () => {

@@ -6,7 +6,8 @@
 // ranks r < N of p_r, the running probability that the r-th node a drafter proposes (in its own
 // order: drafters put their likeliest guesses first) ends up on the accepted path — a rank the
 // pass was padded to for want of a guess counts as proposed and rejected. N = 0 is "do not
-// speculate": one plain pass, rate 1 / c(1).
+// speculate": one plain pass, rate 1 / c(1), chosen unless a budget is expected to beat it by
+// SPECULATION_MARGIN.
 //
 // Where the target reuses a compute graph for a pass shaped like the last one (llama.cpp), c(n)
 // is the cost of repeating a size and a change of size costs s more (passCost's switchMs, then
@@ -35,6 +36,14 @@ export const PROBE_WEIGHT = 0.5;
 
 /** The most of plain decoding's time that probes may take while the planner declines. */
 export const PROBE_SHARE = 0.02;
+
+/**
+ * How much faster than plain decoding speculation must be expected to run before the planner
+ * speculates. The estimates err both ways by several percent on a noisy machine, and near
+ * break-even speculating loses more than it can win: on the tiny default target EAGLE at budget 6
+ * was expected about even and ran at 0.80x plain (docs/measurements.md, 2026-12-03).
+ */
+export const SPECULATION_MARGIN = 0.05;
 
 export interface CostModelOptions {
   /** Most guesses per step considered. Default 32. */
@@ -146,6 +155,7 @@ export class CostModelPlanner implements Planner {
       rates[n] = (1 + sum) / (this.draftCost(n, line) + (n === 0 ? this.scalePlain : this.scaleSpec) * this.pass(1 + n).ms + this.switches(n) * this.switchMs);
       if (rates[n] > rates[best]) best = n;
     }
+    if (rates[best] < (1 + SPECULATION_MARGIN) * rates[0]) best = 0;
     return { rates, best };
   }
 
