@@ -2,7 +2,7 @@
 // injected pass-cost table and acceptance estimates its choice must be the known optimum.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CostModelPlanner, PROBE_SHARE, SPECULATION_MARGIN } from "../src/planner/costModelPlanner.js";
+import { ATTACH_EVERY, CostModelPlanner, PROBE_SHARE, SPECULATION_MARGIN } from "../src/planner/costModelPlanner.js";
 import { FixedPlanner } from "../src/planner/planner.js";
 import { costAt, type PassCostTable } from "../src/planner/passCost.js";
 
@@ -58,6 +58,29 @@ test("near break-even it does not speculate: a budget must be expected to beat p
   assert.ok(expected(short) > 1 && expected(short) < 1 + SPECULATION_MARGIN);
   assert.equal(new CostModelPlanner(table(c), fixedAcceptance(short, 1e-9)).plan(LIMITS).maxNodes, 0);
   assert.equal(new CostModelPlanner(table(c), fixedAcceptance(enough, 1e-9)).plan(LIMITS).maxNodes, 1);
+});
+
+test("where speculating does not pay it leaves a hidden-state drafter out; every ATTACH_EVERY-th generation (doubling) takes part and probes at once", () => {
+  const planner = new CostModelPlanner(table((n) => 0.95 * n), fixedAcceptance(0.6, 0.85));
+  const attached: number[] = [];
+  for (let g = 1; g <= 3 * ATTACH_EVERY; g++) {
+    const on = planner.attach(128);
+    planner.begin();
+    const first = planner.plan(LIMITS).maxNodes;
+    if (on) {
+      attached.push(g);
+      assert.equal(first, 1, "a generation taken part in probes at its first step");
+    } else assert.equal(first, 0, "a generation left out is planned without guesses");
+    planner.observe({ plan: { maxDepth: first, maxNodes: first }, nodes: first, path: [], draftMs: 0, passMs: 0.95 * (1 + first) });
+  }
+  assert.deepEqual(attached, [ATTACH_EVERY, 3 * ATTACH_EVERY]);
+  // Where guessing pays, every generation takes part.
+  const paying = new CostModelPlanner(table((n) => 1 + 0.08 * (n - 1)), fixedAcceptance(0.9, 0.95));
+  for (let g = 0; g < 3; g++) {
+    assert.equal(paying.attach(128), true);
+    paying.begin();
+    assert.ok(paying.plan(LIMITS).maxNodes > 0);
+  }
 });
 
 test("drafting cost learned from observed steps moves the optimum", () => {

@@ -5,7 +5,9 @@ import { TextStream } from "../src/decode/textStream.js";
 import { NoDrafter } from "../src/drafters/none.js";
 import { PromptLookupDrafter } from "../src/drafters/promptLookup.js";
 import { SeededRng } from "../src/sampling/rng.js";
-import type { Target } from "../src/targets/target.js";
+import type { PassRequest, Target } from "../src/targets/target.js";
+import type { Drafter } from "../src/drafters/drafter.js";
+import type { Planner } from "../src/planner/planner.js";
 import { asTokens, type Token } from "../src/types.js";
 import { MarkovDrafter, MarkovTarget, randomTransitions } from "./support/markovModel.js";
 
@@ -117,4 +119,38 @@ test("text stream with origins: segments tell accepted guesses from the target's
   const plain = new TextStream(byteTarget(), []);
   plain.push(enc("xy"), false, 2);
   assert.deepEqual(plain.lastSegments(), [{ text: "xy", guessed: false }]);
+});
+
+test("a planner that leaves a hidden-state drafter out of a generation: plain passes without hidden states, the drafter never called", async () => {
+  const markov = new MarkovTarget(randomTransitions(16, new SeededRng(3)));
+  const requests: PassRequest[] = [];
+  const target = Object.assign(Object.create(markov) as Target, {
+    capabilities: { treeAttention: true, hiddenStates: true },
+    evaluate: (tokens: readonly Token[], request: PassRequest = {}) => (requests.push(request), markov.evaluate(tokens, request)),
+  });
+  const calls: string[] = [];
+  const drafter: Drafter = {
+    name: "reads hidden states",
+    requires: ["hiddenStates"],
+    begin: () => void calls.push("begin"),
+    propose: () => (calls.push("propose"), { tokens: [], parents: [] }),
+    observe: () => void calls.push("observe"),
+  };
+  let attach = false;
+  const planned: number[] = [];
+  const planner: Planner = { name: "attach as told", attach: () => attach, plan: () => (planned.push(1), { maxDepth: 2, maxNodes: 2 }), observe() {} };
+  const want = await generate(markov, new NoDrafter(), { prompt: asTokens([1, 2, 3]), maxTokens: 12 });
+  const left = await generate(target, drafter, { prompt: asTokens([1, 2, 3]), maxTokens: 12, planner });
+  assert.deepEqual(left.tokens, want.tokens);
+  assert.equal(calls.length, 0, calls.join(" "));
+  assert.ok(requests.length > 1 && requests.every((r) => !r.hidden), "a pass asked for hidden states");
+  assert.equal(left.stats.draftedTokens, 0);
+  // Attached, the same drafter is begun, asked and shown every pass, and passes read hidden states.
+  attach = true;
+  requests.length = 0;
+  const joined = await generate(target, drafter, { prompt: asTokens([1, 2, 3]), maxTokens: 12, planner });
+  assert.deepEqual(joined.tokens, want.tokens);
+  assert.equal(calls[0], "begin");
+  assert.ok(calls.includes("propose") && calls.includes("observe"));
+  assert.ok(requests.length > 1 && requests.every((r) => r.hidden), "a pass left out hidden states");
 });

@@ -88,8 +88,12 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
   const verifier = options.verifier ?? (isGreedy(sampling) ? new GreedyVerifier() : new RejectionSampler());
   const rng = options.rng ?? new SeededRng(sampling.seed);
   const signal = options.signal;
-  const hidden = drafter.requires?.includes("hiddenStates") ?? false;
   const planner: Planner = options.planner ?? new FixedPlanner(draftMax, treeNodes);
+  // A drafter that reads hidden states makes every pass dearer: where the planner expects no
+  // speculation to pay, this generation runs without it.
+  const readsHidden = drafter.requires?.includes("hiddenStates") ?? false;
+  const attached = !readsHidden || (planner.attach?.(maxTokens) ?? true);
+  const hidden = readsHidden && attached;
 
   const prompt = typeof options.prompt === "string" ? target.tokenize(options.prompt) : [...options.prompt];
   if (prompt.length === 0) throw new SpecdecError("the prompt is empty (and the model adds no BOS token)");
@@ -107,7 +111,7 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
   await target.reset();
   // A drafter that reads hidden states gets the prompt's too (a feature drafter's context).
   const prefill = prompt.length > 1 ? await target.evaluate(prompt.slice(0, -1), hidden ? { read: "argmax", hidden, signal } : { outputs: "none", signal }) : undefined;
-  await drafter.begin({ prompt, sampling, rng, signal, hidden: hidden ? (prefill?.hidden ?? new Float32Array(0)) : undefined });
+  if (attached) await drafter.begin({ prompt, sampling, rng, signal, hidden: hidden ? (prefill?.hidden ?? new Float32Array(0)) : undefined });
   planner.begin?.();
   stats.prefillMs = performance.now() - t0;
   const context: Token[] = [...prompt];
@@ -121,7 +125,7 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
       // wanted (the step adds one token of its own) nor past the context.
       const plan = planner.plan({ maxDepth: Math.min(maxTokens - generated.length - 1, room - 1), maxNodes: Math.min(target.maxBatch - 1, room - 1) });
       const tDraft = performance.now();
-      const tree = plan.maxDepth > 0 && plan.maxNodes > 0 ? await drafter.propose(context, { maxDepth: plan.maxDepth, maxNodes: plan.maxNodes }, signal) : NO_DRAFT;
+      const tree = attached && plan.maxDepth > 0 && plan.maxNodes > 0 ? await drafter.propose(context, { maxDepth: plan.maxDepth, maxNodes: plan.maxNodes }, signal) : NO_DRAFT;
       validateTree(tree, target.vocabSize, `the ${drafter.name} drafter's tree`);
       const depth = checkBudget(drafter, tree, plan.maxDepth, plan.maxNodes);
       const tVerify = performance.now();
@@ -141,7 +145,7 @@ export async function* speculativeStream(target: Target, drafter: Drafter, optio
       // 4. Keep the last token's slot and the accepted branch in the cache; drop the rest.
       await target.keep(context.length - 1, [0, ...verdict.path.map((i) => i + 1)]);
       const committed = [...pathTokens(tree, verdict.path), verdict.token];
-      await drafter.observe({ contextLength: context.length, tree, path: verdict.path, committed, argmax: out.argmax, hidden: out.hidden });
+      if (attached) await drafter.observe({ contextLength: context.length, tree, path: verdict.path, committed, argmax: out.argmax, hidden: out.hidden });
       const passMs = performance.now() - tVerify;
       stats.verifyMs += passMs;
       stats.recordStep(tree.tokens.length, depth, verdict.path.length, plan.maxNodes);

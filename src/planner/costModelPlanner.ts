@@ -27,6 +27,12 @@
 // rest of the generation (the tokens still wanted, at most the generations' running mean length
 // less those made, or as many as made if more) exceeds that price: on a small target short
 // answers never earn it back.
+//
+// A drafter that reads hidden states makes even a plain pass dearer. Where speculating is not
+// expected to pay from a generation's start, the planner leaves that drafter out of the
+// generation (attach: plain passes without hidden states); every ATTACH_EVERY-th such generation,
+// doubling up to ATTACH_EVERY_MAX, it takes part and probes at once, so the planner learns if
+// guessing pays again.
 
 import type { Planner, StepLimits, StepPlan, StepRecord } from "./planner.js";
 import { bestCost, type PassCostTable } from "./passCost.js";
@@ -44,6 +50,10 @@ export const PROBE_SHARE = 0.02;
  * was expected about even and ran at 0.80x plain (docs/measurements.md, 2026-12-03).
  */
 export const SPECULATION_MARGIN = 0.05;
+
+/** Generations left out in a row before one takes part (and probes); doubles while it does not pay. */
+export const ATTACH_EVERY = 16;
+export const ATTACH_EVERY_MAX = 256;
 
 export interface CostModelOptions {
   /** Most guesses per step considered. Default 32. */
@@ -102,6 +112,10 @@ export class CostModelPlanner implements Planner {
   private catchUpMs: number | undefined; // a first proposal's drafting beyond the line (running; undefined until seen)
   private meanTokens: number | undefined; // tokens per generation (running; undefined before the first ends)
   private tokensNow = 0; // tokens committed in this generation
+  private detached = false; // this generation runs without the drafter (attach said no)
+  private leftOut = 0; // generations left out since the last that took part
+  private attachEvery = ATTACH_EVERY;
+  private probeNow = false; // a generation taken part in after being left out: probe at its first step
 
   constructor(
     readonly cost: PassCostTable,
@@ -159,16 +173,36 @@ export class CostModelPlanner implements Planner {
     return { rates, best };
   }
 
+  attach(maxTokens: number): boolean {
+    this.endGeneration();
+    const limits = { maxDepth: Math.max(0, maxTokens - 1), maxNodes: this.maxNodes };
+    const { rates, best } = this.rates(limits);
+    this.detached = !(best > 0 && this.catchUpPays(limits, rates, best));
+    if (!this.detached) this.attachEvery = ATTACH_EVERY;
+    else if (++this.leftOut >= this.attachEvery) {
+      this.detached = false;
+      this.probeNow = true;
+      this.attachEvery = Math.min(2 * this.attachEvery, ATTACH_EVERY_MAX);
+    }
+    if (!this.detached) this.leftOut = 0;
+    return !this.detached;
+  }
+
   plan(limits: StepLimits): StepPlan {
+    if (this.detached) {
+      const threads = Number(this.pass(1).threads);
+      return { maxDepth: 0, maxNodes: 0, threads: threads > 0 ? threads : undefined };
+    }
     const { rates, best: optimum } = this.rates(limits);
     let best = optimum;
     this.probing = false;
     if (best === 0 && limits.maxDepth > 0 && limits.maxNodes > 0) {
       // Not speculating teaches nothing: now and then, probe with one guess (spaced by its price).
       const gap = this.probeMs / (PROBE_SHARE * this.scalePlain * this.pass(1).ms);
-      if (++this.idle >= Math.max(this.probeEvery, gap)) {
+      if (this.probeNow || ++this.idle >= Math.max(this.probeEvery, gap)) {
         best = 1;
         this.probing = true;
+        this.probeNow = false;
         this.idle = 0;
         this.probeEvery = Math.min(2 * this.probeEvery, 1024);
       }
@@ -200,13 +234,20 @@ export class CostModelPlanner implements Planner {
   }
 
   begin(): void {
+    this.endGeneration();
+    this.fresh = true;
+  }
+
+  /** The last generation's length goes into the running mean (once: attach and begin both call it). */
+  private endGeneration(): void {
     if (this.tokensNow > 0) this.meanTokens = this.meanTokens === undefined ? this.tokensNow : 0.7 * this.meanTokens + 0.3 * this.tokensNow;
     this.tokensNow = 0;
-    this.fresh = true;
     this.lastPass = 0;
   }
 
   observe(step: StepRecord): void {
+    // Passes without the drafter's hidden states say nothing of those the table measured.
+    if (this.detached) return void (this.tokensNow += step.path.length + 1);
     const onPath = new Set(step.path);
     // Filler the pass was padded with stands for guesses the drafter did not make: paid for, never accepted.
     const size = step.passTokens ?? 1 + step.nodes;

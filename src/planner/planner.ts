@@ -37,6 +37,12 @@ export interface StepRecord {
 export interface Planner {
   /** How the budget is chosen, for statistics ("fixed", "cost model"). */
   readonly name: string;
+  /**
+   * Asked before a generation's prefill, only for a drafter whose passes cost more than plain
+   * ones (it reads hidden states): whether to involve the drafter in this generation at all.
+   * false: plain passes throughout, the drafter neither begun, asked nor shown a pass. Default true.
+   */
+  attach?(maxTokens: number): boolean;
   /** A generation starts (what it learned so far carries over). */
   begin?(): void;
   plan(limits: StepLimits): StepPlan;
