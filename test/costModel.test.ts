@@ -81,6 +81,12 @@ test("where speculating does not pay it leaves a hidden-state drafter out; every
     paying.begin();
     assert.ok(paying.plan(LIMITS).maxNodes > 0);
   }
+  // A burst of slow speculative passes makes it decline within a generation, but it does not leave
+  // the next generation out for that (nothing would correct the estimate while left out).
+  const c = (n: number) => 1 + 0.08 * (n - 1);
+  for (let i = 0; i < 60; i++) paying.observe({ plan: { maxDepth: 8, maxNodes: 8 }, nodes: 8, path: [], draftMs: 0, passMs: 10 * c(9) });
+  assert.equal(paying.rates(LIMITS).best, 0);
+  assert.equal(paying.attach(128), true);
 });
 
 test("drafting cost learned from observed steps moves the optimum", () => {

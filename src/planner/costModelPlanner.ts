@@ -176,7 +176,12 @@ export class CostModelPlanner implements Planner {
   attach(maxTokens: number): boolean {
     this.endGeneration();
     const limits = { maxDepth: Math.max(0, maxTokens - 1), maxNodes: this.maxNodes };
+    // Judged with speculative passes no slower than plain ones over the table: a burst of slow
+    // passes must not leave out generations that would have paid (nothing corrects it while left out).
+    const scaleSpec = this.scaleSpec;
+    this.scaleSpec = Math.min(scaleSpec, this.scalePlain);
     const { rates, best } = this.rates(limits);
+    this.scaleSpec = scaleSpec;
     this.detached = !(best > 0 && this.catchUpPays(limits, rates, best));
     if (!this.detached) this.attachEvery = ATTACH_EVERY;
     else if (++this.leftOut >= this.attachEvery) {
