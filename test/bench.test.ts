@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parsePrompts } from "../src/bench/promptsFile.js";
 import { passCostOverPlain, requireIdentical, runBench } from "../src/bench/runBench.js";
+import { nativeTokensPerSecond } from "../src/bench/peers/runPeers.js";
 import type { PassCostTable } from "../src/planner/passCost.js";
 import { openPassCost, openTarget } from "../src/session.js";
 import type { Verifier } from "../src/verifiers/verifier.js";
@@ -59,6 +60,17 @@ test("bench --json prints exactly one object with the documented schema; --svg w
   }
   assert.equal(j.results[0].speedup, 1);
   assert.ok(existsSync(svg) && readFileSync(svg, "utf8").startsWith("<svg"), "chart written");
+});
+
+test("a native peer's tokens/s counts the output as specdec does: its reported time over specdec's plain output's tokens", () => {
+  // llama-speculative-simple reported 13 tokens at 325 t/s for an answer of 12 tokens (the
+  // end-of-generation token counted) and 45 at 300 for one of 43 (and a token after it).
+  const runs = [{ tokens: 13, tokensPerSecond: 325 }, undefined, { tokens: 45, tokensPerSecond: 300 }];
+  const seconds = 13 / 325 + 45 / 300;
+  assert.ok(Math.abs(nativeTokensPerSecond(runs, [12, 30, 43]) - 55 / seconds) < 1e-9);
+  // Without specdec's counts: the program's own.
+  assert.ok(Math.abs(nativeTokensPerSecond(runs) - 58 / seconds) < 1e-9);
+  assert.equal(nativeTokensPerSecond([undefined]), 0);
 });
 
 test("a method whose output diverges from plain decoding is caught loudly", async () => {

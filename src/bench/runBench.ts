@@ -68,6 +68,8 @@ export interface BenchResult {
   /** Outputs that differ from plain decoding's, and how many of them first differ at a near-tie (llama.cpp's rounding). */
   readonly differing?: { outputs: number; nearTies: number };
   readonly acceptanceByPosition: number[];
+  /** Tokens of each prompt's output (end of generation excluded), in the category's prompt order. */
+  readonly tokensPerPrompt: number[];
   /** Mean guesses the planner allowed per step. */
   readonly meanDraft: number;
   /** Guesses checked per target pass. */
@@ -143,6 +145,7 @@ export async function runBench(opened: OpenedTarget, s: BenchSettings): Promise<
         identical: greedy ? (m.method === "none" ? true : r.sameAsReference === true) : undefined,
         ...(r.differing ? { differing: { outputs: r.differing, nearTies: r.nearTies ?? 0 } } : {}),
         acceptanceByPosition: r.acceptanceByPosition,
+        tokensPerPrompt: r.results.map((x) => x.tokens.length),
         meanDraft: calls > 0 ? budget / calls : 0,
         nodesPerPass: r.nodesPerPass,
         draftShare: r.draftShare,

@@ -99,8 +99,8 @@ async function runBenchCommand(o: BenchCliOptions): Promise<void> {
     }
     let peers: PeerResult[] = [];
     if (o.peers === "auto") {
-      const plain = new Map(results.filter((r) => r.method === "none").map((r) => [r.category, r.tokensPerSecond]));
-      const categories = new Map([...new Set(prompts.map((p) => p.category))].map((c) => [c, { prompts: prompts.filter((p) => p.category === c).map((p) => p.text), plainTokensPerSecond: plain.get(c)! }]));
+      const plain = new Map(results.filter((r) => r.method === "none").map((r) => [r.category, r]));
+      const categories = new Map([...new Set(prompts.map((p) => p.category))].map((c) => [c, { prompts: prompts.filter((p) => p.category === c).map((p) => p.text), plainTokensPerSecond: plain.get(c)!.tokensPerSecond, plainTokens: plain.get(c)!.tokensPerPrompt }]));
       const draftModel = (o.draftModel as string | undefined) ?? opened.family?.draft;
       const threadCounts = threads !== undefined ? [threads] : [...new Set([1, cpus().length])];
       if (tty) process.stderr.write("measuring the peers on the same file and prompts…\n");
