@@ -225,6 +225,36 @@ test("a fixed planner gives the budget asked for, capped by the step's limits", 
   assert.deepEqual(new FixedPlanner(0, 24).plan(LIMITS), { maxDepth: 0, maxNodes: 0 });
 });
 
+test("a generation's first speculative pass, slower than later ones, is part of its price: short generations then do not start", () => {
+  const c = (n: number) => 1 + 0.08 * (n - 1);
+  const limits = { maxDepth: 200, maxNodes: 16 };
+  const run = (firstPassExtra: number) => {
+    const planner = new CostModelPlanner(table(c), fixedAcceptance(0.7, 0.8));
+    const { rates, best } = planner.rates(limits);
+    const saving = 1 / rates[0] - 1 / rates[best];
+    for (let g = 0; g < 4; g++) {
+      planner.begin();
+      let first = true;
+      for (let made = 0; made < 10; made++) {
+        const plan = planner.plan(limits);
+        const extra = plan.maxNodes > 0 && first ? firstPassExtra * saving : 0;
+        planner.observe({ plan, nodes: plan.maxNodes, path: [], draftMs: 0, passMs: c(1 + plan.maxNodes) + extra });
+        if (plan.maxNodes > 0) first = false;
+      }
+    }
+    planner.begin();
+    return { catchUp: planner.state().catchUpMs / saving, starts: planner.plan(limits).maxNodes > 0 };
+  };
+  // A first pass costing what 20 tokens of speculation save: learned, and 10-token generations no longer start.
+  const slow = run(20);
+  assert.ok(slow.catchUp > 10, `catch-up ${slow.catchUp} tokens' saving`);
+  assert.equal(slow.starts, false);
+  // A first pass like the others: nothing to pay, it starts.
+  const even = run(0);
+  assert.equal(even.catchUp, 0);
+  assert.equal(even.starts, true);
+});
+
 test("a generation's first proposal pays for the drafter catching up with the prompt: after short generations it does not start, after long ones it does", () => {
   const c = (n: number) => 1 + 0.08 * (n - 1);
   const planner = new CostModelPlanner(table(c), fixedAcceptance(0.7, 0.8));

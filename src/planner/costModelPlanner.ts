@@ -22,7 +22,9 @@
 // 16 steps, doubling while they do not pay.
 //
 // A generation's first proposal pays for the drafter catching up with the prompt (a draft model's
-// or a head's prefill): learned as what that proposal cost beyond the drafting line. Until a
+// or a head's prefill) and for a pass slower than later ones (the first of a new shape after the
+// prefill and plain passes): learned as what that proposal's drafting cost beyond the drafting
+// line plus what its pass cost beyond the running speculative ratio and a change of shape. Until a
 // generation has proposed, the planner speculates only where the time it expects to save over the
 // rest of the generation (the tokens still wanted, at most the generations' running mean length
 // less those made, or as many as made if more) exceeds that price: on a small target short
@@ -78,7 +80,7 @@ export interface CostModelState {
   readonly switchMs: number;
   /** What the last probe (one guess while declining) cost beyond a plain pass, ms. */
   readonly probeMs: number;
-  /** What a generation's first proposal costs beyond the drafting line (the drafter catching up with the prompt), ms. */
+  /** What a generation's first proposal costs beyond the drafting line and its pass beyond later passes (the drafter catching up with the prompt, a first pass of its shape), ms. */
   readonly catchUpMs: number;
 }
 
@@ -262,9 +264,14 @@ export class CostModelPlanner implements Planner {
     }
     this.tokensNow += step.path.length + 1;
     // The first proposal of a generation may pay for catching up with the prompt: not a sample
-    // of the line, but of the catching up.
+    // of the line, but of the catching up. Its pass too may run slower than its kind's running
+    // ratio and a change of shape say (after the prefill and plain passes; the tiny default
+    // target's first 2-token pass took 1.3-1.65 ms against ~0.53 settled): part of the entry.
     if (step.plan.maxNodes > 0 && this.fresh) {
-      const excess = Math.max(0, step.draftMs - this.draftCost(step.nodes));
+      const drafting = Math.max(0, step.draftMs - this.draftCost(step.nodes));
+      const change = this.shapes && size !== this.lastPass ? this.switchMs : 0;
+      const passing = Math.max(0, step.passMs - this.scaleSpec * this.pass(size).ms - change);
+      const excess = drafting + passing;
       this.catchUpMs = this.catchUpMs === undefined ? excess : 0.7 * this.catchUpMs + 0.3 * excess;
     }
     if (step.plan.maxNodes > 0 && !this.fresh) {
