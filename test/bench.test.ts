@@ -62,6 +62,19 @@ test("bench --json prints exactly one object with the documented schema; --svg w
   assert.ok(existsSync(svg) && readFileSync(svg, "utf8").startsWith("<svg"), "chart written");
 });
 
+test("bench --control runs plain decoding again as a method: the run's noise floor, never the reference", () => {
+  const prompts = join(tmp, "control.jsonl");
+  writeFileSync(prompts, [JSON.stringify({ prompt: "Once upon a time" }), JSON.stringify({ prompt: STORY })].join("\n") + "\n");
+  const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "bin", "specdec.js"), "bench", "--model", MODEL, "--backend", "builtin", "--prompts", prompts, "--methods", "none,prompt-lookup", "--control", "--max-tokens", "16", "--repeats", "2", "--json", "--peers", "none"], { encoding: "utf8", env, timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.deepEqual(j.results.map((x: { method: string }) => x.method), ["none", "control", "prompt-lookup"]);
+  const [none, control] = j.results;
+  assert.equal(none.speedup, 1);
+  assert.equal(control.identical, true);
+  assert.ok(control.speedup > 0 && Math.abs(control.speedup - control.tokensPerSecond / none.tokensPerSecond) < 1e-9);
+});
+
 test("a native peer's tokens/s counts the output as specdec does: its reported time over specdec's plain output's tokens", () => {
   // llama-speculative-simple reported 13 tokens at 325 t/s for an answer of 12 tokens (the
   // end-of-generation token counted) and 45 at 300 for one of 43 (and a token after it).

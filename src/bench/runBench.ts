@@ -50,6 +50,11 @@ export interface BenchSettings {
   readonly sampling?: Partial<SamplingSettings>;
   /** The target's pass costs (for the bound and the cost model). */
   readonly passCost: PassCostTable;
+  /**
+   * Also run plain decoding a second time as method "control", interleaved like the others: its
+   * speedup over "none" is the run's noise floor (the two do the same work). Default false.
+   */
+  readonly control?: boolean;
   /** Measure the hidden-state pass costs again (once, for the first method that reads them), as the caller did passCost. Default false. */
   readonly refreshCost?: boolean;
   /** Called after each method × category: (done, total, what). */
@@ -83,11 +88,15 @@ export interface BenchResult {
   readonly drafterState?: string;
 }
 
+/** The label of plain decoding run again as a method (BenchSettings.control). */
+export const CONTROL = "control";
+
 /** Measure every method over the prompts, by category; plain decoding's outputs are the reference. */
 export async function runBench(opened: OpenedTarget, s: BenchSettings): Promise<BenchResult[]> {
   const categories = [...new Set(s.prompts.map((p) => p.category))];
   const byCategory = new Map(categories.map((c) => [c, s.prompts.filter((p) => p.category === c).map((p) => p.text)]));
-  const methods = [{ label: "none", method: "none" } as BenchMethod, ...s.methods.filter((m) => m.method !== "none")];
+  const plain: BenchMethod = { label: "none", method: "none" };
+  const methods = [plain, ...(s.control ? [{ label: CONTROL, method: "none" }] : []), ...s.methods.filter((m) => m.method !== "none")];
   const greedy = (s.sampling?.temperature ?? 0) === 0;
   const results: BenchResult[] = [];
   const reference = new Map<string, Token[][]>();
@@ -128,8 +137,8 @@ export async function runBench(opened: OpenedTarget, s: BenchSettings): Promise<
       }
     }
     for (const { m, category, drafter, planner, table, runs } of cells) {
-      const r = await summarizeRuns(opened.target, byCategory.get(category)!, runs, greedy && m.method !== "none" ? reference.get(category) : undefined);
-      if (m.method === "none") {
+      const r = await summarizeRuns(opened.target, byCategory.get(category)!, runs, greedy && m !== plain ? reference.get(category) : undefined);
+      if (m === plain) {
         reference.set(category, r.results.map((x) => x.tokens));
         baseline.set(category, r.tokensPerSecond);
       }
@@ -142,7 +151,7 @@ export async function runBench(opened: OpenedTarget, s: BenchSettings): Promise<
         tau: r.tau,
         tokensPerSecond: r.tokensPerSecond,
         speedup: r.tokensPerSecond / baseline.get(category)!,
-        identical: greedy ? (m.method === "none" ? true : r.sameAsReference === true) : undefined,
+        identical: greedy ? (m === plain ? true : r.sameAsReference === true) : undefined,
         ...(r.differing ? { differing: { outputs: r.differing, nearTies: r.nearTies ?? 0 } } : {}),
         acceptanceByPosition: r.acceptanceByPosition,
         tokensPerPrompt: r.results.map((x) => x.tokens.length),

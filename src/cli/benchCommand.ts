@@ -32,6 +32,7 @@ interface BenchCliOptions extends TargetCliOptions {
   json?: boolean;
   svg?: string;
   peers: "auto" | "none";
+  control?: boolean;
   [methodOption: string]: unknown;
 }
 
@@ -48,6 +49,7 @@ export function addBenchCommand(cli: Command): void {
     .option("--draft-max <k>", "a fixed draft length for every method (default: the cost model chooses per step)", integer(0, 256))
     .addOption(new Option("--planner <how>", "auto: the cost model picks each step's budget; fixed: each method's default draft length").choices(["auto", "fixed"]).default("auto"))
     .option("--refresh-cost", "measure the target's pass costs again (and those with hidden states, for methods that read them)")
+    .option("--control", `also run plain decoding a second time as method "control", interleaved like the others: its speedup over "none" is this run's noise floor`)
     .option("--json", "print one JSON object instead of tables")
     .option("--svg <file>", "write a chart (speedup per method and category, the pass-cost curve)")
     .addOption(new Option("--peers <which>", "auto: also measure node-llama-cpp's loop with its predictors and llama.cpp's native programs (where `npm run bench:anchors` built them) on the same file and prompts; none: only specdec").choices(["auto", "none"]).default("auto"));
@@ -81,7 +83,7 @@ async function runBenchCommand(o: BenchCliOptions): Promise<void> {
     if (tty) process.stderr.write("measuring the target's pass costs (cached per model file, backend and machine)…\n");
     const passCost = await openPassCost(opened, { read: greedy ? "argmax" : "probabilities", refresh: o.refreshCost });
     const benchMethods: BenchMethod[] = names.map((m) => ({ label: m, method: m, options: optionsFor(m), planner: { draftMax: o.draftMax, fixed: o.planner === "fixed" } }));
-    bar?.start((benchMethods.filter((m) => m.method !== "none").length + 1) * new Set(prompts.map((p) => p.category)).size, 0, { what: "none" });
+    bar?.start((benchMethods.filter((m) => m.method !== "none").length + (o.control ? 2 : 1)) * new Set(prompts.map((p) => p.category)).size, 0, { what: "none" });
     let results: BenchResult[];
     try {
       results = await runBench(opened, {
@@ -92,6 +94,7 @@ async function runBenchCommand(o: BenchCliOptions): Promise<void> {
         sampling: { temperature: o.temperature, seed: o.seed },
         passCost,
         refreshCost: o.refreshCost,
+        control: o.control,
         onProgress: (done, _total, what) => bar?.update(done, { what }),
       });
     } finally {
