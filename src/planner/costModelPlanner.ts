@@ -258,6 +258,7 @@ export class CostModelPlanner implements Planner {
     const onPath = new Set(step.path);
     // Filler the pass was padded with stands for guesses the drafter did not make: paid for, never accepted.
     const size = step.passTokens ?? 1 + step.nodes;
+    const tabled = this.pass(size).ms;
     for (let r = 0; r < Math.max(step.nodes, size - 1); r++) {
       this.proposed[r] = (this.proposed[r] ?? 0) * this.forget + 1;
       this.accepted[r] = (this.accepted[r] ?? 0) * this.forget + (onPath.has(r) ? 1 : 0);
@@ -270,7 +271,7 @@ export class CostModelPlanner implements Planner {
     if (step.plan.maxNodes > 0 && this.fresh) {
       const drafting = Math.max(0, step.draftMs - this.draftCost(step.nodes));
       const change = this.shapes && size !== this.lastPass ? this.switchMs : 0;
-      const passing = Math.max(0, step.passMs - this.scaleSpec * this.pass(size).ms - change);
+      const passing = Math.max(0, step.passMs - this.scaleSpec * tabled - change);
       const excess = drafting + passing;
       this.catchUpMs = this.catchUpMs === undefined ? excess : 0.7 * this.catchUpMs + 0.3 * excess;
     }
@@ -287,7 +288,6 @@ export class CostModelPlanner implements Planner {
       this.probeMs = Math.max(0, step.draftMs + step.passMs + back - this.scalePlain * this.pass(1).ms);
       this.probing = false;
     }
-    const tabled = this.pass(size).ms;
     if (tabled > 0 && step.passMs > 0) {
       const plain = size === 1;
       if (!this.shapes || size === this.lastPass) {

@@ -91,7 +91,8 @@ export async function runPeers(s: PeerSettings): Promise<PeerResult[]> {
  * of the text (plainTokens[i], specdec's plain output of prompt i) over the time the program
  * reports for decoding it. The programs count the end-of-generation token, and
  * llama-speculative-simple every token of the step that made it, so their own figure runs high on
- * short answers (docs/measurements.md); with the same greedy output that is the same work. Without plainTokens, or for a prompt beyond them, the program's own count.
+ * short answers (docs/measurements.md); with the same greedy output that is the same work.
+ * Without plainTokens, or for a prompt beyond them, the program's own count.
  */
 export function nativeTokensPerSecond(runs: readonly (NativeRun | undefined)[], plainTokens?: readonly number[]): number {
   let tokens = 0, seconds = 0;
